@@ -1,0 +1,122 @@
+/**
+ * TypeScript shapes of the messages in `proto/smart_routing.proto`. Field names are the proto's in
+ * camelCase; enums are short lowercase strings (`WORKER_STATE_READY` -> `'ready'`).
+ */
+
+/** Bumped only on a breaking change of the wire contract. */
+export const PROTOCOL_VERSION = 1;
+
+export type WorkerState = 'unspecified' | 'ready' | 'draining';
+export type TaskErrorCode =
+  | 'unspecified'
+  | 'bad_parameters'
+  | 'unknown_task_type'
+  | 'label_load_failed'
+  | 'label_not_found'
+  | 'inference_failed'
+  | 'internal'
+  | 'draining'
+  | 'no_slot';
+export type LabelEventKind = 'unspecified' | 'loaded' | 'evicted' | 'load_failed';
+export type LabelOrderAction = 'unspecified' | 'load' | 'unload';
+
+export interface Hello {
+  protocolVersion: number;
+  workerId: string;
+  labelCapacity: number;
+  taskSlots: number;
+  /** Most recently used first. */
+  loadedLabels: string[];
+  taskTypes: string[];
+  state: WorkerState;
+}
+
+export interface TaskError {
+  code: TaskErrorCode;
+  message: string;
+}
+
+export interface TaskResult {
+  taskId: string;
+  /** Exactly one of `resultJson` and `error` is set. */
+  resultJson?: string;
+  error?: TaskError;
+  label: string;
+  labelMiss: boolean;
+  loadMs: number;
+  runMs: number;
+  loadedLabels: string[];
+}
+
+export interface LabelEvent {
+  kind: LabelEventKind;
+  label: string;
+  durationMs: number;
+  message: string;
+  loadedLabels: string[];
+}
+
+export interface Heartbeat {
+  inFlight: number;
+  state: WorkerState;
+  loadedLabels: string[];
+  pingId: number;
+}
+
+export interface Welcome {
+  protocolVersion: number;
+  heartbeatIntervalMs: number;
+}
+
+export interface RunTask {
+  taskId: string;
+  taskType: string;
+  label: string;
+  parametersJson: string;
+  /** Empty string: nothing to evict. */
+  evictLabel: string;
+  attempt: number;
+  deadlineUnixMs: number;
+}
+
+export interface LabelOrder {
+  action: LabelOrderAction;
+  label: string;
+}
+
+export interface Drain {
+  reason: string;
+}
+
+export interface Ping {
+  pingId: number;
+}
+
+/** A frame from a worker, tagged by `body`. */
+export type WorkerMessage =
+  | { body: 'hello'; hello: Hello }
+  | { body: 'taskResult'; taskResult: TaskResult }
+  | { body: 'labelEvent'; labelEvent: LabelEvent }
+  | { body: 'heartbeat'; heartbeat: Heartbeat };
+
+/** A frame from the dispatcher, tagged by `body`. */
+export type DispatcherMessage =
+  | { body: 'welcome'; welcome: Welcome }
+  | { body: 'runTask'; runTask: RunTask }
+  | { body: 'labelOrder'; labelOrder: LabelOrder }
+  | { body: 'drain'; drain: Drain }
+  | { body: 'ping'; ping: Ping };
+
+/** Input for encoding: any field left out takes its proto default. */
+export type WorkerMessageInput =
+  | { hello: Partial<Hello> }
+  | { taskResult: Partial<TaskResult> & { taskId: string } }
+  | { labelEvent: Partial<LabelEvent> }
+  | { heartbeat: Partial<Heartbeat> };
+
+export type DispatcherMessageInput =
+  | { welcome: Partial<Welcome> }
+  | { runTask: Partial<RunTask> & { taskId: string } }
+  | { labelOrder: Partial<LabelOrder> }
+  | { drain: Partial<Drain> }
+  | { ping: Partial<Ping> };
