@@ -1,0 +1,202 @@
+#!/usr/bin/env node
+/**
+ * `npm run benchmark -- [flags]`: replays the original's experiment against a live stack (started
+ * here, or `--dispatcher-url`), per policy, on identical traffic, and prints the original's
+ * summary lines plus latency percentiles, evictions, load times, the miss floor and the
+ * simulator's prediction.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { generateDemoModels } from '@smart-routing/model-repo';
+import { measureLoadTime } from './calibrate.js';
+import { meanArrivalIntervalS, PRESETS, scaledWaits, type Preset } from './presets.js';
+import { runBenchmark, type RunResult } from './run-benchmark.js';
+import { simulate, type SimulationResult } from './simulator.js';
+import { formatComparison, formatSummary } from './report.js';
+import { parseLabelDistribution, type LabelDistribution, type TrafficOptions } from './traffic.js';
+
+const POLICIES = ['random', 'idle-first', 'affinity'] as const;
+
+const program: Command = new Command('benchmark')
+  .description('Benchmark routing policies on a live smart-routing stack.')
+  .option('--requests <n>', 'total requests', '2400')
+  .option('--producers <n>', 'concurrent producers', '2')
+  .option('--wait-avg <s>', 'closed loop: mean wait between a reply and the next request, seconds', '2.5')
+  .option(
+    '--wait-stddev <s>',
+    'closed loop: standard deviation of the wait, seconds (normal, floored at 0)',
+    '1.0',
+  )
+  .option('--labels <n>', 'distinct labels (models)', '5')
+  .option('--workers <n>', 'worker processes', '2')
+  .option('--label-capacity <n>', 'labels each worker holds', '2')
+  .option('--slots <n>', 'concurrent tasks per worker', '1')
+  .option('--random-dispatch', 'use the random policy (same as --policy random)', false)
+  .addOption(new Option('--policy <name>', 'routing policy').choices([...POLICIES]).default('affinity'))
+  .option('--seed <n>', 'RNG seed: the same seed gives every policy the same traffic', '1')
+  .option('--label-dist <dist>', 'uniform | zipf:<s>', 'uniform')
+  .addOption(
+    new Option('--arrival <mode>', 'closed loop (the original) or open loop (Poisson)')
+      .choices(['closed', 'open'])
+      .default('closed'),
+  )
+  .option('--rate <n>', 'open loop arrival rate, tasks/s', '4')
+  .option('--dispatcher-url <url>', 'target a running stack instead of starting one')
+  .option(
+    '--log-file <path>',
+    'with --dispatcher-url: the collector file of that stack, to count misses from logs',
+  )
+  .option('--model-size-mb <n>', 'size of each generated model (sets the load time)', '24')
+  .option('--models <dir>', 'model repository the benchmark generates and uses', './.bench-models')
+  .option('--log-dir <dir>', 'log collector folder', './logs')
+  .addOption(
+    new Option('--preset <name>', "the original's experiment, time-compressed").choices(Object.keys(PRESETS)),
+  )
+  .option('--compare', 'run random, idle-first and affinity on identical traffic, side by side', false)
+  .option('--out <file>', 'write the results as JSON')
+  .parse();
+
+const o = program.opts<{
+  requests: string;
+  producers: string;
+  waitAvg: string;
+  waitStddev: string;
+  labels: string;
+  workers: string;
+  labelCapacity: string;
+  slots: string;
+  randomDispatch: boolean;
+  policy: string;
+  seed: string;
+  labelDist: string;
+  arrival: 'closed' | 'open';
+  rate: string;
+  dispatcherUrl?: string;
+  logFile?: string;
+  modelSizeMb: string;
+  models: string;
+  logDir: string;
+  preset?: Preset['name'];
+  compare: boolean;
+  out?: string;
+}>();
+
+function positive(name: string, text: string, integer = true): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) {
+    program.error(
+      `--${name} must be a ${integer ? 'non-negative integer' : 'non-negative number'}, got "${text}"`,
+    );
+  }
+  return n;
+}
+
+const preset = o.preset ? PRESETS[o.preset] : undefined;
+const labels = preset?.labels ?? positive('labels', o.labels);
+const workers = preset?.workers ?? positive('workers', o.workers);
+const labelCapacity = preset?.labelCapacity ?? positive('label-capacity', o.labelCapacity);
+const slots = preset?.slots ?? positive('slots', o.slots);
+const producers = preset?.producers ?? positive('producers', o.producers);
+const requests = preset?.requests ?? positive('requests', o.requests);
+const modelSizeMb = preset?.modelSizeMb ?? positive('model-size-mb', o.modelSizeMb, false);
+let labelDist: LabelDistribution = { kind: 'uniform' };
+try {
+  labelDist = parseLabelDistribution(o.labelDist);
+} catch (err) {
+  program.error((err as Error).message);
+}
+
+const modelRepository = resolve(o.models, `${modelSizeMb}mb`);
+if (!o.dispatcherUrl) {
+  console.log(`models: ${labels} x ${modelSizeMb} MB in ${modelRepository}`);
+  await generateDemoModels({ dir: modelRepository, count: labels, sizeMb: modelSizeMb });
+}
+
+// Calibrate: the measured load time sets the preset's waits and the simulator's load model.
+const loadS = o.dispatcherUrl ? undefined : (await measureLoadTime(modelRepository, 'label-1')) / 1000;
+let waitAvgS = positive('wait-avg', o.waitAvg, false);
+let waitStddevS = positive('wait-stddev', o.waitStddev, false);
+if (preset) {
+  if (loadS === undefined)
+    program.error('--preset needs a stack started by the benchmark (no --dispatcher-url)');
+  ({ waitAvgS, waitStddevS } = scaledWaits(preset, loadS));
+}
+const interval = meanArrivalIntervalS(waitAvgS, producers);
+if (loadS !== undefined) {
+  console.log(
+    `measured load time ${(loadS * 1000).toFixed(1)} ms; waits ${waitAvgS.toFixed(3)} +/- ${waitStddevS.toFixed(3)} s; ` +
+      `load / mean arrival interval = ${(loadS / interval).toFixed(3)}` +
+      (preset
+        ? ` (original: ${(0.45 / meanArrivalIntervalS(preset.originalWaitAvgS, producers)).toFixed(3)})`
+        : ''),
+  );
+}
+
+const traffic: TrafficOptions = {
+  requests,
+  producers,
+  labels,
+  labelDist,
+  arrival: o.arrival,
+  waitAvgS,
+  waitStddevS,
+  rate: positive('rate', o.rate, false),
+  seed: positive('seed', o.seed),
+};
+const policies = o.compare ? [...POLICIES] : [o.randomDispatch ? 'random' : o.policy];
+
+const results: { live: RunResult; simulated: SimulationResult | undefined }[] = [];
+for (const policy of policies) {
+  console.log(`\n== ${policy} ==`);
+  const bar = new cliProgress.SingleBar(
+    {
+      format: `${policy} [{bar}] {value}/{total} requests | {failed} failed | {eta_formatted} left`,
+      hideCursor: true,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let failed = 0;
+  bar.start(requests, 0, { failed });
+  const live = await runBenchmark({
+    traffic,
+    policy,
+    workers,
+    labelCapacity,
+    slots,
+    modelRepository,
+    dispatcherUrl: o.dispatcherUrl,
+    logFile: o.logFile,
+    logDir: o.logDir,
+    onProgress: (out) => {
+      if (out.status !== 200) failed++;
+      bar.increment(1, { failed });
+    },
+  });
+  bar.stop();
+  const loadMs = live.meanLoadMs ?? (loadS ?? 0) * 1000;
+  const simulated = simulate({
+    traffic,
+    policy,
+    workers,
+    labelCapacity,
+    slots,
+    loadMs,
+    runMs: live.averageTaskRuntimeS !== null ? live.averageTaskRuntimeS * 1000 : 2,
+  });
+  console.log(formatSummary(live, simulated));
+  results.push({ live, simulated });
+}
+if (results.length > 1) console.log(`\n${formatComparison(results)}`);
+
+if (o.out) {
+  const out = resolve(o.out);
+  await mkdir(dirname(out), { recursive: true });
+  const command = `npm run benchmark -- ${process.argv.slice(2).join(' ')}`;
+  await writeFile(
+    out,
+    `${JSON.stringify({ command, date: new Date().toISOString(), preset: preset?.name ?? null, measuredLoadMs: loadS !== undefined ? loadS * 1000 : null, loadToIntervalRatio: loadS !== undefined ? loadS / interval : null, traffic, workers, labelCapacity, slots, modelSizeMb, results }, null, 2)}\n`,
+  );
+  console.log(`\nwrote ${out}`);
+}

@@ -1,0 +1,10 @@
+export { startStack, freePort } from './stack.js';
+export type { Stack, StackOptions } from './stack.js';
+export { simulate } from './simulator.js';
+export type { SimulationOptions, SimulationResult } from './simulator.js';
+export { planTraffic, parseLabelDistribution } from './traffic.js';
+export type { LabelDistribution, PlannedRequest, TrafficOptions } from './traffic.js';
+export { missFloor, beladyMisses, summariseLogFile, summariseRecords, promSum } from './summary.js';
+export type { LogSummary } from './summary.js';
+export { runBenchmark } from './run-benchmark.js';
+export type { RunResult, RunSettings } from './run-benchmark.js';

@@ -1,0 +1,124 @@
+import { summariseLogFile, missFloor, promSum, type LogSummary } from './summary.js';
+import { summariseLatency, type LatencySummary } from './stats.js';
+import { produce, type RequestOutcome } from './producer.js';
+import { startStack } from './stack.js';
+import type { PlannedRequest, TrafficOptions } from './traffic.js';
+import { planTraffic } from './traffic.js';
+
+/** Settings of one benchmark run (one policy). */
+export interface RunSettings {
+  traffic: TrafficOptions;
+  policy: string;
+  workers: number;
+  labelCapacity: number;
+  slots: number;
+  modelRepository: string;
+  /** Target an already running dispatcher instead of starting a stack. */
+  dispatcherUrl?: string;
+  /** With dispatcherUrl: the collector file to summarise, if known. */
+  logFile?: string;
+  logDir: string;
+  onProgress?: (o: RequestOutcome) => void;
+}
+
+/** Everything one run measured. */
+export interface RunResult {
+  policy: string;
+  totalRequests: number;
+  tasksCompleted: number;
+  failedRequests: number;
+  failuresByCode: Record<string, number>;
+  synchronousRequests: number;
+  dispatchedJobs: number;
+  labelMisses: { log: number | null; metrics: number };
+  labelHits: number;
+  evictions: number;
+  averageTaskRuntimeS: number | null;
+  latencyMs: LatencySummary;
+  loadMsByLabel: Record<string, number>;
+  meanLoadMs: number | null;
+  missFloor: number;
+  wallS: number;
+  logFile?: string;
+}
+
+async function scrape(url: string): Promise<string> {
+  const res = await fetch(`${url}/metrics`);
+  return res.text();
+}
+
+/** Runs one policy over the traffic plan and summarises it. */
+export async function runBenchmark(s: RunSettings): Promise<RunResult> {
+  const plan = planTraffic(s.traffic);
+  const stack = s.dispatcherUrl
+    ? undefined
+    : await startStack({
+        modelRepository: s.modelRepository,
+        workers: s.workers,
+        labelCapacity: s.labelCapacity,
+        slots: s.slots,
+        policy: s.policy,
+        logDir: s.logDir,
+        runId: `${s.policy}-${Date.now()}`,
+        logLevel: 'info',
+      });
+  const dispatcherUrl = s.dispatcherUrl ?? stack!.dispatcherUrl;
+  let outcomes: RequestOutcome[];
+  let before: string;
+  let after: string;
+  const started = performance.now();
+  try {
+    before = await scrape(dispatcherUrl);
+    outcomes = await produce(plan, {
+      dispatcherUrl,
+      taskType: 'embed_texts',
+      parameters: (r: PlannedRequest) => JSON.stringify({ texts: [`request ${r.index} for ${r.label}`] }),
+      runId: `bench-${s.policy}-${s.traffic.seed}-${Date.now()}`,
+      arrival: s.traffic.arrival,
+      onDone: s.onProgress,
+    });
+    after = await scrape(dispatcherUrl);
+  } finally {
+    await stack?.close();
+  }
+  const wallS = (performance.now() - started) / 1000;
+  const delta = (name: string, filter?: Record<string, string>): number =>
+    promSum(after, name, filter) - promSum(before, name, filter);
+  const logFile = stack?.logFile ?? s.logFile;
+  let log: LogSummary | undefined;
+  if (logFile) log = await summariseLogFile(logFile);
+
+  const failures = outcomes.filter((o) => o.status !== 200);
+  const failuresByCode: Record<string, number> = {};
+  for (const f of failures) {
+    const code = f.errorCode?.startsWith('transport_error') ? 'transport_error' : (f.errorCode ?? 'unknown');
+    failuresByCode[code] = (failuresByCode[code] ?? 0) + 1;
+  }
+  const labelsInOrder = plan
+    .flat()
+    .sort((a, b) => a.index - b.index)
+    .map((r) => r.label);
+  return {
+    policy: s.policy,
+    totalRequests: outcomes.length,
+    tasksCompleted: outcomes.length - failures.length,
+    failedRequests: failures.length,
+    failuresByCode,
+    synchronousRequests: outcomes.length,
+    dispatchedJobs: delta('smart_routing_tasks_total') + delta('smart_routing_task_retries_total'),
+    labelMisses: { log: log ? log.labelMisses : null, metrics: delta('smart_routing_label_misses_total') },
+    labelHits: delta('smart_routing_label_hits_total'),
+    evictions: log ? log.evictions : delta('smart_routing_label_evictions_total'),
+    averageTaskRuntimeS: log ? log.averageTaskRuntimeS : null,
+    latencyMs: summariseLatency(outcomes.map((o) => o.latencyMs)),
+    loadMsByLabel: log?.loadMsByLabel ?? {},
+    meanLoadMs: log && Number.isFinite(log.meanLoadMs) ? log.meanLoadMs : null,
+    missFloor: missFloor(
+      labelsInOrder,
+      s.workers * s.labelCapacity,
+      s.traffic.labelDist.kind === 'uniform' && s.traffic.arrival === 'closed' ? s.traffic.labels : undefined,
+    ),
+    wallS,
+    logFile,
+  };
+}

@@ -1,0 +1,279 @@
+import { Router, seededRandom, type Decision, type PolicyName } from '@smart-routing/dispatcher';
+import { summariseLatency, type LatencySummary } from './stats.js';
+import { planTraffic, type PlannedRequest, type TrafficOptions } from './traffic.js';
+
+/**
+ * A discrete-event simulation of a whole run: the dispatcher's real routing core (`Router`) with a
+ * virtual clock, modelled workers (load and run times from options) and the same traffic plan as
+ * the live benchmark. Deterministic for a given seed; a 2400-request run takes milliseconds.
+ *
+ *   producers ──submit──> Router ──send──> SimWorker: [evict] [load loadMs] run runMs
+ *        ^                  ^                         │
+ *        └──── next after ──┴──── taskFinished <──────┘   (labelEvent loaded after the load)
+ */
+
+export interface SimulationOptions {
+  traffic: TrafficOptions;
+  policy: string;
+  workers: number;
+  labelCapacity: number;
+  slots: number;
+  /** Load time, ms: one number for every label, or per label. */
+  loadMs: number | Record<string, number>;
+  /** Handler run time, ms. */
+  runMs: number;
+  /** How often the dispatcher re-examines waiting tasks, ms (the live dispatcher's tick). Default 20. */
+  tickMs?: number;
+}
+
+export interface SimulationResult {
+  policy: string;
+  labelMisses: number;
+  completed: number;
+  rejected: number;
+  evictions: number;
+  latencyMs: LatencySummary;
+  /** Virtual duration of the run, s. */
+  virtualS: number;
+}
+
+interface SimWorker {
+  id: string;
+  capacity: number;
+  /** Most recently used first. */
+  loaded: string[];
+  /** Label -> virtual time its load completes (for tasks that arrive mid-load). */
+  readyAt: Map<string, number>;
+}
+
+type SimEvent =
+  | { at: number; seq: number; kind: 'submit'; req: PlannedRequest }
+  | {
+      at: number;
+      seq: number;
+      kind: 'finish';
+      workerId: string;
+      req: PlannedRequest;
+      miss: boolean;
+      loadMs: number;
+    }
+  | { at: number; seq: number; kind: 'loaded'; workerId: string; label: string; loadMs: number }
+  | { at: number; seq: number; kind: 'tick' };
+
+type NewEvent = SimEvent extends unknown
+  ? SimEvent extends infer E
+    ? E extends SimEvent
+      ? Omit<E, 'seq'>
+      : never
+    : never
+  : never;
+
+/** A binary min-heap of events by (time, sequence). */
+class EventQueue {
+  private heap: SimEvent[] = [];
+  private seq = 0;
+  get size(): number {
+    return this.heap.length;
+  }
+  push(e: NewEvent): void {
+    const ev = { ...e, seq: this.seq++ } as SimEvent;
+    const h = this.heap;
+    h.push(ev);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!before(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+  pop(): SimEvent | undefined {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length > 0 && last) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && before(h[l]!, h[m]!)) m = l;
+        if (r < h.length && before(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+function before(a: SimEvent, b: SimEvent): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+}
+
+/** Runs the simulation to the last request. */
+export function simulate(o: SimulationOptions): SimulationResult {
+  const router = new Router({ policy: o.policy as PolicyName, random: seededRandom(o.traffic.seed + 1) });
+  const plan = planTraffic(o.traffic);
+  const tickMs = o.tickMs ?? 20;
+  const loadFor = (label: string): number =>
+    typeof o.loadMs === 'number' ? o.loadMs : (o.loadMs[label] ?? 0);
+  const events = new EventQueue();
+  const workers = new Map<string, SimWorker>();
+  const byTask = new Map<string, PlannedRequest>();
+  const submittedAt = new Map<string, number>();
+  const nextOf = new Map<number, PlannedRequest | undefined>();
+  const latencies: number[] = [];
+  let misses = 0;
+  let completed = 0;
+  let rejected = 0;
+  let evictions = 0;
+  let tickPending = false;
+  let now = 0;
+
+  for (const requests of plan) {
+    requests.forEach((r, i) => nextOf.set(r.index, requests[i + 1]));
+    if (o.traffic.arrival === 'closed') {
+      if (requests[0]) events.push({ at: 0, kind: 'submit', req: requests[0] });
+    } else {
+      for (const r of requests) events.push({ at: r.atS * 1000, kind: 'submit', req: r });
+    }
+  }
+
+  const evict = (w: SimWorker, label: string): void => {
+    const i = w.loaded.indexOf(label);
+    if (i === -1) return;
+    w.loaded.splice(i, 1);
+    w.readyAt.delete(label);
+    evictions++;
+    router.labelEvent(now, w.id, { kind: 'evicted', label, loadedLabels: [...w.loaded] });
+  };
+
+  const afterRequest = (req: PlannedRequest): void => {
+    if (o.traffic.arrival !== 'closed') return;
+    const next = nextOf.get(req.index);
+    if (next) events.push({ at: now + req.waitAfterS * 1000, kind: 'submit', req: next });
+  };
+
+  const apply = (decisions: Decision[]): void => {
+    for (const d of decisions) {
+      if (d.type === 'send') {
+        const w = workers.get(d.workerId)!;
+        const req = byTask.get(d.taskId)!;
+        if (d.evictLabel) evict(w, d.evictLabel);
+        let start = now;
+        let miss = false;
+        let loadMs = 0;
+        const i = w.loaded.indexOf(d.label);
+        if (i === -1) {
+          if (w.loaded.length >= w.capacity) evict(w, w.loaded[w.loaded.length - 1]!);
+          miss = true;
+          loadMs = loadFor(d.label);
+          w.loaded.unshift(d.label);
+          w.readyAt.set(d.label, now + loadMs);
+          events.push({ at: now + loadMs, kind: 'loaded', workerId: w.id, label: d.label, loadMs });
+          start = now + loadMs;
+        } else {
+          w.loaded.splice(i, 1);
+          w.loaded.unshift(d.label);
+          start = Math.max(now, w.readyAt.get(d.label) ?? now);
+        }
+        events.push({ at: start + o.runMs, kind: 'finish', workerId: w.id, req, miss, loadMs });
+      } else if (d.type === 'reject') {
+        rejected++;
+        const req = byTask.get(d.taskId)!;
+        byTask.delete(d.taskId);
+        afterRequest(req);
+      } else if (d.type === 'load') {
+        const w = workers.get(d.workerId)!;
+        if (!w.loaded.includes(d.label)) {
+          if (w.loaded.length >= w.capacity) evict(w, w.loaded[w.loaded.length - 1]!);
+          w.loaded.unshift(d.label);
+          const loadMs = loadFor(d.label);
+          w.readyAt.set(d.label, now + loadMs);
+          events.push({ at: now + loadMs, kind: 'loaded', workerId: w.id, label: d.label, loadMs });
+        }
+      } else if (d.type === 'unload') {
+        evict(workers.get(d.workerId)!, d.label);
+      }
+    }
+    if (!tickPending && router.queuedCount > 0) {
+      tickPending = true;
+      events.push({ at: now + tickMs, kind: 'tick' });
+    }
+  };
+
+  for (let i = 0; i < o.workers; i++) {
+    const w: SimWorker = { id: `sim-${i + 1}`, capacity: o.labelCapacity, loaded: [], readyAt: new Map() };
+    workers.set(w.id, w);
+    apply(
+      router.addWorker(0, {
+        id: w.id,
+        labelCapacity: o.labelCapacity,
+        taskSlots: o.slots,
+        loadedLabels: [],
+        taskTypes: ['embed_texts'],
+      }),
+    );
+  }
+
+  for (let ev = events.pop(); ev; ev = events.pop()) {
+    now = ev.at;
+    switch (ev.kind) {
+      case 'submit': {
+        const id = `r${ev.req.index}`;
+        byTask.set(id, ev.req);
+        submittedAt.set(id, now);
+        apply(router.submit(now, { id, label: ev.req.label, taskType: 'embed_texts' }));
+        break;
+      }
+      case 'loaded': {
+        const w = workers.get(ev.workerId)!;
+        if (w.loaded.includes(ev.label))
+          apply(
+            router.labelEvent(now, w.id, {
+              kind: 'loaded',
+              label: ev.label,
+              durationMs: ev.loadMs,
+              loadedLabels: [...w.loaded],
+            }),
+          );
+        break;
+      }
+      case 'finish': {
+        const id = `r${ev.req.index}`;
+        if (ev.miss) misses++;
+        completed++;
+        latencies.push(now - submittedAt.get(id)!);
+        byTask.delete(id);
+        const w = workers.get(ev.workerId)!;
+        apply(
+          router.taskFinished(now, w.id, id, {
+            labelMiss: ev.miss,
+            loadMs: ev.loadMs,
+            runMs: o.runMs,
+            loadedLabels: [...w.loaded],
+          }),
+        );
+        afterRequest(ev.req);
+        break;
+      }
+      case 'tick':
+        tickPending = false;
+        apply(router.tick(now));
+        break;
+    }
+  }
+
+  return {
+    policy: o.policy,
+    labelMisses: misses,
+    completed,
+    rejected,
+    evictions,
+    latencyMs: summariseLatency(latencies),
+    virtualS: now / 1000,
+  };
+}
