@@ -1,4 +1,44 @@
 export {
+  ModelConfigError,
+  TRITON_DATA_TYPES,
+  formatModelConfig,
+  onnxTypeToTriton,
+  parseModelConfig,
+  tritonTypeToKserve,
+} from './model-config.js';
+export type { ModelConfig, TensorConfig } from './model-config.js';
+export {
+  CONFIG_FILE,
+  MODEL_FILE,
+  TOKENIZER_CONFIG_FILE,
+  TOKENIZER_FILE,
+  isValidModelName,
+  listModels,
+  modelPaths,
+} from './repository.js';
+export type { ModelPaths } from './repository.js';
+export {
+  DEFAULT_DEMO_COUNT,
+  DEFAULT_DEMO_HIDDEN_SIZE,
+  DEFAULT_DEMO_SEED,
+  DEFAULT_DEMO_SIZE_MB,
+  DEMO_MAX_BATCH_SIZE,
+  demoModelConfig,
+  demoModelName,
+  demoModelSeed,
+  demoVocabSize,
+  encodeDemoModel,
+  fillDemoWeights,
+  generateDemoModels,
+} from './demo-models.js';
+export type { DemoModelOptions } from './demo-models.js';
+export {
+  BERT_SPECIAL_IDS,
+  demoTokenizerConfig,
+  demoTokenizerJson,
+  demoVocabulary,
+} from './demo-tokenizer.js';
+export {
   OnnxAttributeType,
   OnnxDataType,
   OnnxFormatError,

@@ -1,0 +1,295 @@
+import { stat } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { InferenceSession } from 'onnxruntime-node';
+import { pino, type Logger } from 'pino';
+import { MODEL_SERVER_ERRORS, ModelServerError } from './errors.js';
+import { ModelStore } from './model-store.js';
+
+/**
+ * The embedded model server: Triton's HTTP/REST API (KServe v2 + the model-repository extension)
+ * on ONNX Runtime, in explicit model-control mode. Plain `node:http` with a small router: the infer
+ * path has no middleware to pay for.
+ *
+ *   GET  /v2/health/live | /v2/health/ready | /v2
+ *   POST /v2/repository/index                    {"ready"?: bool}
+ *   POST /v2/repository/models/{m}/load | unload
+ *   GET  /v2/models/{m}[/versions/{v}]           metadata
+ *   GET  /v2/models/{m}[/versions/{v}]/ready     200 or 400
+ *   GET  /v2/models/{m}[/versions/{v}]/config    Triton's JSON form of config.pbtxt
+ *   POST /v2/models/{m}[/versions/{v}]/infer     JSON tensors
+ */
+
+/** Server name and version reported by `GET /v2`. */
+export const MODEL_SERVER_NAME = 'smart-routing-model-server';
+export const MODEL_SERVER_VERSION = '0.1.0';
+
+/** Options of `startModelServer`. */
+export interface ModelServerOptions {
+  /** Model repository folder (Triton layout). */
+  repository: string;
+  /** Interface to listen on. Default '127.0.0.1'. */
+  host?: string;
+  /** Port; 0 picks a free one. Default 0. */
+  port?: number;
+  /** Logger. Default: pino at `LOG_LEVEL` (default 'info') to stderr. */
+  logger?: Logger;
+  /** Largest request body accepted, in bytes. Default 64 MiB. */
+  maxBodyBytes?: number;
+  /** ONNX Runtime session options for every model. Default: ORT's defaults. */
+  sessionOptions?: InferenceSession.SessionOptions;
+}
+
+/** A running model server. */
+export interface ModelServerHandle {
+  /** Base URL, e.g. `http://127.0.0.1:8000`. */
+  url: string;
+  port: number;
+  /** Stops listening, drops connections, unloads every model. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+const DEFAULTS = { host: '127.0.0.1', port: 0, maxBodyBytes: 64 * 1024 * 1024 };
+
+/** A pino logger at `LOG_LEVEL` (default 'info') writing to stderr. */
+export function defaultModelServerLogger(): Logger {
+  return pino(
+    { level: process.env.LOG_LEVEL ?? 'info', base: { service: 'model-server' } },
+    pino.destination(2),
+  );
+}
+
+function send(res: ServerResponse, status: number, body?: unknown): void {
+  if (body === undefined) {
+    res.writeHead(status, { 'content-length': '0' });
+    res.end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (declared > limit) {
+      reject(MODEL_SERVER_ERRORS.bodyTooLarge(limit));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        reject(MODEL_SERVER_ERRORS.bodyTooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/** Parses a JSON body; an empty body is `undefined` (Triton allows it for load/unload/index). */
+function parseJson(buf: Buffer): unknown {
+  if (buf.length === 0) return undefined;
+  try {
+    return JSON.parse(buf.toString('utf8')) as unknown;
+  } catch (err) {
+    throw MODEL_SERVER_ERRORS.badJson((err as Error).message);
+  }
+}
+
+function decodeSegment(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw MODEL_SERVER_ERRORS.badRequest(`malformed URL segment '${s}'`);
+  }
+}
+
+type Route =
+  | { kind: 'live' | 'ready' | 'server' | 'index' }
+  | { kind: 'load' | 'unload'; model: string }
+  | { kind: 'model' | 'model-ready' | 'config' | 'infer'; model: string; version?: string };
+
+const METHODS: Record<Route['kind'], string> = {
+  live: 'GET',
+  ready: 'GET',
+  server: 'GET',
+  index: 'POST',
+  load: 'POST',
+  unload: 'POST',
+  model: 'GET',
+  'model-ready': 'GET',
+  config: 'GET',
+  infer: 'POST',
+};
+
+function route(pathname: string): Route | undefined {
+  const parts = pathname.replace(/\/+$/, '').split('/').slice(1);
+  if (parts[0] !== 'v2') return undefined;
+  const rest = parts.slice(1);
+  if (rest.length === 0) return { kind: 'server' };
+  if (rest[0] === 'health' && rest.length === 2) {
+    if (rest[1] === 'live') return { kind: 'live' };
+    if (rest[1] === 'ready') return { kind: 'ready' };
+    return undefined;
+  }
+  if (rest[0] === 'repository') {
+    if (rest.length === 2 && rest[1] === 'index') return { kind: 'index' };
+    if (rest.length === 4 && rest[1] === 'models' && (rest[3] === 'load' || rest[3] === 'unload')) {
+      return { kind: rest[3], model: decodeSegment(rest[2]!) };
+    }
+    return undefined;
+  }
+  if (rest[0] === 'models' && rest.length >= 2) {
+    const model = decodeSegment(rest[1]!);
+    let tail = rest.slice(2);
+    let version: string | undefined;
+    if (tail[0] === 'versions' && tail.length >= 2) {
+      version = decodeSegment(tail[1]!);
+      tail = tail.slice(2);
+    }
+    if (tail.length === 0) return { kind: 'model', model, version };
+    if (tail.length === 1) {
+      if (tail[0] === 'ready') return { kind: 'model-ready', model, version };
+      if (tail[0] === 'config') return { kind: 'config', model, version };
+      if (tail[0] === 'infer') return { kind: 'infer', model, version };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Starts the model server. Nothing is loaded at start (explicit model control). A missing
+ * repository folder is allowed (logged): its index is empty until models appear.
+ */
+export async function startModelServer(options: ModelServerOptions): Promise<ModelServerHandle> {
+  const host = options.host ?? DEFAULTS.host;
+  const logger = options.logger ?? defaultModelServerLogger();
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
+  const store = new ModelStore({
+    repository: options.repository,
+    logger,
+    sessionOptions: options.sessionOptions,
+  });
+  if (!(await stat(options.repository).catch(() => undefined))?.isDirectory()) {
+    logger.warn({ event: 'model_repository_missing', repository: options.repository });
+  }
+  let closing = false;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    const pathname = (req.url ?? '/').split('?')[0]!;
+    const r = route(pathname);
+    if (!r) throw MODEL_SERVER_ERRORS.notFound(method, pathname);
+    if (METHODS[r.kind] !== method) throw MODEL_SERVER_ERRORS.methodNotAllowed(method, pathname);
+    const body = method === 'POST' ? parseJson(await readBody(req, maxBodyBytes)) : undefined;
+    switch (r.kind) {
+      case 'live':
+        return send(res, 200);
+      case 'ready':
+        return send(res, closing ? 400 : 200);
+      case 'server':
+        return send(res, 200, {
+          name: MODEL_SERVER_NAME,
+          version: MODEL_SERVER_VERSION,
+          extensions: ['model_repository', 'model_configuration'],
+        });
+      case 'index': {
+        if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) {
+          throw MODEL_SERVER_ERRORS.badRequest('the index request body must be a JSON object');
+        }
+        const ready = (body as { ready?: unknown } | undefined)?.ready;
+        if (ready !== undefined && typeof ready !== 'boolean') {
+          throw MODEL_SERVER_ERRORS.badRequest("'ready' must be a boolean");
+        }
+        return send(res, 200, await store.index(ready === true));
+      }
+      case 'load': {
+        const params = (body as { parameters?: Record<string, unknown> } | undefined)?.parameters;
+        if (params && Object.keys(params).some((k) => k === 'config' || k.startsWith('file:'))) {
+          throw MODEL_SERVER_ERRORS.badRequest(
+            `failed to load '${r.model}', load parameters 'config' and 'file:' are not supported by this server`,
+          );
+        }
+        await store.load(r.model);
+        return send(res, 200);
+      }
+      case 'unload':
+        await store.unload(r.model);
+        return send(res, 200);
+      case 'model-ready':
+        return send(res, store.isReady(r.model, r.version) ? 200 : 400);
+      case 'model':
+        return send(res, 200, store.metadata(r.model, r.version));
+      case 'config':
+        return send(res, 200, store.configJson(r.model, r.version));
+      case 'infer':
+        if (body === undefined) throw MODEL_SERVER_ERRORS.badJson('the request body is empty');
+        return send(res, 200, await store.infer(r.model, r.version, body));
+    }
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      const error =
+        err instanceof ModelServerError
+          ? err
+          : MODEL_SERVER_ERRORS.internal(err instanceof Error ? err.message : String(err));
+      if (error.status >= 500) logger.error({ event: 'request_failed', url: req.url, err }, error.message);
+      else
+        logger.debug({
+          event: 'request_rejected',
+          url: req.url,
+          status: error.status,
+          message: error.message,
+        });
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      // A body we stopped reading (too large) must not be parsed as the next request.
+      if (error.status === 413) res.setHeader('connection', 'close');
+      send(res, error.status, { error: error.message });
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? DEFAULTS.port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  // A wildcard address is not something a client can dial: advertise loopback instead.
+  const urlHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  const url = `http://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${port}`;
+  logger.info({ event: 'model_server_listening', url, repository: options.repository });
+
+  let closed: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+          // In-flight requests get a moment to finish; then connections are dropped.
+          const timer = setTimeout(() => server.closeAllConnections(), 2000);
+          timer.unref();
+        });
+        await store.close();
+        logger.info({ event: 'model_server_closed' });
+      })();
+      return closed;
+    },
+  };
+}
