@@ -183,7 +183,7 @@ for (const policy of policies) {
     labelCapacity,
     slots,
     loadMs,
-    runMs: live.averageTaskRuntimeS !== null ? live.averageTaskRuntimeS * 1000 : 2,
+    runMs: live.meanRunMs ?? 2,
   });
   console.log(formatSummary(live, simulated));
   results.push({ live, simulated });

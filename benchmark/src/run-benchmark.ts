@@ -34,6 +34,8 @@ export interface RunResult {
   labelHits: number;
   evictions: number;
   averageTaskRuntimeS: number | null;
+  /** Handler run time alone, ms. */
+  meanRunMs: number | null;
   latencyMs: LatencySummary;
   loadMsByLabel: Record<string, number>;
   meanLoadMs: number | null;
@@ -110,6 +112,7 @@ export async function runBenchmark(s: RunSettings): Promise<RunResult> {
     labelHits: delta('smart_routing_label_hits_total'),
     evictions: log ? log.evictions : delta('smart_routing_label_evictions_total'),
     averageTaskRuntimeS: log ? log.averageTaskRuntimeS : null,
+    meanRunMs: log && Number.isFinite(log.meanRunMs) ? log.meanRunMs : null,
     latencyMs: summariseLatency(outcomes.map((o) => o.latencyMs)),
     loadMsByLabel: log?.loadMsByLabel ?? {},
     meanLoadMs: log && Number.isFinite(log.meanLoadMs) ? log.meanLoadMs : null,

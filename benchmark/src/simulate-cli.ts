@@ -53,11 +53,11 @@ let loadMs: number | Record<string, number> = num('loadMs');
 let runMs = num('runMs');
 if (o.from) {
   const prev = JSON.parse(await readFile(String(o.from), 'utf8')) as {
-    results: { live: { loadMsByLabel: Record<string, number>; averageTaskRuntimeS: number | null } }[];
+    results: { live: { loadMsByLabel: Record<string, number>; meanRunMs: number | null } }[];
   };
   const live = prev.results.at(-1)?.live;
   if (live && Object.keys(live.loadMsByLabel).length) loadMs = live.loadMsByLabel;
-  if (live?.averageTaskRuntimeS) runMs = live.averageTaskRuntimeS * 1000;
+  if (live?.meanRunMs) runMs = live.meanRunMs;
 }
 const traffic = {
   requests: num('requests'),

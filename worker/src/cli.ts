@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { loadWorkerConfig, WorkerConfigError, type WorkerConfig } from './config.js';
+import { createServiceLogger } from '@smart-routing/log-collector';
+import { startWorker } from './worker.js';
+
+/**
+ * `smart-routing-worker`: settings from the environment, flags override. SIGTERM/SIGINT: drain
+ * (heartbeat draining, finish in-flight tasks), close (socket, then the model server), exit 0.
+ * A second signal skips the drain.
+ */
+const program = new Command()
+  .name('smart-routing-worker')
+  .description(
+    'smart-routing worker agent: runs tasks from the dispatcher on a Triton-compatible model server',
+  )
+  .option('--dispatcher-url <url>', 'dispatcher base URL (env DISPATCHER_URL, default ws://127.0.0.1:8080)')
+  .option('--worker-id <id>', 'worker id (env WORKER_ID, default random)')
+  .option('--max-labels <n>', 'labels held at once (env WORKER_MAX_LABELS, default 2)')
+  .option('--slots <n>', 'tasks run at once (env WORKER_SLOTS, default 1)')
+  .option(
+    '--triton-url <url>',
+    'Triton URL, or "none" (env TRITON_URL, default: start the embedded model server)',
+  )
+  .option('--model-repository <dir>', 'model repository (env MODEL_REPOSITORY, default ./models)')
+  .option('--log-level <level>', 'log level (env LOG_LEVEL, default info)')
+  .parse();
+
+const flags = program.opts<Partial<Record<keyof WorkerConfig, string>>>();
+
+let config: Readonly<WorkerConfig>;
+try {
+  config = loadWorkerConfig(process.env, flags);
+} catch (err) {
+  if (err instanceof WorkerConfigError) {
+    console.error(`smart-routing-worker: ${err.message}`);
+    process.exit(2);
+  }
+  throw err;
+}
+
+// stderr always; the log collector too when LOG_COLLECTOR_URL is set.
+const service = createServiceLogger({
+  service: 'worker',
+  level: config.logLevel,
+  collectorUrl: config.logCollectorUrl,
+  base: { worker_id: config.workerId },
+});
+const logger = service.logger;
+
+try {
+  const worker = await startWorker({
+    dispatcherUrl: config.dispatcherUrl,
+    workerId: config.workerId,
+    maxLabels: config.maxLabels,
+    slots: config.slots,
+    tritonUrl: config.tritonUrl,
+    modelRepository: config.modelRepository,
+    workerToken: config.workerToken,
+    logger,
+  });
+
+  let signals = 0;
+  const shutdown = (signal: NodeJS.Signals) => {
+    signals++;
+    logger.info({ event: 'worker_signal', signal }, signals === 1 ? 'draining, then exiting' : 'closing now');
+    const steps = signals === 1 ? worker.drain().then(() => worker.close()) : worker.close();
+    steps
+      .then(() => exit(0))
+      .catch((err: unknown) => {
+        logger.error({ event: 'worker_shutdown_failed', message: (err as Error).message }, 'shutdown failed');
+        exit(1);
+      });
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+} catch (err) {
+  logger.fatal({ event: 'worker_start_failed', message: (err as Error).message }, 'worker failed to start');
+  exit(1);
+}
+
+/** Exits once the logs are written and shipped (or after 3 s). */
+function exit(code: number): void {
+  setTimeout(() => process.exit(code), 3000).unref();
+  service.close().finally(() => process.exit(code));
+}

@@ -1,0 +1,144 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+/** The worker's settings, from the environment (see contracts) and CLI flags. */
+export interface WorkerConfig {
+  /** DISPATCHER_URL: http(s):// or ws(s):// base of the dispatcher. Default `ws://127.0.0.1:8080`. */
+  dispatcherUrl: string;
+  /** WORKER_ID. Default `<hostname>-<6 random hex>`. */
+  workerId: string;
+  /** WORKER_MAX_LABELS: labels the model server holds at once. Default 2. */
+  maxLabels: number;
+  /** WORKER_SLOTS: tasks run at once. Default 1. */
+  slots: number;
+  /** TRITON_URL: unset = start the embedded model server; `none` = no model server. */
+  tritonUrl: string | undefined;
+  /** MODEL_REPOSITORY. Default `./models`. */
+  modelRepository: string;
+  /** WORKER_TOKEN: bearer token for the dispatcher. Default unset (no auth). */
+  workerToken: string | undefined;
+  /** LOG_COLLECTOR_URL. Default unset. */
+  logCollectorUrl: string | undefined;
+  /** LOG_LEVEL. Default `info`. */
+  logLevel: string;
+}
+
+/** A setting failed validation; the message names the variable. */
+export class WorkerConfigError extends Error {
+  override name = 'WorkerConfigError';
+}
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const httpOrWs = (name: string) =>
+  z.string().refine((v) => {
+    try {
+      return ['http:', 'https:', 'ws:', 'wss:'].includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, `${name} must be an http(s):// or ws(s):// URL`);
+
+const positiveInt = (name: string, fallback: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return fallback;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 10_000) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name} must be an integer from 1 to 10000, got ${JSON.stringify(v)}`,
+        });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const envSchema = z.object({
+  DISPATCHER_URL: optionalString.pipe(httpOrWs('DISPATCHER_URL').optional()),
+  WORKER_ID: optionalString.pipe(
+    z
+      .string()
+      .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'WORKER_ID must be 1-128 letters, digits, ".", "_", ":" or "-"')
+      .optional(),
+  ),
+  WORKER_MAX_LABELS: positiveInt('WORKER_MAX_LABELS', 2),
+  WORKER_SLOTS: positiveInt('WORKER_SLOTS', 1),
+  TRITON_URL: optionalString.pipe(
+    z
+      .string()
+      .refine((v) => v === 'none' || /^https?:\/\//.test(v), 'TRITON_URL must be an http(s):// URL or "none"')
+      .optional(),
+  ),
+  MODEL_REPOSITORY: optionalString,
+  WORKER_TOKEN: optionalString,
+  LOG_COLLECTOR_URL: optionalString.pipe(httpOrWs('LOG_COLLECTOR_URL').optional()),
+  LOG_LEVEL: optionalString.pipe(
+    z.enum(LOG_LEVELS, { error: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` }).optional(),
+  ),
+});
+
+/** The environment variable behind each setting (CLI flags map to the same names). */
+export const WORKER_ENV = {
+  dispatcherUrl: 'DISPATCHER_URL',
+  workerId: 'WORKER_ID',
+  maxLabels: 'WORKER_MAX_LABELS',
+  slots: 'WORKER_SLOTS',
+  tritonUrl: 'TRITON_URL',
+  modelRepository: 'MODEL_REPOSITORY',
+  workerToken: 'WORKER_TOKEN',
+  logCollectorUrl: 'LOG_COLLECTOR_URL',
+  logLevel: 'LOG_LEVEL',
+} as const satisfies Record<keyof WorkerConfig, string>;
+
+/** A random worker id: the host name (a pod name under Kubernetes) plus a random suffix. */
+export function randomWorkerId(): string {
+  const host =
+    hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .slice(0, 64) || 'worker';
+  return `${host}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Reads the worker settings from `env`, with `overrides` (CLI flags, as strings like the
+ * environment) taking precedence. Validated once, returned frozen; throws `WorkerConfigError`
+ * naming the bad variable.
+ */
+export function loadWorkerConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<Record<keyof WorkerConfig, string>> = {},
+): Readonly<WorkerConfig> {
+  const merged: Record<string, string | undefined> = { ...env };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value !== undefined) merged[WORKER_ENV[key as keyof WorkerConfig]] = value;
+  }
+  const parsed = envSchema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = issue.path.map(String).join('.');
+    throw new WorkerConfigError(
+      issue.message.includes(variable) ? issue.message : `${variable}: ${issue.message}`,
+    );
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    dispatcherUrl: e.DISPATCHER_URL ?? 'ws://127.0.0.1:8080',
+    workerId: e.WORKER_ID ?? randomWorkerId(),
+    maxLabels: e.WORKER_MAX_LABELS,
+    slots: e.WORKER_SLOTS,
+    tritonUrl: e.TRITON_URL,
+    modelRepository: e.MODEL_REPOSITORY ?? './models',
+    workerToken: e.WORKER_TOKEN,
+    logCollectorUrl: e.LOG_COLLECTOR_URL,
+    logLevel: e.LOG_LEVEL ?? 'info',
+  });
+}

@@ -1,0 +1,37 @@
+import type { z } from 'zod';
+import { TaskError } from '../errors.js';
+import type { TritonClient } from '../triton-client.js';
+import type { ModelCache } from './model-cache.js';
+
+/** What a handler may use while it runs one task. */
+export interface HandlerContext {
+  taskId: string;
+  /** The label the task names (loaded by the time a label-bound handler runs). */
+  label: string;
+  /** The model server; undefined in `none` mode (only label-free handlers run then). */
+  client: TritonClient | undefined;
+  /** Per-label metadata, config and tokenizer, read once per load. */
+  models: ModelCache;
+}
+
+/**
+ * One task type. `parse` runs before any label is loaded, so bad parameters never cost a load;
+ * both steps throw `TaskError` for a failure the producer should hear about.
+ */
+export interface TaskHandler<P = unknown> {
+  readonly taskType: string;
+  /** Runs without a model (no load, no model server), like `echo`. */
+  readonly labelFree: boolean;
+  /** Validates the parsed `parameters_json`; throws `TaskError('bad_parameters')`. */
+  parse(parameters: unknown): P;
+  run(parameters: P, context: HandlerContext): Promise<unknown>;
+}
+
+/** Parses with a zod schema; the first issue becomes a `bad_parameters` message naming the field. */
+export function parseWith<S extends z.ZodType>(schema: S, value: unknown, taskType: string): z.infer<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const where = issue.path.length > 0 ? issue.path.map(String).join('.') : 'parameters';
+  throw new TaskError('bad_parameters', `${taskType}: ${where}: ${issue.message}`);
+}

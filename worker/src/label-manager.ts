@@ -1,0 +1,334 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { errorMessage, TaskError } from './errors.js';
+import { TritonError, type TritonClient } from './triton-client.js';
+
+/**
+ * What the model server really holds, most recently used first, and the only code that loads or
+ * unloads models. The dispatcher decides which label to evict; this class carries the order out,
+ * measures it, and reports every change as an event (which the connection forwards as LabelEvent).
+ *
+ * Loads and unloads of the same label are serialised (one lock per label); different labels load
+ * in parallel. A label counts against capacity from the moment its load starts.
+ *
+ *   ensureLoaded(l) ─ loaded? ── yes ─> touch, pin, hit
+ *                      │ no
+ *                      ├─ capacity full ─> evict LRU unpinned (safety net) ─> 'evicted'
+ *                      └─ POST load ─ ok ─> 'loaded' {durationMs} ─> pin, miss
+ *                                     └ fail ─> 'load_failed' ─> TaskError
+ */
+
+/** A change of what is loaded. */
+export interface LabelChange {
+  kind: 'loaded' | 'evicted' | 'load_failed';
+  label: string;
+  /** Measured duration of the load or unload (0 for a resync). */
+  durationMs: number;
+  /** Why (load failures, resyncs). */
+  message: string;
+}
+
+/** Result of `ensureLoaded`. */
+export interface EnsureResult {
+  /** True when this call loaded the label (a label miss). */
+  miss: boolean;
+  /** Time spent loading, in ms (0 on a hit). */
+  loadMs: number;
+  /** Call once the task is done with the label, so it may be evicted again. */
+  release: () => void;
+}
+
+/** Options of `LabelManager`. */
+export interface LabelManagerOptions {
+  /** How many labels fit at once (WORKER_MAX_LABELS). */
+  capacity: number;
+  /** The model server; undefined = `none` mode: loads are instant bookkeeping. */
+  client?: TritonClient;
+  /** Receives `label_loaded`, `label_evicted`, `label_load_failed`. */
+  logger: Logger;
+}
+
+interface Entry {
+  state: 'loading' | 'loaded' | 'unloading';
+  /** Tasks using the label right now. */
+  pins: number;
+  lastUsed: number;
+}
+
+/**
+ * Emits `'change'` with a `LabelChange` for every load, eviction and failed load, in the order they
+ * happen.
+ */
+export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
+  readonly capacity: number;
+  private readonly client: TritonClient | undefined;
+  private readonly logger: Logger;
+  private readonly entries = new Map<string, Entry>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private clock = 0;
+
+  constructor(options: LabelManagerOptions) {
+    super();
+    if (!Number.isInteger(options.capacity) || options.capacity < 1)
+      throw new TypeError(`LabelManager: capacity must be a positive integer, got ${options.capacity}`);
+    this.capacity = options.capacity;
+    this.client = options.client;
+    this.logger = options.logger;
+  }
+
+  /** True in `none` mode (no model server). */
+  get bookkeepingOnly(): boolean {
+    return this.client === undefined;
+  }
+
+  /** Labels loaded now, most recently used first. */
+  loaded(): string[] {
+    return [...this.entries.entries()]
+      .filter(([, e]) => e.state === 'loaded')
+      .sort((a, b) => b[1].lastUsed - a[1].lastUsed)
+      .map(([label]) => label);
+  }
+
+  /** True when the label is loaded (not loading or unloading). */
+  isLoaded(label: string): boolean {
+    return this.entries.get(label)?.state === 'loaded';
+  }
+
+  /**
+   * Makes sure `label` is loaded and pins it for a task; loads it (evicting the least recently used
+   * unpinned label if capacity is full) when needed. Rejects with a `TaskError`
+   * (`label_not_found` or `label_load_failed`) when the load fails.
+   */
+  async ensureLoaded(label: string): Promise<EnsureResult> {
+    return this.withLock(label, async () => {
+      let miss = false;
+      let loadMs = 0;
+      if (!this.isLoaded(label)) {
+        try {
+          await this.makeRoom(label);
+        } catch (err) {
+          throw new TaskError('label_load_failed', `could not make room for ${label}: ${errorMessage(err)}`);
+        }
+        loadMs = await this.doLoad(label);
+        miss = true;
+      }
+      // Pinned under the lock, so no eviction can slip in between the load and the task.
+      const entry = this.entries.get(label)!;
+      entry.pins++;
+      entry.lastUsed = ++this.clock;
+      let released = false;
+      return {
+        miss,
+        loadMs,
+        release: () => {
+          if (released) return;
+          released = true;
+          entry.pins = Math.max(0, entry.pins - 1);
+          if (this.entries.size > this.capacity) this.trim();
+        },
+      };
+    });
+  }
+
+  /** Loads a label outside a task (LabelOrder load). Resolves false when it failed (already reported). */
+  async load(label: string): Promise<boolean> {
+    try {
+      const r = await this.ensureLoaded(label);
+      r.release();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Unloads a label if it is loaded; resolves with the measured duration, or undefined if it was not loaded. */
+  async unload(label: string, reason = 'ordered'): Promise<number | undefined> {
+    return this.withLock(label, async () => {
+      if (!this.isLoaded(label)) return undefined;
+      return this.doUnload(label, reason);
+    });
+  }
+
+  /**
+   * Replaces our picture with the model server's (after it restarted, or at start-up): labels we
+   * thought loaded but are not are reported evicted; ready models we did not know become loaded.
+   */
+  async resync(reason: string): Promise<void> {
+    if (!this.client) return;
+    const index = await this.client.repositoryIndex();
+    const ready = new Set(index.filter((m) => m.state === 'READY').map((m) => m.name));
+    for (const [label, entry] of [...this.entries]) {
+      if (entry.state === 'loaded' && !ready.has(label)) {
+        this.entries.delete(label);
+        this.report({ kind: 'evicted', label, durationMs: 0, message: reason });
+      }
+    }
+    for (const label of ready) {
+      if (!this.entries.has(label)) {
+        this.entries.set(label, { state: 'loaded', pins: 0, lastUsed: ++this.clock });
+        this.report({ kind: 'loaded', label, durationMs: 0, message: reason });
+      }
+    }
+  }
+
+  /**
+   * Evicts least recently used unpinned labels until one more fits. When every other label is
+   * loading, unloading or in use, the load goes over capacity instead of waiting (waiting could
+   * deadlock two loads on each other); `trim` brings it back down when a task lets go.
+   */
+  /**
+   * Forgets every label at once, reporting each evicted: the model server died and took them
+   * with it. Loads in progress fail on their own.
+   */
+  forgetAll(reason: string): void {
+    for (const [label, entry] of [...this.entries]) {
+      this.entries.delete(label);
+      if (entry.state !== 'loading') this.report({ kind: 'evicted', label, durationMs: 0, message: reason });
+    }
+  }
+
+  private async makeRoom(forLabel: string, limit = this.capacity - 1): Promise<void> {
+    while (this.entries.size > limit) {
+      const victim = this.pickVictim(forLabel);
+      if (victim === undefined) {
+        this.logger.warn(
+          {
+            event: 'label_capacity_exceeded',
+            label: forLabel,
+            loaded: this.loaded(),
+            capacity: this.capacity,
+          },
+          'no label can be evicted now: going over capacity',
+        );
+        return;
+      }
+      await this.withLock(victim, async () => {
+        if (this.isLoaded(victim) && this.entries.get(victim)!.pins === 0)
+          await this.doUnload(victim, 'capacity');
+      });
+    }
+  }
+
+  /** Back down to capacity after an over-capacity load (background; errors are logged). */
+  private trim(): void {
+    this.makeRoom('', this.capacity).catch((err: unknown) =>
+      this.logger.warn(
+        { event: 'label_trim_failed', message: errorMessage(err) },
+        'could not evict down to capacity',
+      ),
+    );
+  }
+
+  private pickVictim(except: string): string | undefined {
+    let victim: string | undefined;
+    let oldest = Infinity;
+    for (const [label, e] of this.entries) {
+      if (label === except || e.state !== 'loaded' || e.pins > 0) continue;
+      if (e.lastUsed < oldest) {
+        oldest = e.lastUsed;
+        victim = label;
+      }
+    }
+    return victim;
+  }
+
+  private async doLoad(label: string): Promise<number> {
+    this.entries.set(label, { state: 'loading', pins: 0, lastUsed: ++this.clock });
+    const start = performance.now();
+    try {
+      if (this.client) await this.client.loadModel(label);
+    } catch (err) {
+      this.entries.delete(label);
+      const error = await this.classifyLoadError(label, err);
+      this.report({
+        kind: 'load_failed',
+        label,
+        durationMs: performance.now() - start,
+        message: error.message,
+      });
+      throw error;
+    }
+    const durationMs = performance.now() - start;
+    this.entries.set(label, { state: 'loaded', pins: 0, lastUsed: ++this.clock });
+    this.report({ kind: 'loaded', label, durationMs, message: '' });
+    return durationMs;
+  }
+
+  private async doUnload(label: string, reason: string): Promise<number> {
+    const entry = this.entries.get(label)!;
+    entry.state = 'unloading';
+    const start = performance.now();
+    try {
+      if (this.client) await this.client.unloadModel(label);
+    } catch (err) {
+      // Triton answers 400 for a model it does not hold: then it is gone, which is what we wanted.
+      if (!(err instanceof TritonError && err.status === 400)) {
+        entry.state = 'loaded';
+        this.logger.warn(
+          { event: 'label_unload_failed', label, message: errorMessage(err) },
+          'unload failed',
+        );
+        throw err;
+      }
+    }
+    const durationMs = performance.now() - start;
+    this.entries.delete(label);
+    this.report({ kind: 'evicted', label, durationMs, message: reason });
+    return durationMs;
+  }
+
+  /** label_not_found when the repository lacks the model, else label_load_failed. */
+  private async classifyLoadError(label: string, err: unknown): Promise<TaskError> {
+    const message = errorMessage(err);
+    if (this.client && err instanceof TritonError && err.status < 500) {
+      try {
+        const index = await this.client.repositoryIndex();
+        if (!index.some((m) => m.name === label))
+          return new TaskError(
+            'label_not_found',
+            `model repository has no model named ${JSON.stringify(label)}`,
+          );
+      } catch {
+        // Could not tell: report the load failure itself.
+      }
+    }
+    return new TaskError('label_load_failed', `loading ${label} failed: ${message}`);
+  }
+
+  private report(change: LabelChange): void {
+    const durationMs = Math.round(change.durationMs * 1000) / 1000;
+    if (change.kind === 'loaded')
+      this.logger.info(
+        { event: 'label_loaded', label: change.label, duration_ms: durationMs },
+        'label loaded',
+      );
+    else if (change.kind === 'evicted')
+      this.logger.info(
+        { event: 'label_evicted', label: change.label, duration_ms: durationMs, reason: change.message },
+        'label evicted',
+      );
+    else
+      this.logger.warn(
+        { event: 'label_load_failed', label: change.label, message: change.message },
+        'label load failed',
+      );
+    this.emit('change', { ...change, durationMs });
+  }
+
+  /** Runs `fn` after every earlier operation on `label` has settled. */
+  private async withLock<T>(label: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(label) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.locks.set(label, settled);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(label) === settled) this.locks.delete(label);
+    }
+  }
+}

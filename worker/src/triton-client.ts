@@ -1,0 +1,246 @@
+import { withTimeout } from './errors.js';
+
+/**
+ * A small client for Triton's HTTP/REST API (KServe v2 + the model-repository extension), the
+ * only way the worker talks to its model server, embedded or real.
+ */
+
+/** A KServe v2 tensor description (metadata). */
+export interface TensorMetadata {
+  name: string;
+  datatype: string;
+  /** -1 for a variable dimension (the batch dimension too when max_batch_size > 0). */
+  shape: number[];
+}
+
+/** `GET /v2/models/{m}`. */
+export interface ModelMetadata {
+  name: string;
+  versions?: string[];
+  platform?: string;
+  inputs: TensorMetadata[];
+  outputs: TensorMetadata[];
+}
+
+/** One entry of `POST /v2/repository/index`. */
+export interface RepositoryIndexEntry {
+  name: string;
+  version?: string;
+  /** `READY`, `UNAVAILABLE`, `LOADING`, `UNLOADING`; absent when never loaded. */
+  state?: string;
+  reason?: string;
+}
+
+/** A KServe v2 JSON tensor (request input or response output). */
+export interface InferTensor {
+  name: string;
+  datatype: string;
+  shape: number[];
+  data: unknown[];
+  parameters?: Record<string, unknown>;
+}
+
+/** A requested output. */
+export interface InferRequestedOutput {
+  name: string;
+  parameters?: Record<string, unknown>;
+}
+
+/** `POST /v2/models/{m}/infer` body. */
+export interface InferRequest {
+  id?: string;
+  inputs: InferTensor[];
+  outputs?: InferRequestedOutput[];
+  parameters?: Record<string, unknown>;
+}
+
+/** `POST /v2/models/{m}/infer` answer. */
+export interface InferResponse {
+  model_name: string;
+  model_version?: string;
+  id?: string;
+  outputs: InferTensor[];
+  parameters?: Record<string, unknown>;
+}
+
+/** A non-2xx answer from the model server, with Triton's `{"error": "..."}` message. */
+export class TritonError extends Error {
+  override name = 'TritonError';
+  /** HTTP status of the answer. */
+  readonly status: number;
+  /** The server's own message (`error` field), or the raw body when it had none. */
+  readonly serverMessage: string;
+
+  constructor(method: string, path: string, status: number, serverMessage: string) {
+    super(`${method} ${path} -> ${status}: ${serverMessage}`);
+    this.status = status;
+    this.serverMessage = serverMessage;
+  }
+}
+
+/** Options of `TritonClient`. */
+export interface TritonClientOptions {
+  /**
+   * Base URL, e.g. `http://127.0.0.1:8000`, or a function giving the current one (the embedded
+   * model server gets a new port when it restarts).
+   */
+  url: string | (() => string);
+  /** Per-call limit for quick calls (health, metadata, index, unload). Default 10 000 ms. */
+  timeoutMs?: number;
+  /** Per-call limit for a model load. Default 600 000 ms (big models load slowly). */
+  loadTimeoutMs?: number;
+  /** Per-call limit for an inference. Default 120 000 ms. */
+  inferTimeoutMs?: number;
+}
+
+const DEFAULTS = { timeoutMs: 10_000, loadTimeoutMs: 600_000, inferTimeoutMs: 120_000 };
+
+/** Triton HTTP client. Every call has its own timeout and rejects with `TimeoutError` past it. */
+export class TritonClient {
+  private readonly urlSource: () => string;
+  private readonly options: Required<Omit<TritonClientOptions, 'url'>>;
+
+  constructor(options: TritonClientOptions) {
+    const url = options.url;
+    if (typeof url === 'string') {
+      checkUrl(url);
+      const fixed = url.replace(/\/+$/, '');
+      this.urlSource = () => fixed;
+    } else this.urlSource = () => url().replace(/\/+$/, '');
+    this.options = {
+      timeoutMs: options.timeoutMs ?? DEFAULTS.timeoutMs,
+      loadTimeoutMs: options.loadTimeoutMs ?? DEFAULTS.loadTimeoutMs,
+      inferTimeoutMs: options.inferTimeoutMs ?? DEFAULTS.inferTimeoutMs,
+    };
+  }
+
+  /** Base URL now, without a trailing slash. */
+  get url(): string {
+    return this.urlSource();
+  }
+
+  /** `GET /v2/health/live`: false on any error or non-200. */
+  async isLive(): Promise<boolean> {
+    return this.probe('/v2/health/live');
+  }
+
+  /** `GET /v2/health/ready`: false on any error or non-200. */
+  async isReady(): Promise<boolean> {
+    return this.probe('/v2/health/ready');
+  }
+
+  /** `POST /v2/repository/index`: every model of the repository, with its state. */
+  async repositoryIndex(options: { ready?: boolean } = {}): Promise<RepositoryIndexEntry[]> {
+    const body = options.ready === undefined ? {} : { ready: options.ready };
+    const res = await this.request<unknown>('POST', '/v2/repository/index', body, this.options.timeoutMs);
+    if (!Array.isArray(res))
+      throw new TritonError('POST', '/v2/repository/index', 200, 'answer is not a list');
+    return res as RepositoryIndexEntry[];
+  }
+
+  /** `POST /v2/repository/models/{m}/load`: resolves when the model is ready. */
+  async loadModel(name: string): Promise<void> {
+    await this.request('POST', `/v2/repository/models/${enc(name)}/load`, {}, this.options.loadTimeoutMs);
+  }
+
+  /** `POST /v2/repository/models/{m}/unload`. */
+  async unloadModel(name: string): Promise<void> {
+    await this.request('POST', `/v2/repository/models/${enc(name)}/unload`, {}, this.options.loadTimeoutMs);
+  }
+
+  /** `GET /v2/models/{m}/ready`: true on 200, false on 4xx; other failures throw. */
+  async isModelReady(name: string): Promise<boolean> {
+    try {
+      await this.request('GET', `/v2/models/${enc(name)}/ready`, undefined, this.options.timeoutMs);
+      return true;
+    } catch (err) {
+      if (err instanceof TritonError && err.status >= 400 && err.status < 500) return false;
+      throw err;
+    }
+  }
+
+  /** `GET /v2/models/{m}`: inputs and outputs of a loaded model. */
+  async modelMetadata(name: string): Promise<ModelMetadata> {
+    return this.request<ModelMetadata>('GET', `/v2/models/${enc(name)}`, undefined, this.options.timeoutMs);
+  }
+
+  /** `GET /v2/models/{m}/config`: the model configuration as JSON (Triton's field names). */
+  async modelConfig(name: string): Promise<Record<string, unknown>> {
+    return this.request<Record<string, unknown>>(
+      'GET',
+      `/v2/models/${enc(name)}/config`,
+      undefined,
+      this.options.timeoutMs,
+    );
+  }
+
+  /** `POST /v2/models/{m}/infer` with JSON tensors. */
+  async infer(name: string, request: InferRequest): Promise<InferResponse> {
+    return this.request<InferResponse>(
+      'POST',
+      `/v2/models/${enc(name)}/infer`,
+      request,
+      this.options.inferTimeoutMs,
+    );
+  }
+
+  private async probe(path: string): Promise<boolean> {
+    try {
+      await this.request('GET', path, undefined, this.options.timeoutMs);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async request<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
+    const base = this.url;
+    return withTimeout(`${method} ${base}${path}`, timeoutMs, async (signal) => {
+      const res = await fetch(base + path, {
+        method,
+        signal,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      if (!res.ok) throw new TritonError(method, path, res.status, serverMessage(text, res.statusText));
+      if (text.length === 0) return undefined as T;
+      try {
+        return JSON.parse(text) as T;
+      } catch {
+        throw new TritonError(method, path, res.status, `answer is not JSON: ${text.slice(0, 200)}`);
+      }
+    });
+  }
+}
+
+function checkUrl(url: string): void {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // reported below
+  }
+  if (parsed?.protocol !== 'http:' && parsed?.protocol !== 'https:')
+    throw new TypeError(`TritonClient: url must be an http(s) URL, got ${JSON.stringify(url)}`);
+}
+
+function enc(name: string): string {
+  return encodeURIComponent(name);
+}
+
+function serverMessage(text: string, fallback: string): string {
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (parsed !== null && typeof parsed === 'object' && 'error' in parsed) {
+      const error = (parsed as { error: unknown }).error;
+      if (typeof error === 'string') return error;
+      // Our own services answer {"error": {"code", "message"}}; accept that shape too.
+      if (error !== null && typeof error === 'object' && 'message' in error)
+        return String((error as { message: unknown }).message);
+    }
+  } catch {
+    // Not JSON: fall through to the raw body.
+  }
+  return text.length > 0 ? text.slice(0, 500) : fallback;
+}

@@ -1,0 +1,177 @@
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { randomWorkerId } from './config.js';
+import { WorkerConnection } from './connection.js';
+import { errorMessage } from './errors.js';
+import { ModelCache } from './handlers/model-cache.js';
+import { createHandlerRegistry } from './handlers/registry.js';
+import { LabelManager } from './label-manager.js';
+import { createWorkerLogger } from './logger.js';
+import { startEmbeddedModelServer, type EmbeddedModelServer } from './model-server/index.js';
+import { TritonClient } from './triton-client.js';
+
+/**
+ * The worker agent, assembled:
+ *
+ *   startWorker ─ model server (embedded child | TRITON_URL | none)
+ *               ─ LabelManager (what is loaded) ─ ModelCache (metadata, tokenizers)
+ *               ─ WorkerConnection (dispatcher link, runs handlers)
+ *
+ * Shutdown (cli.ts): drain() [heartbeat draining, finish in-flight] -> close() [socket 1000,
+ * then the model server child, last].
+ */
+
+/** Options of `startWorker`. */
+export interface WorkerOptions {
+  /** Dispatcher base URL (`http(s)://` or `ws(s)://`). Required. */
+  dispatcherUrl: string;
+  /** Worker id. Default `<hostname>-<random>`. */
+  workerId?: string;
+  /** Labels the model server holds at once. Default 2. */
+  maxLabels?: number;
+  /** Tasks run at once. Default 1. */
+  slots?: number;
+  /** undefined: start the embedded model server; `'none'`: no model server (echo only); else a Triton URL. */
+  tritonUrl?: string;
+  /** Model repository (Triton layout, tokenizers beside the models). Default `./models`. */
+  modelRepository?: string;
+  /** Bearer token for the dispatcher. Default none. */
+  workerToken?: string;
+  /** Logger. Default: pino to stderr at LOG_LEVEL with service and worker_id. */
+  logger?: Logger;
+  /** First reconnect delay. Default 250 ms. */
+  reconnectInitialMs?: number;
+  /** Longest reconnect delay. Default 10 000 ms. */
+  reconnectMaxMs?: number;
+}
+
+/** A running worker. */
+export interface WorkerHandle {
+  readonly id: string;
+  /** URL of the model server in use now (undefined in `none` mode); the embedded one's changes after a restart. */
+  readonly modelServerUrl: string | undefined;
+  /** Stops taking tasks and resolves when the in-flight ones are done. */
+  drain(): Promise<void>;
+  /** Closes the dispatcher link, then stops the embedded model server. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+const optionsSchema = z.object({
+  dispatcherUrl: z.string().min(1, 'dispatcherUrl is required'),
+  workerId: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'workerId must be 1-128 letters, digits, ".", "_", ":" or "-"')
+    .optional(),
+  maxLabels: z.number().int().min(1, 'maxLabels must be at least 1').optional(),
+  slots: z.number().int().min(1, 'slots must be at least 1').optional(),
+  tritonUrl: z.string().optional(),
+  modelRepository: z.string().min(1).optional(),
+  workerToken: z.string().optional(),
+  reconnectInitialMs: z.number().positive().optional(),
+  reconnectMaxMs: z.number().positive().optional(),
+});
+
+/** Starts a worker: its model server, label bookkeeping and dispatcher link. */
+export async function startWorker(options: WorkerOptions): Promise<WorkerHandle> {
+  const { logger: givenLogger, ...rest } = options;
+  const parsed = optionsSchema.safeParse(rest);
+  if (!parsed.success) throw new TypeError(`startWorker: ${parsed.error.issues[0]!.message}`);
+  const o = Object.freeze({
+    ...parsed.data,
+    workerId: parsed.data.workerId ?? randomWorkerId(),
+    maxLabels: parsed.data.maxLabels ?? 2,
+    slots: parsed.data.slots ?? 1,
+    modelRepository: path.resolve(parsed.data.modelRepository ?? './models'),
+  });
+  const logger = givenLogger
+    ? givenLogger.child({ worker_id: o.workerId })
+    : createWorkerLogger({ workerId: o.workerId });
+
+  let server: EmbeddedModelServer | undefined;
+  let client: TritonClient | undefined;
+  if (o.tritonUrl === 'none') client = undefined;
+  else if (o.tritonUrl) client = new TritonClient({ url: o.tritonUrl });
+  else {
+    server = await startEmbeddedModelServer({
+      repository: o.modelRepository,
+      logger: logger.child({ component: 'model-server' }),
+    });
+    const s = server;
+    client = new TritonClient({ url: () => s.url });
+  }
+
+  const labels = new LabelManager({ capacity: o.maxLabels, client, logger });
+  const models = new ModelCache({ client, modelRepository: o.modelRepository });
+  labels.on('change', (c) => models.invalidate(c.label));
+
+  if (server) {
+    // A dead child took its models with it; the restarted one starts empty.
+    server.on('exit', () => labels.forgetAll('model server exited'));
+    server.on('restart', () => {
+      labels
+        .resync('model server restarted')
+        .catch((err: unknown) =>
+          logger.warn(
+            { event: 'label_resync_failed', message: errorMessage(err) },
+            'resync after restart failed',
+          ),
+        );
+    });
+  }
+  if (client && !server) {
+    // An external Triton may already hold models: start from what it really has.
+    await labels
+      .resync('startup')
+      .catch((err: unknown) =>
+        logger.warn(
+          { event: 'label_resync_failed', message: errorMessage(err) },
+          'could not read the model server index',
+        ),
+      );
+  }
+
+  const connection = new WorkerConnection({
+    dispatcherUrl: o.dispatcherUrl,
+    workerId: o.workerId,
+    token: o.workerToken,
+    slots: o.slots,
+    labels,
+    handlers: createHandlerRegistry({ withModelServer: client !== undefined }),
+    models,
+    client,
+    logger,
+    ...(o.reconnectInitialMs !== undefined ? { reconnectInitialMs: o.reconnectInitialMs } : {}),
+    ...(o.reconnectMaxMs !== undefined ? { reconnectMaxMs: o.reconnectMaxMs } : {}),
+  });
+  connection.start();
+  logger.info(
+    {
+      event: 'worker_started',
+      dispatcher_url: o.dispatcherUrl,
+      model_server: server ? 'embedded' : client ? 'triton' : 'none',
+      model_server_url: client?.url,
+      label_capacity: o.maxLabels,
+      slots: o.slots,
+      task_types: connection.taskTypes,
+    },
+    'worker started',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    id: o.workerId,
+    get modelServerUrl() {
+      return client?.url;
+    },
+    drain: () => connection.drain(),
+    close() {
+      closing ??= (async () => {
+        await connection.close();
+        await server?.close();
+        logger.info({ event: 'worker_closed' }, 'worker closed');
+      })();
+      return closing;
+    },
+  };
+}

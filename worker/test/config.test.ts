@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { loadWorkerConfig, WorkerConfigError } from '../src/config.js';
+
+describe('loadWorkerConfig', () => {
+  it('has the documented defaults', () => {
+    const c = loadWorkerConfig({});
+    expect(c).toMatchObject({
+      dispatcherUrl: 'ws://127.0.0.1:8080',
+      maxLabels: 2,
+      slots: 1,
+      tritonUrl: undefined,
+      modelRepository: './models',
+      workerToken: undefined,
+      logCollectorUrl: undefined,
+      logLevel: 'info',
+    });
+    expect(c.workerId).toMatch(/^[A-Za-z0-9._-]+-[0-9a-f]{6}$/);
+    expect(loadWorkerConfig({}).workerId).not.toBe(c.workerId);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('reads every variable, and flags override the environment', () => {
+    const env = {
+      DISPATCHER_URL: 'http://d:8080',
+      WORKER_ID: 'w-1',
+      WORKER_MAX_LABELS: '3',
+      WORKER_SLOTS: '4',
+      TRITON_URL: 'none',
+      MODEL_REPOSITORY: '/models',
+      WORKER_TOKEN: 'tok',
+      LOG_COLLECTOR_URL: 'http://logs:8001',
+      LOG_LEVEL: 'debug',
+    };
+    expect(loadWorkerConfig(env)).toEqual({
+      dispatcherUrl: 'http://d:8080',
+      workerId: 'w-1',
+      maxLabels: 3,
+      slots: 4,
+      tritonUrl: 'none',
+      modelRepository: '/models',
+      workerToken: 'tok',
+      logCollectorUrl: 'http://logs:8001',
+      logLevel: 'debug',
+    });
+    const c = loadWorkerConfig(env, { slots: '8', tritonUrl: 'http://triton:8000', workerId: undefined });
+    expect(c).toMatchObject({ slots: 8, tritonUrl: 'http://triton:8000', workerId: 'w-1' });
+  });
+
+  it('treats empty variables as unset', () => {
+    expect(loadWorkerConfig({ TRITON_URL: '', WORKER_SLOTS: ' ' })).toMatchObject({
+      tritonUrl: undefined,
+      slots: 1,
+    });
+  });
+
+  it.each([
+    [{ WORKER_SLOTS: '0' }, /WORKER_SLOTS must be an integer/],
+    [{ WORKER_MAX_LABELS: '1.5' }, /WORKER_MAX_LABELS must be an integer/],
+    [{ DISPATCHER_URL: 'localhost:8080' }, /DISPATCHER_URL must be an http\(s\):\/\/ or ws\(s\):\/\/ URL/],
+    [{ TRITON_URL: 'triton:8000' }, /TRITON_URL must be an http\(s\):\/\/ URL or "none"/],
+    [{ WORKER_ID: 'a b' }, /WORKER_ID must be/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
+  ])('rejects %o', (env, message) => {
+    expect(() => loadWorkerConfig(env)).toThrow(WorkerConfigError);
+    expect(() => loadWorkerConfig(env)).toThrow(message);
+  });
+});
