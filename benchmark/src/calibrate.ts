@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { startModelServer } from '@smart-routing/worker';
 import { percentile } from './stats.js';
 
@@ -7,7 +8,7 @@ import { percentile } from './stats.js';
  * original's load-to-interval ratio.
  */
 export async function measureLoadTime(repository: string, label: string, rounds = 3): Promise<number> {
-  const server = await startModelServer({ repository });
+  const server = await startModelServer({ repository, logger: pino({ level: 'silent' }) });
   try {
     const times: number[] = [];
     for (let i = 0; i < rounds; i++) {

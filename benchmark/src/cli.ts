@@ -48,7 +48,7 @@ const program: Command = new Command('benchmark')
     '--log-file <path>',
     'with --dispatcher-url: the collector file of that stack, to count misses from logs',
   )
-  .option('--model-size-mb <n>', 'size of each generated model (sets the load time)', '24')
+  .option('--model-size-mb <n>', 'size of each generated model (sets the load time)', '8')
   .option('--models <dir>', 'model repository the benchmark generates and uses', './.bench-models')
   .option('--log-dir <dir>', 'log collector folder', './logs')
   .addOption(

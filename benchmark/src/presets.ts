@@ -34,7 +34,7 @@ export const PRESETS: Record<Preset['name'], Preset> = {
     producers: 2,
     originalWaitAvgS: 2.5,
     originalWaitStddevS: 1.0,
-    modelSizeMb: 24,
+    modelSizeMb: 8,
   },
   'at-capacity': {
     name: 'at-capacity',
@@ -46,7 +46,7 @@ export const PRESETS: Record<Preset['name'], Preset> = {
     producers: 2,
     originalWaitAvgS: 0.75,
     originalWaitStddevS: 1.0,
-    modelSizeMb: 24,
+    modelSizeMb: 8,
   },
 };
 

@@ -201,7 +201,9 @@ export class ModelStore {
   private readonly entries = new Map<string, Entry>();
   private closed = false;
 
-  constructor(private readonly options: ModelStoreOptions) {}
+  constructor(private readonly options: ModelStoreOptions) {
+    SessionThread.prewarm();
+  }
 
   /** Repository index: every model on disk or ever loaded, sorted by name. */
   async index(readyOnly = false): Promise<RepositoryIndexEntry[]> {
@@ -421,6 +423,7 @@ export class ModelStore {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all([...this.entries.keys()].map((name) => this.unload(name).catch(() => undefined)));
+    await SessionThread.dropSpare();
   }
 
   private entry(name: string): Entry {

@@ -124,6 +124,23 @@ function sessionThreadMain(): void {
 
 const threadSource = `(${sessionThreadMain.toString()})();`;
 
+// A started thread (ONNX Runtime already imported) kept ready for the next load: starting a thread
+// and importing ORT costs ~50 ms, which would otherwise count in every model load. It is started
+// after a load finishes, never during one (on 2 cores the two would slow each other), and unref'd
+// so it never keeps a process alive.
+let spare: Worker | undefined;
+
+function startThread(): Worker {
+  return new Worker(threadSource, { eval: true, workerData: { ortPath } });
+}
+
+function takeThread(): Worker {
+  const worker = spare ?? startThread();
+  spare = undefined;
+  worker.ref();
+  return worker;
+}
+
 /** Options of `SessionThread.open`. */
 export interface SessionThreadOptions {
   /** ONNX Runtime session options (thread counts, optimisation level). Default: ORT's, but logSeverityLevel 4. */
@@ -164,7 +181,7 @@ export class SessionThread {
    * model cannot be loaded (the thread is gone then).
    */
   static async open(modelPath: string, options: SessionThreadOptions = {}): Promise<SessionThread> {
-    const worker = new Worker(threadSource, { eval: true, workerData: { ortPath } });
+    const worker = takeThread();
     let signature: SessionSignature;
     try {
       signature = await new Promise<SessionSignature>((resolve, reject) => {
@@ -199,9 +216,32 @@ export class SessionThread {
       });
     } catch (err) {
       await worker.terminate();
+      SessionThread.prewarm();
       throw err;
     }
+    SessionThread.prewarm();
     return new SessionThread(worker, signature, options);
+  }
+
+  /** Starts a spare thread for the next `open` if there is none. */
+  static prewarm(): void {
+    if (spare) return;
+    const worker = startThread();
+    worker.unref();
+    // A spare that dies is simply replaced later.
+    const forget = (): void => {
+      if (spare === worker) spare = undefined;
+    };
+    worker.once('error', forget);
+    worker.once('exit', forget);
+    spare = worker;
+  }
+
+  /** Ends the spare thread (when the model server closes). */
+  static async dropSpare(): Promise<void> {
+    const worker = spare;
+    spare = undefined;
+    await worker?.terminate();
   }
 
   /** Runs the session. Typed-array feeds are transferred (the caller must not reuse them). */
