@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+/**
+ * `smart-routing-dispatcher`: runs the dispatcher until SIGTERM/SIGINT, then drains (a second
+ * signal closes at once). Flags mirror the environment variables (contracts.md) and win over them.
+ */
+import { createServiceLogger } from '@smart-routing/log-collector';
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig, type EnvVar } from './config.js';
+import { startDispatcher } from './dispatcher.js';
+
+const FLAGS: [flag: string, env: EnvVar, help: string][] = [
+  ['--port <n>', 'PORT', 'TCP port (0 = any free port) [8080]'],
+  ['--host <host>', 'HOST', 'interface to listen on [0.0.0.0]'],
+  ['--policy <name>', 'ROUTING_POLICY', 'routing policy: random | idle-first | affinity [affinity]'],
+  ['--random-dispatch <bool>', 'RANDOM_DISPATCH', 'true selects the random policy [false]'],
+  ['--task-timeout-ms <ms>', 'TASK_TIMEOUT_MS', 'how long a producer waits for a task [60000]'],
+  ['--max-queue <n>', 'MAX_QUEUE', 'most tasks waiting in all queues [1000]'],
+  ['--max-queue-per-label <n>', 'MAX_QUEUE_PER_LABEL', 'most tasks waiting for one label [500]'],
+  ['--max-attempts <n>', 'MAX_ATTEMPTS', 'tries per task across worker losses [3]'],
+  ['--heartbeat-interval-ms <ms>', 'HEARTBEAT_INTERVAL_MS', 'heartbeat interval told to workers [1000]'],
+  ['--worker-timeout-ms <ms>', 'WORKER_TIMEOUT_MS', 'drop a worker silent this long [5000]'],
+  ['--shutdown-grace-ms <ms>', 'SHUTDOWN_GRACE_MS', 'how long a drain waits for tasks [10000]'],
+  ['--worker-token <token>', 'WORKER_TOKEN', 'token workers must present [unset = no auth]'],
+  ['--api-keys <keys>', 'API_KEYS', 'comma-separated producer API keys [unset = no auth]'],
+  ['--uploader-url <url>', 'UPLOADER_URL', 'uploader base URL for POST /upload-model [unset]'],
+  ['--model-repository <dir>', 'MODEL_REPOSITORY', 'check labels against this repository [unset]'],
+  ['--log-collector-url <url>', 'LOG_COLLECTOR_URL', 'log collector base URL [unset]'],
+  ['--log-level <level>', 'LOG_LEVEL', 'fatal | error | warn | info | debug | trace | silent [info]'],
+];
+
+const program = new Command('smart-routing-dispatcher').description(
+  'Label-affinity task dispatcher: producers POST /run-task, workers connect to /worker-listen.',
+);
+for (const [flag, env, help] of FLAGS) program.addOption(new Option(flag, `${help} (env ${env})`));
+program.parse();
+const flags = program.opts<Record<string, string | undefined>>();
+
+const overrides: Partial<Record<EnvVar, string | undefined>> = {};
+for (const [flag, env] of FLAGS) {
+  const key = flag
+    .slice(2)
+    .split(' ')[0]!
+    .replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+  overrides[env] = flags[key];
+}
+
+let config;
+try {
+  config = loadConfig(process.env, overrides);
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(`smart-routing-dispatcher: ${err.message}`);
+    process.exit(2);
+  }
+  throw err;
+}
+
+// stderr always; the log collector too when LOG_COLLECTOR_URL is set.
+const service = createServiceLogger({
+  service: 'dispatcher',
+  level: config.logLevel,
+  collectorUrl: config.logCollectorUrl,
+});
+const logger = service.logger;
+
+/** Exits once the logs are shipped (within the shipper's timeout) and stderr is flushed. */
+const exit = (code: number): void => {
+  void service.close().then(() => process.exit(code));
+};
+
+const handle = await startDispatcher({ ...config, logger }).catch((err: unknown) => {
+  logger.fatal({ err, event: 'dispatcher_start_failed' }, 'could not start the dispatcher');
+  exit(1);
+  return new Promise<never>(() => {});
+});
+
+let stopping = false;
+const stop = (signal: string): void => {
+  if (stopping) {
+    logger.warn({ event: 'dispatcher_forced_close', signal }, 'second signal: closing now');
+    void handle.close();
+    return;
+  }
+  stopping = true;
+  logger.info({ event: 'dispatcher_stopping', signal }, `${signal}: draining`);
+  handle.drain().then(
+    () => exit(0),
+    (err: unknown) => {
+      logger.error({ err, event: 'dispatcher_drain_failed' }, 'drain failed');
+      exit(1);
+    },
+  );
+};
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));

@@ -1,0 +1,265 @@
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { RandomSource } from './routing/random.js';
+import { POLICY_NAMES, type PolicyName } from './routing/types.js';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Log level names accepted by LOG_LEVEL. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Options of `startDispatcher`. Every field is optional; defaults in brackets. */
+export interface DispatcherOptions {
+  /** TCP port [8080]; 0 picks a free one. */
+  port?: number;
+  /** Interface to listen on ['0.0.0.0']. */
+  host?: string;
+  /** Routing policy ['affinity']. */
+  policy?: PolicyName;
+  /** How long a producer waits for a task before a 504 (ms) [60000]. */
+  taskTimeoutMs?: number;
+  /** Most tasks waiting in all queues before a 503 queue_full [1000]. */
+  maxQueue?: number;
+  /** Most tasks waiting for one label [500]. */
+  maxQueuePerLabel?: number;
+  /** Tries per task across worker losses and failed loads, the first included [3]. */
+  maxAttempts?: number;
+  /** Heartbeat interval the workers are told to use (ms) [1000]. */
+  heartbeatIntervalMs?: number;
+  /** A worker silent this long is dropped and its tasks retried (ms) [5000]. */
+  workerTimeoutMs?: number;
+  /** How long `drain()` lets queued and in-flight tasks finish (ms) [10000]. */
+  shutdownGraceMs?: number;
+  /** Token workers must send as `Authorization: Bearer <token>` [unset = no worker auth]. */
+  workerToken?: string;
+  /** Producer API keys (`Authorization: Bearer <key>` or `x-api-key`) [unset = no producer auth]. */
+  apiKeys?: readonly string[];
+  /** Base URL of the uploader that POST /upload-model forwards to [unset]. */
+  uploaderUrl?: string;
+  /** Model repository folder; when set, labels it lacks get a 404 at once [unset]. */
+  modelRepository?: string;
+  /** Time a connection has to send its Hello (ms) [5000]. */
+  helloTimeoutMs?: number;
+  /** Largest HTTP body accepted (bytes) [1 MiB]. */
+  maxBodyBytes?: number;
+  /** Largest WebSocket frame accepted from a worker (bytes) [64 MiB]. */
+  maxPayloadBytes?: number;
+  /** How long a worker avoids a label that failed to load there (ms) [30000]. */
+  labelFailureBackoffMs?: number;
+  /** Time allowed for the uploader to answer an upload (ms) [600000]. */
+  uploadTimeoutMs?: number;
+  /** How often waiting tasks are re-examined (ms) [50]. */
+  tickIntervalMs?: number;
+  /** How long a repository lookup is cached (ms) [2000]. */
+  repositoryCacheMs?: number;
+  /** Logger [pino at LOG_LEVEL or 'info' to stderr, `service: "dispatcher"`]. */
+  logger?: Logger;
+  /** Random source for routing picks [Math.random]. Tests inject a seeded one. */
+  random?: RandomSource;
+}
+
+/** {@link DispatcherOptions} after validation, with every default filled in (frozen). */
+export interface ResolvedOptions {
+  readonly port: number;
+  readonly host: string;
+  readonly policy: PolicyName;
+  readonly taskTimeoutMs: number;
+  readonly maxQueue: number;
+  readonly maxQueuePerLabel: number;
+  readonly maxAttempts: number;
+  readonly heartbeatIntervalMs: number;
+  readonly workerTimeoutMs: number;
+  readonly shutdownGraceMs: number;
+  readonly workerToken: string | undefined;
+  readonly apiKeys: readonly string[];
+  readonly uploaderUrl: string | undefined;
+  readonly modelRepository: string | undefined;
+  readonly helloTimeoutMs: number;
+  readonly maxBodyBytes: number;
+  readonly maxPayloadBytes: number;
+  readonly labelFailureBackoffMs: number;
+  readonly uploadTimeoutMs: number;
+  readonly tickIntervalMs: number;
+  readonly repositoryCacheMs: number;
+}
+
+/** Thrown for a bad option, env var or flag; the message names it. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const ms = (min: number) =>
+  z
+    .number()
+    .int()
+    .min(min)
+    .max(2 ** 31 - 1);
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
+
+const optionsSchema = z.object({
+  port: z.number().int().min(0).max(65535).default(8080),
+  host: z.string().min(1).default('0.0.0.0'),
+  policy: z.enum(POLICY_NAMES as [PolicyName, ...PolicyName[]]).default('affinity'),
+  taskTimeoutMs: ms(1).default(60_000),
+  maxQueue: z.number().int().min(0).default(1000),
+  maxQueuePerLabel: z.number().int().min(0).default(500),
+  maxAttempts: z.number().int().min(1).max(100).default(3),
+  heartbeatIntervalMs: ms(10).default(1000),
+  workerTimeoutMs: ms(10).default(5000),
+  shutdownGraceMs: ms(0).default(10_000),
+  workerToken: z.string().min(1).optional(),
+  apiKeys: z.array(z.string().min(1, 'keys must not be empty')).default([]),
+  uploaderUrl: httpUrl.optional(),
+  modelRepository: z.string().min(1).optional(),
+  helloTimeoutMs: ms(1).default(5000),
+  maxBodyBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(1024 * 1024),
+  maxPayloadBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(64 * 1024 * 1024),
+  labelFailureBackoffMs: ms(0).default(30_000),
+  uploadTimeoutMs: ms(1).default(600_000),
+  tickIntervalMs: ms(1).default(50),
+  repositoryCacheMs: ms(0).default(2000),
+});
+
+function firstIssue(error: z.ZodError, names?: Record<string, string>): string {
+  const issue = error.issues[0];
+  const field = String(issue?.path[0] ?? 'config');
+  return `invalid ${names?.[field] ?? field}: ${issue?.message ?? 'invalid value'}`;
+}
+
+/**
+ * Validates `startDispatcher` options once, fills in defaults and freezes the result.
+ * @throws ConfigError naming the option.
+ */
+export function resolveOptions(options: DispatcherOptions = {}): ResolvedOptions {
+  const { logger: _logger, random: _random, ...plain } = options;
+  const parsed = optionsSchema.safeParse(plain);
+  if (!parsed.success) throw new ConfigError(firstIssue(parsed.error));
+  const o = parsed.data;
+  return Object.freeze({
+    ...o,
+    workerToken: o.workerToken,
+    uploaderUrl: o.uploaderUrl?.replace(/\/+$/, ''),
+    modelRepository: o.modelRepository,
+    apiKeys: Object.freeze([...o.apiKeys]),
+  });
+}
+
+// ---------------------------------------------------------------- environment
+
+/** The environment variables the dispatcher reads (contracts.md). */
+export const ENV_VARS = [
+  'PORT',
+  'HOST',
+  'ROUTING_POLICY',
+  'RANDOM_DISPATCH',
+  'TASK_TIMEOUT_MS',
+  'MAX_QUEUE',
+  'MAX_QUEUE_PER_LABEL',
+  'MAX_ATTEMPTS',
+  'HEARTBEAT_INTERVAL_MS',
+  'WORKER_TIMEOUT_MS',
+  'SHUTDOWN_GRACE_MS',
+  'WORKER_TOKEN',
+  'API_KEYS',
+  'UPLOADER_URL',
+  'MODEL_REPOSITORY',
+  'LOG_COLLECTOR_URL',
+  'LOG_LEVEL',
+] as const;
+
+/** One of {@link ENV_VARS}. */
+export type EnvVar = (typeof ENV_VARS)[number];
+
+const int = (min: number) =>
+  z.coerce
+    .number()
+    .int()
+    .min(min)
+    .max(2 ** 31 - 1);
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const envSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  ROUTING_POLICY: z.enum(POLICY_NAMES as [PolicyName, ...PolicyName[]]).default('affinity'),
+  RANDOM_DISPATCH: bool.default(false),
+  TASK_TIMEOUT_MS: int(1).default(60_000),
+  MAX_QUEUE: int(0).default(1000),
+  MAX_QUEUE_PER_LABEL: int(0).default(500),
+  MAX_ATTEMPTS: int(1).max(100).default(3),
+  HEARTBEAT_INTERVAL_MS: int(10).default(1000),
+  WORKER_TIMEOUT_MS: int(10).default(5000),
+  SHUTDOWN_GRACE_MS: int(0).default(10_000),
+  WORKER_TOKEN: z.string().min(1).optional(),
+  API_KEYS: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k.length > 0),
+    )
+    .optional(),
+  UPLOADER_URL: httpUrl.optional(),
+  MODEL_REPOSITORY: z.string().min(1).optional(),
+  LOG_COLLECTOR_URL: httpUrl.optional(),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+});
+
+/** The dispatcher process configuration: options for `startDispatcher` plus process-level settings. */
+export interface DispatcherConfig extends ResolvedOptions {
+  /** LOG_COLLECTOR_URL [unset]: where logs are shipped. */
+  readonly logCollectorUrl: string | undefined;
+  /** LOG_LEVEL ['info']. */
+  readonly logLevel: LogLevel;
+}
+
+/**
+ * Reads the variables in {@link ENV_VARS} from `env` (empty strings count as unset), applies
+ * `overrides` (CLI flags, by variable name) on top, validates once and returns a frozen config.
+ * `RANDOM_DISPATCH=true` selects the `random` policy whatever ROUTING_POLICY says.
+ * @throws ConfigError naming the variable.
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<Record<EnvVar, string | undefined>> = {},
+): DispatcherConfig {
+  const raw: Record<string, string> = {};
+  for (const name of ENV_VARS) {
+    const value = overrides[name] ?? env[name];
+    if (value !== undefined && value !== '') raw[name] = value;
+  }
+  const parsed = envSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(firstIssue(parsed.error));
+  const e = parsed.data;
+  const options = resolveOptions({
+    port: e.PORT,
+    host: e.HOST,
+    policy: e.RANDOM_DISPATCH ? 'random' : e.ROUTING_POLICY,
+    taskTimeoutMs: e.TASK_TIMEOUT_MS,
+    maxQueue: e.MAX_QUEUE,
+    maxQueuePerLabel: e.MAX_QUEUE_PER_LABEL,
+    maxAttempts: e.MAX_ATTEMPTS,
+    heartbeatIntervalMs: e.HEARTBEAT_INTERVAL_MS,
+    workerTimeoutMs: e.WORKER_TIMEOUT_MS,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    workerToken: e.WORKER_TOKEN,
+    apiKeys: e.API_KEYS ?? [],
+    uploaderUrl: e.UPLOADER_URL,
+    modelRepository: e.MODEL_REPOSITORY,
+  });
+  return Object.freeze({ ...options, logCollectorUrl: e.LOG_COLLECTOR_URL, logLevel: e.LOG_LEVEL });
+}

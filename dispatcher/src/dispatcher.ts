@@ -1,0 +1,161 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolveOptions, type DispatcherOptions, type ResolvedOptions } from './config.js';
+import { createHttpApp } from './http-routes.js';
+import { serviceLogger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { RepositoryLabels } from './repository-labels.js';
+import { Router } from './routing/router.js';
+import { TaskTracker } from './task-tracker.js';
+import { WorkerEndpoint } from './worker-endpoint.js';
+
+/** A running dispatcher. */
+export interface DispatcherHandle {
+  /** `http://host:port` (loopback shown as 127.0.0.1 when listening on every interface). */
+  readonly url: string;
+  readonly port: number;
+  /** The validated options it runs with. */
+  readonly options: ResolvedOptions;
+  /** The routing core (read its picture; do not drive it from outside). */
+  readonly router: Router;
+  /**
+   * Graceful shutdown, in this order: stop admitting (503 shutting_down), let queued and in-flight
+   * tasks finish for up to `graceMs` [shutdownGraceMs], send Drain to the workers, answer what is
+   * left with 503 shutting_down, close the worker sockets (1001), close the HTTP server.
+   * Resolves when all of that is done. Safe to call twice; `close()` during a drain cuts the grace.
+   */
+  drain(graceMs?: number): Promise<void>;
+  /** Shutdown without grace (the same order, nothing waited for). Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the dispatcher: one `http.Server` carrying the Express API and the worker WebSocket
+ * endpoint, around one routing core.
+ *
+ *   producers ─HTTP─> http-routes ─> TaskTracker ─> Router (pure) ─> decisions
+ *                                        ^   │ RunTask / LabelOrder / Drain
+ *   workers  ─WS──> worker-endpoint ─────┘   v
+ *                   (Hello, TaskResult, LabelEvent, Heartbeat)
+ */
+export async function startDispatcher(options: DispatcherOptions = {}): Promise<DispatcherHandle> {
+  const resolved = resolveOptions(options);
+  const logger = serviceLogger(options.logger);
+  const router = new Router({
+    policy: resolved.policy,
+    random: options.random ?? Math.random,
+    maxQueue: resolved.maxQueue,
+    maxQueuePerLabel: resolved.maxQueuePerLabel,
+    failureBackoffMs: resolved.labelFailureBackoffMs,
+  });
+  const metrics = createMetrics(router);
+  const repository = resolved.modelRepository
+    ? new RepositoryLabels(resolved.modelRepository, resolved.repositoryCacheMs)
+    : undefined;
+  let draining = false;
+  const server: Server = createServer();
+  // The endpoint's events reach the tracker, created next; none fire before listen().
+  const endpoint = new WorkerEndpoint(server, {
+    options: resolved,
+    logger,
+    isAccepting: () => !draining,
+    events: {
+      joined: (info) => tracker.onWorkerJoined(info),
+      left: (id, reason) => tracker.onWorkerLeft(id, reason),
+      taskResult: (id, result) => tracker.onTaskResult(id, result),
+      labelEvent: (id, event) => tracker.onLabelEvent(id, event),
+      heartbeat: (id, beat) => tracker.onHeartbeat(id, beat),
+    },
+  });
+  const tracker = new TaskTracker({
+    router,
+    options: resolved,
+    metrics,
+    logger,
+    repository,
+    sendToWorker: (id, message) => endpoint.send(id, message),
+  });
+  server.on(
+    'request',
+    createHttpApp({
+      options: resolved,
+      router,
+      tracker,
+      metrics,
+      logger,
+      repository,
+      isDraining: () => draining,
+    }),
+  );
+  const ticker = setInterval(() => {
+    try {
+      tracker.tick();
+    } catch (err) {
+      logger.error({ err, event: 'tick_failed' }, 'routing tick failed');
+    }
+  }, resolved.tickIntervalMs).unref();
+
+  server.listen(resolved.port, resolved.host);
+  try {
+    await once(server, 'listening');
+  } catch (err) {
+    clearInterval(ticker);
+    await endpoint.close();
+    throw err;
+  }
+  const port = (server.address() as AddressInfo).port;
+  const shownHost = ['0.0.0.0', '::', ''].includes(resolved.host) ? '127.0.0.1' : resolved.host;
+  const url = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
+
+  let shutdown: Promise<void> | undefined;
+  let cutGrace: () => void = () => {};
+  const graceCut = new Promise<void>((resolve) => (cutGrace = resolve));
+
+  const drain = (graceMs: number = resolved.shutdownGraceMs): Promise<void> => {
+    shutdown ??= (async () => {
+      draining = true;
+      tracker.stopAdmitting();
+      logger.info({ event: 'dispatcher_draining', pending: tracker.size, grace_ms: graceMs }, 'draining');
+      let graceTimer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        tracker.whenIdle(),
+        graceCut,
+        new Promise<void>((resolve) => (graceTimer = setTimeout(resolve, graceMs).unref())),
+      ]);
+      clearTimeout(graceTimer);
+      endpoint.drainAll('dispatcher shutting down');
+      tracker.failAll('shutting_down', 'the dispatcher shut down before the task finished');
+      clearInterval(ticker);
+      await endpoint.close();
+      await closeServer(server);
+      logger.info({ event: 'dispatcher_closed' }, 'dispatcher closed');
+    })();
+    return shutdown;
+  };
+
+  logger.info(
+    { event: 'dispatcher_listening', url, policy: resolved.policy },
+    `dispatcher listening on ${url}`,
+  );
+  return {
+    url,
+    port,
+    options: resolved,
+    router,
+    drain,
+    close: () => {
+      cutGrace();
+      return drain(0);
+    },
+  };
+}
+
+/** Stops accepting connections, lets answered keep-alive connections go, then cuts the rest. */
+async function closeServer(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const cut = setTimeout(() => server.closeAllConnections(), 1000).unref();
+  await closed;
+  clearTimeout(cut);
+}

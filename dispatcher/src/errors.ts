@@ -1,0 +1,56 @@
+/**
+ * The dispatcher's error catalog: code -> HTTP status -> default message. Every HTTP error the
+ * dispatcher sends (producer API and worker upgrade refusals) is `{"error": {"code", "message"}}`
+ * with one of these codes; the README lists them all.
+ */
+export const DISPATCHER_ERRORS = {
+  invalid_request: { status: 400, message: 'the request is not valid' },
+  invalid_parameters_json: { status: 400, message: 'parameters_json is not valid JSON' },
+  unknown_task_type: { status: 400, message: 'no worker serves this task type' },
+  bad_parameters: { status: 400, message: 'the worker rejected the task parameters' },
+  invalid_worker_id: { status: 400, message: 'the Worker-Id header is missing or invalid' },
+  unauthorized: { status: 401, message: 'missing or invalid credentials' },
+  not_found: { status: 404, message: 'no such route' },
+  label_not_found: { status: 404, message: 'the model repository has no such label' },
+  method_not_allowed: { status: 405, message: 'method not allowed on this route' },
+  duplicate_task_id: { status: 409, message: 'a task with this task_id is already in flight' },
+  duplicate_worker_id: { status: 409, message: 'a connected worker already has this id' },
+  internal: { status: 500, message: 'internal error' },
+  worker_lost: { status: 502, message: 'the worker running the task was lost and the attempts are used up' },
+  worker_error: { status: 502, message: 'the worker failed to run the task' },
+  uploader_unreachable: { status: 502, message: 'the uploader could not be reached' },
+  queue_full: { status: 503, message: 'the task queue is full; retry later' },
+  shutting_down: { status: 503, message: 'the dispatcher is shutting down' },
+  no_capable_worker: { status: 503, message: 'no connected worker serves this task type; retry later' },
+  uploader_not_configured: { status: 503, message: 'no uploader is configured (UPLOADER_URL)' },
+  task_timeout: { status: 504, message: 'the task did not finish in time' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+/** A code from {@link DISPATCHER_ERRORS}. */
+export type DispatcherErrorCode = keyof typeof DISPATCHER_ERRORS;
+
+/** The JSON body of every error response. */
+export interface ErrorBody {
+  error: { code: DispatcherErrorCode; message: string };
+}
+
+/** An error with a catalog code; `message` is the catalog message, or `detail` when given. */
+export class DispatcherError extends Error {
+  readonly code: DispatcherErrorCode;
+  readonly status: number;
+  /** Seconds for a `Retry-After` header (503s). */
+  readonly retryAfterS: number | undefined;
+
+  constructor(code: DispatcherErrorCode, detail?: string, retryAfterS?: number) {
+    super(detail ?? DISPATCHER_ERRORS[code].message);
+    this.name = 'DispatcherError';
+    this.code = code;
+    this.status = DISPATCHER_ERRORS[code].status;
+    this.retryAfterS = retryAfterS;
+  }
+
+  /** The JSON body sent to the client. */
+  toBody(): ErrorBody {
+    return { error: { code: this.code, message: this.message } };
+  }
+}

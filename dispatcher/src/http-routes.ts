@@ -1,0 +1,218 @@
+import { createHash } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { ResolvedOptions } from './config.js';
+import { DispatcherError } from './errors.js';
+import type { DispatcherMetrics } from './metrics.js';
+import type { RepositoryLabels } from './repository-labels.js';
+import type { Router } from './routing/router.js';
+import type { TaskTracker } from './task-tracker.js';
+import { forwardUpload, listUploaderModels } from './uploader-client.js';
+
+/** What the routes need. */
+export interface HttpRoutesDeps {
+  readonly options: ResolvedOptions;
+  readonly router: Router;
+  readonly tracker: TaskTracker;
+  readonly metrics: DispatcherMetrics;
+  readonly logger: Logger;
+  readonly repository: RepositoryLabels | undefined;
+  /** True once shutdown began: /health answers 503. */
+  readonly isDraining: () => boolean;
+}
+
+const runTaskSchema = z.object({
+  task_id: z.string().min(1).max(200),
+  task_type: z.string().min(1).max(200),
+  label: z.string().min(1).max(200),
+  parameters_json: z.string(),
+});
+
+const uploadSchema = z.object({
+  model_id: z.string().min(1).max(300),
+  revision: z.string().min(1).max(200).optional(),
+  max_batch_size: z.number().int().min(0).max(1_000_000).optional(),
+  overwrite: z.boolean().optional(),
+});
+
+/** Known routes and their methods (anything else on these paths is a 405). */
+const ROUTES: Record<string, string[]> = {
+  '/run-task': ['POST'],
+  '/upload-model': ['POST'],
+  '/health': ['GET', 'HEAD'],
+  '/workers': ['GET', 'HEAD'],
+  '/labels': ['GET', 'HEAD'],
+  '/metrics': ['GET', 'HEAD'],
+};
+
+/** How long GET /labels waits for the uploader's model list. */
+const LABELS_UPLOADER_TIMEOUT_MS = 2000;
+
+function invalid(error: z.ZodError): DispatcherError {
+  const issue = error.issues[0];
+  const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : 'body: ';
+  return new DispatcherError('invalid_request', `${where}${issue?.message ?? 'invalid'}`);
+}
+
+function sendError(res: Response, err: DispatcherError): void {
+  if (err.retryAfterS !== undefined) res.setHeader('Retry-After', String(err.retryAfterS));
+  res.status(err.status).json(err.toBody());
+}
+
+const digest = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+/**
+ * The producer and operator HTTP API (contracts.md): POST /run-task, GET /health, /workers,
+ * /labels, /metrics, POST /upload-model. Only /run-task and /upload-model parse a body; errors are
+ * always `{"error": {"code", "message"}}`. /health and /metrics are open; the rest need an API key
+ * when API_KEYS is set.
+ */
+export function createHttpApp(deps: HttpRoutesDeps): express.Express {
+  const { options, router, tracker, metrics, logger, repository } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', false);
+
+  const keyDigests = new Set(options.apiKeys.map(digest));
+  const authorized = (req: Request): boolean => {
+    if (keyDigests.size === 0) return true;
+    const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim();
+    const key = bearer ?? req.headers['x-api-key'];
+    // Comparing digests keeps the set lookup from leaking how much of a key matched.
+    return typeof key === 'string' && keyDigests.has(digest(key));
+  };
+  const requireKey = (req: Request, _res: Response, next: NextFunction): void => {
+    next(authorized(req) ? undefined : new DispatcherError('unauthorized', 'missing or invalid API key'));
+  };
+  // Any content type is read as JSON: producers often omit the header.
+  const json = express.json({ limit: options.maxBodyBytes, type: () => true });
+
+  app.post('/run-task', requireKey, json, (req: Request, res: Response) => {
+    const parsed = runTaskSchema.safeParse(req.body);
+    if (!parsed.success) return sendError(res, invalid(parsed.error));
+    const body = parsed.data;
+    try {
+      JSON.parse(body.parameters_json);
+    } catch (err) {
+      return sendError(
+        res,
+        new DispatcherError('invalid_parameters_json', `parameters_json: ${(err as Error).message}`),
+      );
+    }
+    let replied = false;
+    res.once('close', () => {
+      if (!replied) tracker.abandon(body.task_id);
+    });
+    tracker.submit(
+      {
+        taskId: body.task_id,
+        taskType: body.task_type,
+        label: body.label,
+        parametersJson: body.parameters_json,
+      },
+      (status, payload, retryAfterS) => {
+        replied = true;
+        if (res.headersSent || res.destroyed) return;
+        if (retryAfterS !== undefined) res.setHeader('Retry-After', String(retryAfterS));
+        res.status(status).json(payload);
+      },
+    );
+  });
+
+  app.get('/health', (_req, res) => {
+    const draining = deps.isDraining();
+    res
+      .status(draining ? 503 : 200)
+      .json({ status: draining ? 'draining' : 'ok', workers: router.workerCount });
+  });
+
+  app.get('/workers', requireKey, (_req, res) => {
+    const list = [];
+    for (const w of router.workers()) {
+      list.push({
+        id: w.id,
+        labels: w.labels,
+        state: w.state,
+        in_flight: w.inFlight.size,
+        slots: w.taskSlots,
+        label_capacity: w.labelCapacity,
+        task_types: [...w.taskTypes],
+      });
+    }
+    res.json(list);
+  });
+
+  app.get('/labels', requireKey, async (_req, res) => {
+    const holders = router.labelHolders();
+    const known = new Set<string>();
+    if (repository) for (const label of await repository.list()) known.add(label);
+    if (options.uploaderUrl) {
+      try {
+        for (const label of await listUploaderModels(options.uploaderUrl, LABELS_UPLOADER_TIMEOUT_MS))
+          known.add(label);
+      } catch (err) {
+        logger.warn({ err, event: 'uploader_models_failed' }, 'could not list the uploader models');
+      }
+    }
+    for (const label of known) if (!holders.has(label)) holders.set(label, []);
+    const sorted = [...holders.keys()].sort();
+    res.json(Object.fromEntries(sorted.map((label) => [label, holders.get(label)])));
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    res.setHeader('Content-Type', metrics.registry.contentType);
+    res.end(await metrics.registry.metrics());
+  });
+
+  app.post('/upload-model', requireKey, json, async (req: Request, res: Response) => {
+    if (!options.uploaderUrl) throw new DispatcherError('uploader_not_configured', undefined, 60);
+    const parsed = uploadSchema.safeParse(req.body);
+    if (!parsed.success) throw invalid(parsed.error);
+    const answer = await forwardUpload(options.uploaderUrl, parsed.data, options.uploadTimeoutMs);
+    if (answer.status >= 200 && answer.status < 300) repository?.invalidate();
+    res.status(answer.status).json(answer.body);
+  });
+
+  for (const [path, methods] of Object.entries(ROUTES)) {
+    app.all(path, (_req, res) => {
+      res.setHeader('Allow', methods.join(', '));
+      sendError(res, new DispatcherError('method_not_allowed', `use ${methods.join(' or ')} on ${path}`));
+    });
+  }
+
+  app.use((req: Request, res: Response) => {
+    sendError(res, new DispatcherError('not_found', `no route ${req.method} ${req.path}`));
+  });
+
+  // Every error, body-parser's included, leaves as JSON.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const e = toDispatcherError(err, options.maxBodyBytes);
+    if (e.status >= 500 && e.code === 'internal')
+      logger.error({ err, event: 'http_error', method: req.method, path: req.path }, 'request failed');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    sendError(res, e);
+  });
+
+  return app;
+}
+
+/** Maps anything thrown in a route to a catalog error. */
+function toDispatcherError(err: unknown, maxBodyBytes: number): DispatcherError {
+  if (err instanceof DispatcherError) return err;
+  const e = err as { type?: string; status?: number; message?: string };
+  switch (e.type) {
+    case 'entity.parse.failed':
+      return new DispatcherError('invalid_request', `the body is not valid JSON: ${e.message}`);
+    case 'entity.too.large':
+      return new DispatcherError('invalid_request', `the body is larger than ${maxBodyBytes} bytes`);
+    default:
+      if (typeof e.status === 'number' && e.status >= 400 && e.status < 500)
+        return new DispatcherError('invalid_request', e.message ?? 'bad request');
+      return new DispatcherError('internal');
+  }
+}

@@ -1,0 +1,92 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { COMMON_QUEUE } from './routing/queues.js';
+
+/** What the gauges read at scrape time. */
+export interface MetricsSource {
+  queueDepths(): Map<string, number>;
+  readonly workerCount: number;
+}
+
+/** The dispatcher's Prometheus metrics, on a registry of their own (several dispatchers may share a process). */
+export interface DispatcherMetrics {
+  readonly registry: Registry;
+  /** Producer requests to /run-task by outcome: `completed` or an error code. */
+  readonly tasks: Counter<'outcome'>;
+  /** Task results whose label was already loaded (TaskResult.labelMiss false, task ran). */
+  readonly labelHits: Counter;
+  /** Task results whose label had to be loaded (TaskResult.labelMiss true). */
+  readonly labelMisses: Counter;
+  /** Label loads reported by workers (LabelEvent loaded). */
+  readonly labelLoads: Counter;
+  /** Label evictions reported by workers (LabelEvent evicted). */
+  readonly labelEvictions: Counter;
+  /** Tasks sent again after a worker loss, a failed load or a refusal. */
+  readonly taskRetries: Counter;
+  /** Time spent in the routing core per decision. */
+  readonly routingDecisionSeconds: Histogram;
+}
+
+/** Creates the metrics named in contracts.md on a new registry. */
+export function createMetrics(source: MetricsSource): DispatcherMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  new Gauge({
+    name: 'smart_routing_queue_depth',
+    help: 'Tasks waiting, per label queue (label="*" is the common queue).',
+    labelNames: ['label'],
+    registers,
+    collect() {
+      this.reset();
+      this.set({ label: COMMON_QUEUE }, 0);
+      for (const [label, depth] of source.queueDepths()) this.set({ label }, depth);
+    },
+  });
+  new Gauge({
+    name: 'smart_routing_connected_workers',
+    help: 'Workers connected and registered (Hello received).',
+    registers,
+    collect() {
+      this.set(source.workerCount);
+    },
+  });
+  return {
+    registry,
+    tasks: new Counter({
+      name: 'smart_routing_tasks_total',
+      help: 'Producer task requests by outcome (completed, or the error code).',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    labelHits: new Counter({
+      name: 'smart_routing_label_hits_total',
+      help: 'Tasks that ran on a worker that already had their label loaded.',
+      registers,
+    }),
+    labelMisses: new Counter({
+      name: 'smart_routing_label_misses_total',
+      help: 'Tasks that had to load their label first (from TaskResult.labelMiss).',
+      registers,
+    }),
+    labelLoads: new Counter({
+      name: 'smart_routing_label_loads_total',
+      help: 'Label loads reported by workers.',
+      registers,
+    }),
+    labelEvictions: new Counter({
+      name: 'smart_routing_label_evictions_total',
+      help: 'Label evictions reported by workers.',
+      registers,
+    }),
+    taskRetries: new Counter({
+      name: 'smart_routing_task_retries_total',
+      help: 'Tasks sent again after a worker loss, a failed label load or a draining/no_slot refusal.',
+      registers,
+    }),
+    routingDecisionSeconds: new Histogram({
+      name: 'smart_routing_routing_decision_seconds',
+      help: 'Time spent in the routing core per decision.',
+      buckets: [1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025],
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,151 @@
+import type { TaskSpec } from './types.js';
+
+/** Name of the common FIFO queue (label-blind policies queue every task there). */
+export const COMMON_QUEUE = '*';
+
+/** A waiting task. Nodes sit in two lists: their queue, and the global list of all waiting tasks. */
+export interface QueuedTask {
+  readonly task: TaskSpec;
+  /** A label, or {@link COMMON_QUEUE}. */
+  readonly queue: string;
+  /** Position in the global order: smaller = served earlier. Retries pushed to the front get negatives. */
+  readonly order: number;
+  /** Router time when it was queued. */
+  readonly enqueuedAt: number;
+}
+
+interface Node extends QueuedTask {
+  prev: Node | undefined;
+  next: Node | undefined;
+  prevAll: Node | undefined;
+  nextAll: Node | undefined;
+}
+
+interface List {
+  head: Node | undefined;
+  tail: Node | undefined;
+  size: number;
+}
+
+/**
+ * Per-label FIFO queues and a common FIFO queue, threaded through one global order of all waiting
+ * tasks (oldest first). Push to the back or (for retries) the front, look at heads, and remove any
+ * task by id, all in O(1); a per-label count covers tasks of that label in whichever queue.
+ */
+export class TaskQueues {
+  private readonly nodes = new Map<string, Node>();
+  private readonly lists = new Map<string, List>();
+  private readonly perLabel = new Map<string, number>();
+  private head: Node | undefined;
+  private tail: Node | undefined;
+  private backSeq = 0;
+  private frontSeq = 0;
+
+  /** Number of waiting tasks. */
+  get size(): number {
+    return this.nodes.size;
+  }
+
+  has(taskId: string): boolean {
+    return this.nodes.has(taskId);
+  }
+
+  get(taskId: string): QueuedTask | undefined {
+    return this.nodes.get(taskId);
+  }
+
+  /** Tasks waiting in `queue` (a label or {@link COMMON_QUEUE}). */
+  sizeOf(queue: string): number {
+    return this.lists.get(queue)?.size ?? 0;
+  }
+
+  /** Tasks waiting for `label`, whichever queue they are in. */
+  countForLabel(label: string): number {
+    return this.perLabel.get(label) ?? 0;
+  }
+
+  /** The next task of `queue`. */
+  headOf(queue: string): QueuedTask | undefined {
+    return this.lists.get(queue)?.head;
+  }
+
+  /** The task that has waited longest (retries pushed to the front count as oldest). */
+  oldest(): QueuedTask | undefined {
+    return this.head;
+  }
+
+  /** Waiting tasks, oldest first, at most `limit`. Do not mutate while iterating. */
+  *inOrder(limit = Infinity): Generator<QueuedTask> {
+    let n = 0;
+    for (let node = this.head; node && n < limit; node = node.nextAll, n++) yield node;
+  }
+
+  /** Sizes of the non-empty queues. */
+  depths(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [key, list] of this.lists) out.set(key, list.size);
+    return out;
+  }
+
+  /** Adds `task` to the back (or the front) of `queue`. Throws if the id is already waiting. */
+  push(task: TaskSpec, queue: string, now: number, front = false): QueuedTask {
+    if (this.nodes.has(task.id)) throw new Error(`task ${task.id} is already queued`);
+    const node: Node = {
+      task,
+      queue,
+      order: front ? --this.frontSeq : ++this.backSeq,
+      enqueuedAt: now,
+      prev: undefined,
+      next: undefined,
+      prevAll: undefined,
+      nextAll: undefined,
+    };
+    let list = this.lists.get(queue);
+    if (!list) this.lists.set(queue, (list = { head: undefined, tail: undefined, size: 0 }));
+    if (front) {
+      node.next = list.head;
+      if (list.head) list.head.prev = node;
+      else list.tail = node;
+      list.head = node;
+      node.nextAll = this.head;
+      if (this.head) this.head.prevAll = node;
+      else this.tail = node;
+      this.head = node;
+    } else {
+      node.prev = list.tail;
+      if (list.tail) list.tail.next = node;
+      else list.head = node;
+      list.tail = node;
+      node.prevAll = this.tail;
+      if (this.tail) this.tail.nextAll = node;
+      else this.head = node;
+      this.tail = node;
+    }
+    list.size++;
+    this.nodes.set(task.id, node);
+    this.perLabel.set(task.label, (this.perLabel.get(task.label) ?? 0) + 1);
+    return node;
+  }
+
+  /** Removes a waiting task by id (served, timed out or cancelled). */
+  remove(taskId: string): QueuedTask | undefined {
+    const node = this.nodes.get(taskId);
+    if (!node) return undefined;
+    this.nodes.delete(taskId);
+    const list = this.lists.get(node.queue)!;
+    if (node.prev) node.prev.next = node.next;
+    else list.head = node.next;
+    if (node.next) node.next.prev = node.prev;
+    else list.tail = node.prev;
+    if (--list.size === 0) this.lists.delete(node.queue);
+    if (node.prevAll) node.prevAll.nextAll = node.nextAll;
+    else this.head = node.nextAll;
+    if (node.nextAll) node.nextAll.prevAll = node.prevAll;
+    else this.tail = node.prevAll;
+    node.prev = node.next = node.prevAll = node.nextAll = undefined;
+    const n = (this.perLabel.get(node.task.label) ?? 1) - 1;
+    if (n > 0) this.perLabel.set(node.task.label, n);
+    else this.perLabel.delete(node.task.label);
+    return node;
+  }
+}

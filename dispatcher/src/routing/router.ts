@@ -1,0 +1,327 @@
+/**
+ * The pure routing core: registry + queues + cost model + a policy, driven by events, answering
+ * with decisions. No sockets, no timers, no clock: every call takes `now` (ms, any monotonic
+ * origin), so the dispatcher feeds it wall-clock time and a simulator feeds it virtual time.
+ *
+ *   events in                                    decisions out
+ *   ─────────                                    ─────────────
+ *   addWorker(now, hello)      ──┐           ┌──> send    {taskId, workerId, label, evictLabel}
+ *   updateWorker(now, beat)    ──┤           ├──> queue   {taskId, queue: label | '*'}
+ *   submit(now, task, front?)  ──┼─> Router ─┼──> reject  {taskId, reason: 'queue_full'}
+ *   taskFinished(now, w, t, r) ──┤   │       └──> load / unload {workerId, label}
+ *   labelEvent(now, w, ev)     ──┤   │
+ *   tick(now)                  ──┤   ├── Registry  workers, labels (MRU), slots, in-flight, indices
+ *   removeWorker(now, w)       ──┘   ├── TaskQueues per-label FIFOs + common FIFO + global order
+ *     └─> in-flight tasks back       ├── CostModel EWMA load / run times per label
+ *   cancel(taskId)                   └── RoutingPolicy  random | idle-first | affinity
+ *
+ * The registry is optimistic: a `send` marks the label loaded-or-loading on that worker and the
+ * eviction done, at once; the worker's reports (loadedLabels in task results, label events and
+ * heartbeats) are the truth and correct it. Every call is O(capacity + log n) in workers and
+ * labels, plus at most `scanLimit` candidates examined.
+ */
+import { CostModel, type CostModelOptions } from './cost-model.js';
+import { affinityPolicy } from './policies/affinity.js';
+import { idleFirstPolicy } from './policies/idle-first.js';
+import { randomPolicy } from './policies/random.js';
+import type { PolicyContext, RoutingPolicy } from './policy.js';
+import { TaskQueues } from './queues.js';
+import { seededRandom, type RandomSource } from './random.js';
+import { Registry, type WorkerRecord, type WorkerView } from './registry.js';
+import type {
+  Decision,
+  InFlightTask,
+  LabelReport,
+  PolicyName,
+  TaskReport,
+  TaskSpec,
+  WorkerInfo,
+  WorkerStatus,
+} from './types.js';
+
+/** Options of {@link Router}. */
+export interface RouterOptions {
+  /** A built-in policy name or a custom policy. Default `affinity`. */
+  policy?: PolicyName | RoutingPolicy;
+  /** Uniform [0, 1) source for random picks. Default `seededRandom(1)` (reproducible). */
+  random?: RandomSource;
+  /** Most tasks waiting in all queues; more are rejected (`queue_full`). Default 1000. */
+  maxQueue?: number;
+  /** Most tasks waiting for one label. Default 500. */
+  maxQueuePerLabel?: number;
+  /** How long a worker avoids a label after it failed to load there (ms). Default 30000. */
+  failureBackoffMs?: number;
+  /** Learned-cost settings (EWMA weight, defaults before measurements). */
+  costs?: CostModelOptions;
+  /** Most candidates examined per decision. Default 32. */
+  scanLimit?: number;
+}
+
+/** The built-in policies by name. */
+export const POLICIES: Readonly<Record<PolicyName, RoutingPolicy>> = Object.freeze({
+  random: randomPolicy,
+  'idle-first': idleFirstPolicy,
+  affinity: affinityPolicy,
+});
+
+/** Error codes after which the task did run on the worker (its run time is meaningful). */
+const RAN_CODES = new Set(['bad_parameters', 'inference_failed', 'internal', 'unspecified']);
+
+/** The routing core; see the file header for the event/decision flow. */
+export class Router {
+  readonly registry = new Registry();
+  readonly queues = new TaskQueues();
+  readonly costs: CostModel;
+  readonly policy: RoutingPolicy;
+  private readonly ctx: PolicyContext;
+  private readonly maxQueue: number;
+  private readonly maxQueuePerLabel: number;
+  private readonly failureBackoffMs: number;
+
+  constructor(options: RouterOptions = {}) {
+    const policy = options.policy ?? 'affinity';
+    if (typeof policy === 'string') {
+      const builtIn = POLICIES[policy];
+      if (!builtIn) throw new TypeError(`unknown routing policy: ${JSON.stringify(policy)}`);
+      this.policy = builtIn;
+    } else {
+      this.policy = policy;
+    }
+    this.costs = new CostModel(options.costs);
+    this.maxQueue = options.maxQueue ?? 1000;
+    this.maxQueuePerLabel = options.maxQueuePerLabel ?? 500;
+    this.failureBackoffMs = options.failureBackoffMs ?? 30_000;
+    this.ctx = {
+      registry: this.registry,
+      queues: this.queues,
+      costs: this.costs,
+      random: options.random ?? seededRandom(1),
+      scanLimit: options.scanLimit ?? 32,
+    };
+  }
+
+  // ------------------------------------------------------------------ events
+
+  /** A worker joined (its Hello). Throws if the id is registered. Fills its free slots from the queues. */
+  addWorker(now: number, info: WorkerInfo): Decision[] {
+    const w = this.registry.add(info, now);
+    return this.pump(now, w);
+  }
+
+  /**
+   * A worker left (socket closed, timed out). Returns the tasks it had in flight, so the caller can
+   * retry them (`submit(now, task, { front: true })`) or fail them. Unknown ids return [].
+   */
+  removeWorker(_now: number, workerId: string): InFlightTask[] {
+    const w = this.registry.remove(workerId);
+    return w ? [...w.inFlight.values()] : [];
+  }
+
+  /** A worker's status report (Heartbeat): state and loaded labels. Unblocks a `no_slot` worker. */
+  updateWorker(now: number, workerId: string, status: WorkerStatus): Decision[] {
+    const w = this.registry.get(workerId);
+    if (!w) return [];
+    this.registry.expireFailures(w, now);
+    if (status.state) this.registry.setState(w, status.state);
+    if (status.loadedLabels) this.registry.applyLoadedLabels(w, status.loadedLabels, now);
+    this.registry.setBlocked(w, false);
+    return this.pump(now, w);
+  }
+
+  /**
+   * A task arrived, or is retried (`front: true`: it goes before every waiting task and ignores
+   * the queue limits, since it was already admitted). Returns a `send`, a `queue` or a `reject`;
+   * when an older task of the same label waits, that one is sent and the new one queued behind.
+   * Throws if a task with this id is already queued or in flight.
+   */
+  submit(now: number, task: TaskSpec, options: { front?: boolean } = {}): Decision[] {
+    if (this.queues.has(task.id) || this.registry.inFlight(task.id))
+      throw new Error(`task ${task.id} is already queued or in flight`);
+    const out: Decision[] = [];
+    const front = options.front === true;
+    const queue = this.policy.queueFor(task);
+    const placement = this.policy.place(task, this.ctx, now);
+    if (placement) {
+      const head = front ? undefined : this.queues.headOf(queue);
+      if (head && head.task.label === task.label && this.registry.canRun(placement.worker, head.task, now)) {
+        // FIFO within a label: the oldest waiting task takes the slot, the new one waits its turn.
+        this.queues.remove(head.task.id);
+        this.send(now, placement.worker, head.task, placement.evictLabel, out);
+        this.queues.push(task, queue, now);
+        out.push({ type: 'queue', taskId: task.id, queue });
+      } else {
+        this.send(now, placement.worker, task, placement.evictLabel, out);
+      }
+      return out;
+    }
+    if (
+      !front &&
+      (this.queues.size >= this.maxQueue || this.queues.countForLabel(task.label) >= this.maxQueuePerLabel)
+    ) {
+      out.push({ type: 'reject', taskId: task.id, reason: 'queue_full' });
+      return out;
+    }
+    this.queues.push(task, queue, now, front);
+    out.push({ type: 'queue', taskId: task.id, queue });
+    return out;
+  }
+
+  /**
+   * A worker reported on a task (its TaskResult, success or error): the slot is free, costs are
+   * learned, the label picture corrected, and the worker takes its next task. Error codes that
+   * change routing: `label_load_failed` (the worker avoids that label for `failureBackoffMs`),
+   * `draining` (the worker takes no more tasks), `no_slot` (no tasks until its next report).
+   * Re-submitting the task is the caller's choice.
+   */
+  taskFinished(now: number, workerId: string, taskId: string, report: TaskReport): Decision[] {
+    const w = this.registry.get(workerId);
+    if (!w) return [];
+    const entry = this.registry.finishTask(w, taskId);
+    const code = report.errorCode;
+    if (entry) {
+      const label = entry.task.label;
+      if ((code === undefined || RAN_CODES.has(code)) && report.runMs !== undefined && report.runMs > 0)
+        this.costs.observeRun(label, report.runMs);
+      // A LabelEvent since the send already gave this load's duration.
+      const sampled = w.loadSampledAt.get(label);
+      if (report.labelMiss && report.loadMs && (sampled === undefined || sampled < entry.sentAt))
+        this.costs.observeLoad(label, report.loadMs);
+      if (code === 'label_load_failed') this.registry.markFailing(w, label, now + this.failureBackoffMs);
+    }
+    if (code === 'draining') this.registry.setState(w, 'draining');
+    this.registry.setBlocked(w, code === 'no_slot');
+    if (report.loadedLabels) this.registry.applyLoadedLabels(w, report.loadedLabels, now);
+    return this.pump(now, w);
+  }
+
+  /** A worker reported a label change (its LabelEvent). */
+  labelEvent(now: number, workerId: string, report: LabelReport): Decision[] {
+    const w = this.registry.get(workerId);
+    if (!w) return [];
+    if (report.kind === 'loaded') {
+      if (report.durationMs && report.durationMs > 0) this.costs.observeLoad(report.label, report.durationMs);
+      this.registry.confirmLoaded(w, report.label, now);
+    } else if (report.kind === 'evicted') {
+      this.registry.confirmEvicted(w, report.label);
+    } else {
+      this.registry.markFailing(w, report.label, now + this.failureBackoffMs);
+    }
+    if (report.loadedLabels) this.registry.applyLoadedLabels(w, report.loadedLabels, now);
+    return this.pump(now, w);
+  }
+
+  /**
+   * Forgets a task whose producer stopped waiting (timeout, disconnect). A queued task is removed;
+   * an in-flight one keeps its slot until the worker reports. Returns where it was.
+   */
+  cancel(taskId: string): 'queued' | 'in_flight' | 'unknown' {
+    if (this.queues.remove(taskId)) return 'queued';
+    return this.registry.inFlight(taskId) ? 'in_flight' : 'unknown';
+  }
+
+  /**
+   * Re-examines waiting tasks, oldest first (at most `scanLimit`), while some worker is available:
+   * tasks that waited past their label's expected load time, lost their holders or can run again
+   * after a failure back-off get placed. Cheap when nothing waits or nobody is free; call it every
+   * few tens of ms.
+   */
+  tick(now: number): Decision[] {
+    const out: Decision[] = [];
+    if (this.registry.availableCount === 0 || this.queues.size === 0) return out;
+    for (const queued of [...this.queues.inOrder(this.ctx.scanLimit)]) {
+      if (this.registry.availableCount === 0) break;
+      const placement = this.policy.place(queued.task, this.ctx, now, now - queued.enqueuedAt);
+      if (!placement) continue;
+      this.queues.remove(queued.task.id);
+      this.send(now, placement.worker, queued.task, placement.evictLabel, out);
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------ queries
+
+  /** Whether a task with this id is queued or in flight. */
+  has(taskId: string): boolean {
+    return this.queues.has(taskId) || this.registry.inFlight(taskId) !== undefined;
+  }
+
+  /** A worker's current picture. */
+  worker(id: string): WorkerView | undefined {
+    return this.registry.get(id);
+  }
+
+  /** Every worker, in join order. */
+  workers(): IterableIterator<WorkerView> {
+    return this.registry.values();
+  }
+
+  /** Number of connected workers. */
+  get workerCount(): number {
+    return this.registry.size;
+  }
+
+  /** Number of waiting tasks. */
+  get queuedCount(): number {
+    return this.queues.size;
+  }
+
+  /** Waiting tasks per queue (`*` = common queue); empty queues are left out. */
+  queueDepths(): Map<string, number> {
+    return this.queues.depths();
+  }
+
+  /** Label -> ids of the workers holding or loading it (draining workers included). O(workers). */
+  labelHolders(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const w of this.registry.values()) {
+      for (const label of w.labels) {
+        const list = out.get(label);
+        if (list) list.push(w.id);
+        else out.set(label, [w.id]);
+      }
+    }
+    return out;
+  }
+
+  /** See {@link Registry.taskTypeStatus}. */
+  taskTypeStatus(taskType: string): 'served' | 'gone' | 'waiting' | 'unknown' {
+    return this.registry.taskTypeStatus(taskType);
+  }
+
+  /** Expected time to serve every waiting task: queued x mean run time / ready slots (ms). */
+  expectedDrainMs(): number {
+    return (this.queues.size * this.costs.meanRunMs()) / Math.max(1, this.registry.totalReadySlots);
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private send(
+    now: number,
+    w: WorkerRecord,
+    task: TaskSpec,
+    evictLabel: string | undefined,
+    out: Decision[],
+  ): void {
+    const entry = this.registry.startTask(w, task, evictLabel, now);
+    out.push({
+      type: 'send',
+      taskId: task.id,
+      workerId: w.id,
+      label: task.label,
+      evictLabel,
+      expectMiss: entry.expectMiss,
+    });
+  }
+
+  /** Fills `w`'s free slots with the waiting tasks the policy picks for it. */
+  private pump(now: number, w: WorkerRecord): Decision[] {
+    const out: Decision[] = [];
+    while (this.registry.isAvailable(w)) {
+      const pick = this.policy.pick(w, this.ctx, now);
+      if (!pick) break;
+      this.queues.remove(pick.queued.task.id);
+      this.send(now, w, pick.queued.task, pick.evictLabel, out);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,455 @@
+import { performance } from 'node:perf_hooks';
+import type {
+  DispatcherMessageInput,
+  Heartbeat,
+  LabelEvent,
+  TaskErrorCode,
+  TaskResult,
+} from '@smart-routing/proto';
+import type { Logger } from 'pino';
+import type { ResolvedOptions } from './config.js';
+import { DispatcherError, type DispatcherErrorCode } from './errors.js';
+import type { DispatcherMetrics } from './metrics.js';
+import type { RepositoryLabels } from './repository-labels.js';
+import type { Router } from './routing/router.js';
+import type { Decision, TaskSpec, WorkerInfo } from './routing/types.js';
+
+/** A validated POST /run-task body. */
+export interface RunTaskRequest {
+  readonly taskId: string;
+  readonly taskType: string;
+  readonly label: string;
+  readonly parametersJson: string;
+}
+
+/** Writes the HTTP answer for a task: status, JSON body, optional Retry-After seconds. */
+export type TaskReply = (status: number, body: unknown, retryAfterS?: number) => void;
+
+/** Task types that never touch a model, so the repository check does not apply to them. */
+const LABEL_FREE_TASK_TYPES = new Set(['echo']);
+
+/** Worker error codes after which the task did run (a hit counts; its run time means something). */
+const RAN_CODES = new Set<TaskErrorCode>(['bad_parameters', 'inference_failed', 'internal', 'unspecified']);
+
+/** Retry-After for `no_capable_worker`: long enough for a worker to restart. */
+const NO_WORKER_RETRY_AFTER_S = 5;
+
+interface PendingTask {
+  readonly spec: TaskSpec;
+  readonly parametersJson: string;
+  readonly reply: TaskReply;
+  readonly receivedAt: number;
+  readonly deadlineUnixMs: number;
+  readonly timer: NodeJS.Timeout;
+  /** 1 for the first try; bumped on each retry after a worker loss or failed load. */
+  attempt: number;
+  /** The worker the current attempt was sent to. */
+  workerId: string | undefined;
+}
+
+/** What the tracker needs from the rest of the dispatcher. */
+export interface TaskTrackerDeps {
+  readonly router: Router;
+  readonly options: ResolvedOptions;
+  readonly metrics: DispatcherMetrics;
+  readonly logger: Logger;
+  /** Set when MODEL_REPOSITORY is: unknown labels get a 404 before routing. */
+  readonly repository: RepositoryLabels | undefined;
+  /** Sends a frame to a connected worker; false when it is gone (its close will follow). */
+  readonly sendToWorker: (workerId: string, message: DispatcherMessageInput) => boolean;
+}
+
+/**
+ * The tasks producers are waiting for, between HTTP and the routing core:
+ *
+ *   POST /run-task ─> submit ─> Router.submit ─> send RunTask ─> worker
+ *        ^                                                        │
+ *        └── reply <── onTaskResult <── TaskResult ───────────────┘
+ *
+ * Each task has one timer (504 at the deadline). A task whose worker is lost goes back to the
+ * front of the queue with attempt + 1 until `maxAttempts`, then fails `worker_lost`; `draining` and
+ * `no_slot` refusals are re-routed as they are; `label_load_failed` re-routes (the router avoids
+ * that worker for the label) with attempt + 1.
+ */
+export class TaskTracker {
+  private readonly pending = new Map<string, PendingTask>();
+  private readonly idleWaiters: (() => void)[] = [];
+  private admitting = true;
+
+  constructor(private readonly deps: TaskTrackerDeps) {}
+
+  /** Tasks a producer is waiting for. */
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /** Whether new tasks are accepted. */
+  get isAdmitting(): boolean {
+    return this.admitting;
+  }
+
+  /** From now on, new tasks get 503 shutting_down. */
+  stopAdmitting(): void {
+    this.admitting = false;
+  }
+
+  /** Resolves when no producer is waiting any more. */
+  whenIdle(): Promise<void> {
+    if (this.pending.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Accepts a task and eventually calls `reply` exactly once (possibly before returning). */
+  submit(req: RunTaskRequest, reply: TaskReply): void {
+    const { router, options, repository } = this.deps;
+    if (!this.admitting) {
+      const retryAfter = Math.max(1, Math.ceil(options.shutdownGraceMs / 1000));
+      this.refuse(reply, new DispatcherError('shutting_down', undefined, retryAfter));
+      return;
+    }
+    if (this.pending.has(req.taskId) || router.has(req.taskId)) {
+      this.refuse(
+        reply,
+        new DispatcherError('duplicate_task_id', `task_id ${req.taskId} is already in flight`),
+      );
+      return;
+    }
+    const typeStatus = router.taskTypeStatus(req.taskType);
+    if (typeStatus === 'unknown') {
+      this.refuse(
+        reply,
+        new DispatcherError('unknown_task_type', `no worker serves task type ${req.taskType}`),
+      );
+      return;
+    }
+    if (typeStatus === 'gone') {
+      this.refuse(
+        reply,
+        new DispatcherError(
+          'no_capable_worker',
+          `no connected worker serves task type ${req.taskType}; retry later`,
+          NO_WORKER_RETRY_AFTER_S,
+        ),
+      );
+      return;
+    }
+    const task: PendingTask = {
+      spec: { id: req.taskId, label: req.label, taskType: req.taskType },
+      parametersJson: req.parametersJson,
+      reply,
+      receivedAt: performance.now(),
+      deadlineUnixMs: Date.now() + options.taskTimeoutMs,
+      timer: setTimeout(() => this.onTimeout(req.taskId), options.taskTimeoutMs).unref(),
+      attempt: 1,
+      workerId: undefined,
+    };
+    this.pending.set(req.taskId, task);
+    if (repository && !LABEL_FREE_TASK_TYPES.has(req.taskType)) {
+      const known = repository.cached(req.label);
+      if (known === undefined) {
+        repository.has(req.label).then(
+          (exists) => this.afterLabelCheck(task, exists),
+          (err: unknown) => {
+            this.deps.logger.error(
+              { err, event: 'repository_check_failed', label: req.label },
+              'repository check failed',
+            );
+            this.afterLabelCheck(task, true);
+          },
+        );
+        return;
+      }
+      if (!known) {
+        this.fail(
+          task,
+          new DispatcherError('label_not_found', `the model repository has no label ${req.label}`),
+        );
+        return;
+      }
+    }
+    this.admit(task);
+  }
+
+  /** The producer went away: a queued task is dropped, an in-flight one runs to no one. */
+  abandon(taskId: string): void {
+    const task = this.pending.get(taskId);
+    if (!task) return;
+    this.deps.router.cancel(taskId);
+    this.finish(task, 'abandoned');
+  }
+
+  /** A worker's Hello was accepted. */
+  onWorkerJoined(info: WorkerInfo): void {
+    const { router, logger } = this.deps;
+    let decisions: Decision[];
+    try {
+      decisions = router.addWorker(performance.now(), info);
+    } catch (err) {
+      logger.error({ err, event: 'worker_join_failed', worker_id: info.id }, 'could not register worker');
+      return;
+    }
+    this.apply(decisions);
+  }
+
+  /** A worker's connection ended (closed, timed out, protocol error): retry or fail its tasks. */
+  onWorkerLeft(workerId: string, reason: string): void {
+    const { router, options, metrics } = this.deps;
+    const now = performance.now();
+    for (const orphan of router.removeWorker(now, workerId)) {
+      const task = this.pending.get(orphan.task.id);
+      if (!task || task.workerId !== workerId) continue;
+      task.workerId = undefined;
+      if (task.attempt >= options.maxAttempts) {
+        const detail =
+          `worker ${workerId} was lost while running the task (${reason}); ` +
+          `gave up after ${task.attempt} attempt${task.attempt === 1 ? '' : 's'}`;
+        this.fail(task, new DispatcherError('worker_lost', detail));
+        continue;
+      }
+      task.attempt++;
+      metrics.taskRetries.inc();
+      this.resubmit(task, now);
+    }
+  }
+
+  /** A worker's TaskResult. */
+  onTaskResult(workerId: string, result: TaskResult): void {
+    const { router, metrics, options } = this.deps;
+    const now = performance.now();
+    const code = result.error?.code;
+    if (result.labelMiss) metrics.labelMisses.inc();
+    else if (code === undefined || RAN_CODES.has(code)) metrics.labelHits.inc();
+    const started = performance.now();
+    const decisions = router.taskFinished(now, workerId, result.taskId, {
+      errorCode: code,
+      labelMiss: result.labelMiss,
+      loadMs: result.loadMs,
+      runMs: result.runMs,
+      loadedLabels: result.loadedLabels,
+    });
+    metrics.routingDecisionSeconds.observe((performance.now() - started) / 1000);
+    const task = this.pending.get(result.taskId);
+    // Results for tasks no one waits for (timed out, abandoned, re-sent elsewhere) only free the slot.
+    if (task && task.workerId === workerId) {
+      task.workerId = undefined;
+      if (code === undefined) this.complete(task, workerId, result);
+      else if (code === 'draining' || code === 'no_slot') {
+        metrics.taskRetries.inc();
+        this.resubmit(task, now);
+      } else if (code === 'label_load_failed' && task.attempt < options.maxAttempts) {
+        task.attempt++;
+        metrics.taskRetries.inc();
+        this.resubmit(task, now);
+      } else {
+        this.fail(task, workerFailure(code, result.error?.message ?? '', workerId));
+      }
+    }
+    this.apply(decisions);
+  }
+
+  /** A worker's LabelEvent. */
+  onLabelEvent(workerId: string, event: LabelEvent): void {
+    const { router, metrics } = this.deps;
+    if (event.kind === 'unspecified') return;
+    if (event.kind === 'loaded') metrics.labelLoads.inc();
+    else if (event.kind === 'evicted') metrics.labelEvictions.inc();
+    this.apply(
+      router.labelEvent(performance.now(), workerId, {
+        kind: event.kind,
+        label: event.label,
+        durationMs: event.durationMs,
+        loadedLabels: event.loadedLabels,
+      }),
+    );
+  }
+
+  /** A worker's Heartbeat. */
+  onHeartbeat(workerId: string, beat: Heartbeat): void {
+    this.apply(
+      this.deps.router.updateWorker(performance.now(), workerId, {
+        state: beat.state === 'draining' ? 'draining' : 'ready',
+        loadedLabels: beat.loadedLabels,
+      }),
+    );
+  }
+
+  /** Re-examines waiting tasks (called on a timer). */
+  tick(): void {
+    this.apply(this.deps.router.tick(performance.now()));
+  }
+
+  /** Answers every waiting producer with `code` (shutdown) and forgets their tasks. */
+  failAll(code: DispatcherErrorCode, detail?: string): void {
+    for (const task of [...this.pending.values()]) {
+      this.deps.router.cancel(task.spec.id);
+      this.fail(task, new DispatcherError(code, detail));
+    }
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private afterLabelCheck(task: PendingTask, exists: boolean): void {
+    if (this.pending.get(task.spec.id) !== task) return; // timed out or abandoned meanwhile
+    if (exists) this.admit(task);
+    else
+      this.fail(
+        task,
+        new DispatcherError('label_not_found', `the model repository has no label ${task.spec.label}`),
+      );
+  }
+
+  private admit(task: PendingTask): void {
+    const { router, metrics } = this.deps;
+    const started = performance.now();
+    const decisions = router.submit(started, task.spec);
+    metrics.routingDecisionSeconds.observe((performance.now() - started) / 1000);
+    this.apply(decisions);
+  }
+
+  private resubmit(task: PendingTask, now: number): void {
+    this.apply(this.deps.router.submit(now, task.spec, { front: true }));
+  }
+
+  /** Carries out the router's decisions. */
+  private apply(decisions: Decision[]): void {
+    for (const d of decisions) {
+      switch (d.type) {
+        case 'send': {
+          const task = this.pending.get(d.taskId);
+          if (!task) {
+            // Cannot happen (cancelled tasks leave the queue); log loudly if it ever does.
+            this.deps.logger.error(
+              { event: 'routing_inconsistency', task_id: d.taskId },
+              'sent task is not pending',
+            );
+            break;
+          }
+          task.workerId = d.workerId;
+          this.deps.sendToWorker(d.workerId, {
+            runTask: {
+              taskId: d.taskId,
+              taskType: task.spec.taskType,
+              label: d.label,
+              parametersJson: task.parametersJson,
+              evictLabel: d.evictLabel ?? '',
+              attempt: task.attempt,
+              deadlineUnixMs: task.deadlineUnixMs,
+            },
+          });
+          if (this.deps.logger.isLevelEnabled('debug'))
+            this.deps.logger.debug(
+              {
+                event: 'task_routed',
+                task_id: d.taskId,
+                worker_id: d.workerId,
+                label: d.label,
+                evict_label: d.evictLabel,
+                expect_miss: d.expectMiss,
+                attempt: task.attempt,
+              },
+              'task routed',
+            );
+          break;
+        }
+        case 'reject': {
+          const task = this.pending.get(d.taskId);
+          if (!task) break;
+          const retryAfter = Math.max(1, Math.ceil(this.deps.router.expectedDrainMs() / 1000));
+          this.fail(task, new DispatcherError('queue_full', undefined, retryAfter));
+          break;
+        }
+        case 'load':
+        case 'unload':
+          this.deps.sendToWorker(d.workerId, { labelOrder: { action: d.type, label: d.label } });
+          break;
+        case 'queue':
+          break;
+      }
+    }
+  }
+
+  private complete(task: PendingTask, workerId: string, result: TaskResult): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(result.resultJson ?? 'null');
+    } catch {
+      this.fail(
+        task,
+        new DispatcherError('worker_error', `worker ${workerId} returned a result that is not JSON`),
+      );
+      return;
+    }
+    this.finish(task, 'completed', 200, {
+      task_id: task.spec.id,
+      status: 'completed',
+      worker_id: workerId,
+      label: task.spec.label,
+      label_miss: result.labelMiss,
+      load_ms: result.loadMs,
+      run_ms: result.runMs,
+      attempts: task.attempt,
+      result: value,
+    });
+  }
+
+  private fail(task: PendingTask, err: DispatcherError): void {
+    this.finish(task, err.code, err.status, err.toBody(), err.retryAfterS);
+  }
+
+  private refuse(reply: TaskReply, err: DispatcherError): void {
+    this.deps.metrics.tasks.inc({ outcome: err.code });
+    reply(err.status, err.toBody(), err.retryAfterS);
+  }
+
+  private finish(
+    task: PendingTask,
+    outcome: string,
+    status?: number,
+    body?: unknown,
+    retryAfterS?: number,
+  ): void {
+    clearTimeout(task.timer);
+    this.pending.delete(task.spec.id);
+    this.deps.metrics.tasks.inc({ outcome });
+    this.deps.logger.info(
+      {
+        event: 'task_finished',
+        task_id: task.spec.id,
+        outcome,
+        latency_ms: Math.round((performance.now() - task.receivedAt) * 1000) / 1000,
+        attempts: task.attempt,
+      },
+      'task finished',
+    );
+    if (status !== undefined) task.reply(status, body, retryAfterS);
+    if (this.pending.size === 0 && this.idleWaiters.length > 0) {
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
+  }
+
+  private onTimeout(taskId: string): void {
+    const task = this.pending.get(taskId);
+    if (!task) return;
+    const where = this.deps.router.cancel(taskId);
+    const detail =
+      where === 'in_flight'
+        ? `the task did not finish within ${this.deps.options.taskTimeoutMs} ms (running on worker ${task.workerId})`
+        : `the task did not finish within ${this.deps.options.taskTimeoutMs} ms (still waiting for a worker)`;
+    this.fail(task, new DispatcherError('task_timeout', detail));
+  }
+}
+
+/** The producer-facing error for a worker's error code. */
+function workerFailure(code: TaskErrorCode, message: string, workerId: string): DispatcherError {
+  const detail = message ? `${message} (worker ${workerId})` : undefined;
+  switch (code) {
+    case 'bad_parameters':
+      return new DispatcherError('bad_parameters', detail);
+    case 'unknown_task_type':
+      return new DispatcherError('unknown_task_type', detail);
+    case 'label_not_found':
+      return new DispatcherError('label_not_found', detail);
+    default:
+      return new DispatcherError('worker_error', `${code}: ${message || 'no message'} (worker ${workerId})`);
+  }
+}

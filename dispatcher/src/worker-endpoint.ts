@@ -1,0 +1,345 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  PROTOCOL_VERSION,
+  decodeWorkerMessage,
+  encodeDispatcherMessage,
+  type DispatcherMessageInput,
+  type Heartbeat,
+  type Hello,
+  type LabelEvent,
+  type TaskResult,
+} from '@smart-routing/proto';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { ResolvedOptions } from './config.js';
+import { DispatcherError } from './errors.js';
+import type { WorkerInfo } from './routing/types.js';
+
+/** Path workers connect to. */
+export const WORKER_PATH = '/worker-listen';
+
+/** What the endpoint reports to the rest of the dispatcher (the task tracker). */
+export interface WorkerEvents {
+  joined(info: WorkerInfo): void;
+  left(workerId: string, reason: string): void;
+  taskResult(workerId: string, result: TaskResult): void;
+  labelEvent(workerId: string, event: LabelEvent): void;
+  heartbeat(workerId: string, beat: Heartbeat): void;
+}
+
+/** Options of {@link WorkerEndpoint}. */
+export interface WorkerEndpointOptions {
+  readonly options: ResolvedOptions;
+  readonly logger: Logger;
+  readonly events: WorkerEvents;
+  /** False once the dispatcher shuts down: upgrades get 503. */
+  readonly isAccepting: () => boolean;
+}
+
+const WORKER_ID = /^[\w.:@-]{1,200}$/;
+
+interface Connection {
+  readonly id: string;
+  readonly ws: WebSocket;
+  /** Hello received and accepted. */
+  registered: boolean;
+  /** Closing after a protocol error or shutdown: further frames are ignored. */
+  closing: boolean;
+  lastSeen: number;
+  lastPing: number;
+  helloTimer: NodeJS.Timeout | undefined;
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/**
+ * The WebSocket side: workers connect to `/worker-listen` on the dispatcher's HTTP server.
+ *
+ *   upgrade ─ path? token? Worker-Id? duplicate? ── no ──> HTTP 404/401/400/409/503, socket closed
+ *      │ yes
+ *   open ── Hello within helloTimeoutMs? ── no ──> close 1008
+ *      │ yes, same protocol version? ── no ──> close 1002
+ *   Welcome ─> registered: TaskResult / LabelEvent / Heartbeat -> events
+ *      │ malformed frame -> close 1002; text frame -> 1003; oversize -> 1009 (ws)
+ *      │ silent > workerTimeoutMs -> terminate; silent > 2 heartbeats -> Ping
+ *   close ─> events.left(id)
+ */
+export class WorkerEndpoint {
+  private readonly wss: WebSocketServer;
+  private readonly connections = new Map<string, Connection>();
+  private readonly liveness: NodeJS.Timeout;
+  private readonly tokenDigest: Buffer | undefined;
+  private readonly onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  private pingSeq = 0;
+  private closed: Promise<void> | undefined;
+
+  constructor(
+    private readonly server: Server,
+    private readonly opts: WorkerEndpointOptions,
+  ) {
+    const { options } = opts;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.maxPayloadBytes,
+      perMessageDeflate: false,
+    });
+    this.tokenDigest = options.workerToken === undefined ? undefined : digest(options.workerToken);
+    this.onUpgrade = (req, socket, head) => this.handleUpgrade(req, socket, head);
+    server.on('upgrade', this.onUpgrade);
+    const every = Math.max(
+      10,
+      Math.min(options.heartbeatIntervalMs, Math.floor(options.workerTimeoutMs / 2)),
+    );
+    this.liveness = setInterval(() => this.checkLiveness(), every).unref();
+  }
+
+  /** Sends a frame to a registered worker; false when it is not connected. */
+  send(workerId: string, message: DispatcherMessageInput): boolean {
+    const conn = this.connections.get(workerId);
+    if (!conn || conn.closing || conn.ws.readyState !== conn.ws.OPEN) return false;
+    conn.ws.send(encodeDispatcherMessage(message));
+    return true;
+  }
+
+  /** Tells every registered worker to stop taking tasks. */
+  drainAll(reason: string): void {
+    for (const conn of this.connections.values())
+      if (conn.registered) this.send(conn.id, { drain: { reason } });
+  }
+
+  /** Closes every worker socket (1001) and stops listening for upgrades. Safe to call twice. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      clearInterval(this.liveness);
+      this.server.off('upgrade', this.onUpgrade);
+      const waits: Promise<void>[] = [];
+      for (const conn of this.connections.values()) {
+        if (conn.helloTimer) clearTimeout(conn.helloTimer);
+        conn.closing = true;
+        if (conn.ws.readyState === conn.ws.CLOSED) continue;
+        waits.push(new Promise((resolve) => conn.ws.once('close', () => resolve())));
+        conn.ws.close(1001, 'dispatcher shutting down');
+      }
+      // A peer that does not answer the close handshake gets cut off.
+      const cutoff = setTimeout(() => {
+        for (const conn of this.connections.values()) conn.ws.terminate();
+      }, 1000).unref();
+      await Promise.all(waits);
+      clearTimeout(cutoff);
+      await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    })();
+    return this.closed;
+  }
+
+  // ---------------------------------------------------------------- upgrade
+
+  private handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const path = (req.url ?? '').split('?', 1)[0];
+    if (path !== WORKER_PATH)
+      return refuse(socket, new DispatcherError('not_found', `no WebSocket endpoint at ${path}`));
+    if (!this.opts.isAccepting() || this.closed)
+      return refuse(socket, new DispatcherError('shutting_down', undefined, 1));
+    if (this.tokenDigest && !this.tokenMatches(req.headers.authorization))
+      return refuse(socket, new DispatcherError('unauthorized', 'missing or invalid worker token'));
+    const id = req.headers['worker-id'];
+    if (typeof id !== 'string' || !WORKER_ID.test(id))
+      return refuse(socket, new DispatcherError('invalid_worker_id'));
+    if (this.connections.has(id))
+      return refuse(
+        socket,
+        new DispatcherError('duplicate_worker_id', `a connected worker already has id ${id}`),
+      );
+    // Without verifyClient, ws completes the upgrade synchronously, so no second upgrade can slip
+    // in between the duplicate check above and the registration in the callback.
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(id, ws));
+  }
+
+  private tokenMatches(header: string | undefined): boolean {
+    const match = /^Bearer\s+(.+)$/i.exec(header ?? '');
+    return match !== null && timingSafeEqual(digest(match[1]!.trim()), this.tokenDigest!);
+  }
+
+  // ---------------------------------------------------------------- connection
+
+  private onConnection(id: string, ws: WebSocket): void {
+    const { logger, options } = this.opts;
+    const conn: Connection = {
+      id,
+      ws,
+      registered: false,
+      closing: false,
+      lastSeen: Date.now(),
+      lastPing: 0,
+      helloTimer: undefined,
+    };
+    this.connections.set(id, conn);
+    conn.helloTimer = setTimeout(
+      () => this.protocolError(conn, 1008, 'no Hello in time'),
+      options.helloTimeoutMs,
+    ).unref();
+    ws.on('message', (data, isBinary) => this.onFrame(conn, data as Buffer, isBinary));
+    ws.on('pong', () => (conn.lastSeen = Date.now()));
+    ws.on('error', (err) =>
+      logger.warn({ err, event: 'worker_socket_error', worker_id: id }, 'worker socket error'),
+    );
+    ws.on('close', (code, reason) => this.onClose(conn, code, reason.toString()));
+    logger.debug({ event: 'worker_connected', worker_id: id }, 'worker connected');
+  }
+
+  private onFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
+    if (conn.closing) return;
+    conn.lastSeen = Date.now();
+    if (!isBinary) return this.protocolError(conn, 1003, 'text frames are not part of the protocol');
+    let message;
+    try {
+      message = decodeWorkerMessage(data);
+    } catch (err) {
+      return this.protocolError(conn, 1002, (err as Error).message);
+    }
+    const { events, logger } = this.opts;
+    try {
+      if (!conn.registered) {
+        if (message.body !== 'hello')
+          return this.protocolError(conn, 1002, `expected hello, got ${message.body}`);
+        return this.onHello(conn, message.hello);
+      }
+      switch (message.body) {
+        case 'hello':
+          return this.protocolError(conn, 1002, 'hello sent twice on one connection');
+        case 'taskResult':
+          return events.taskResult(conn.id, message.taskResult);
+        case 'labelEvent':
+          return events.labelEvent(conn.id, message.labelEvent);
+        case 'heartbeat':
+          return events.heartbeat(conn.id, message.heartbeat);
+      }
+    } catch (err) {
+      // A bug in our handling must not take the connection or the process down.
+      logger.error(
+        { err, event: 'worker_frame_failed', worker_id: conn.id },
+        'handling a worker frame failed',
+      );
+    }
+  }
+
+  private onHello(conn: Connection, hello: Hello): void {
+    const { events, logger, options } = this.opts;
+    if (hello.protocolVersion !== PROTOCOL_VERSION) {
+      return this.protocolError(
+        conn,
+        1002,
+        `protocol version ${hello.protocolVersion} is not supported (dispatcher speaks ${PROTOCOL_VERSION})`,
+      );
+    }
+    if (hello.workerId && hello.workerId !== conn.id)
+      logger.warn(
+        { event: 'worker_id_mismatch', worker_id: conn.id, hello_worker_id: hello.workerId },
+        'Hello names another id than the Worker-Id header; using the header',
+      );
+    clearTimeout(conn.helloTimer);
+    conn.helloTimer = undefined;
+    conn.ws.send(
+      encodeDispatcherMessage({
+        welcome: { protocolVersion: PROTOCOL_VERSION, heartbeatIntervalMs: options.heartbeatIntervalMs },
+      }),
+    );
+    conn.registered = true;
+    logger.info(
+      {
+        event: 'worker_joined',
+        worker_id: conn.id,
+        label_capacity: hello.labelCapacity,
+        task_slots: hello.taskSlots,
+        loaded_labels: hello.loadedLabels,
+        task_types: hello.taskTypes,
+      },
+      'worker joined',
+    );
+    events.joined({
+      id: conn.id,
+      labelCapacity: hello.labelCapacity,
+      taskSlots: hello.taskSlots,
+      loadedLabels: hello.loadedLabels,
+      taskTypes: hello.taskTypes,
+      state: hello.state === 'draining' ? 'draining' : 'ready',
+    });
+  }
+
+  /** Logs, closes with `code`, and takes the worker out of routing at once. */
+  private protocolError(conn: Connection, code: number, message: string): void {
+    if (conn.closing) return;
+    this.opts.logger.warn(
+      { event: 'worker_protocol_error', worker_id: conn.id, close_code: code, message },
+      'closing worker connection',
+    );
+    conn.closing = true;
+    if (conn.helloTimer) clearTimeout(conn.helloTimer);
+    this.unregister(conn, `protocol error: ${message}`);
+    // Close reasons are limited to 123 bytes.
+    conn.ws.close(code, Buffer.from(message).subarray(0, 120).toString());
+    setTimeout(() => conn.ws.terminate(), 1000).unref();
+  }
+
+  private unregister(conn: Connection, reason: string): void {
+    if (!conn.registered) return;
+    conn.registered = false;
+    this.opts.events.left(conn.id, reason);
+  }
+
+  private onClose(conn: Connection, code: number, reason: string): void {
+    if (conn.helloTimer) clearTimeout(conn.helloTimer);
+    if (this.connections.get(conn.id) === conn) this.connections.delete(conn.id);
+    const wasRegistered = conn.registered;
+    this.unregister(conn, `connection closed (${code}${reason ? ` ${reason}` : ''})`);
+    if (wasRegistered)
+      this.opts.logger.info(
+        { event: 'worker_left', worker_id: conn.id, close_code: code, reason },
+        'worker left',
+      );
+  }
+
+  private checkLiveness(): void {
+    const { options, logger } = this.opts;
+    const now = Date.now();
+    for (const conn of this.connections.values()) {
+      if (!conn.registered || conn.closing) continue;
+      const silent = now - conn.lastSeen;
+      if (silent > options.workerTimeoutMs) {
+        logger.warn(
+          { event: 'worker_timeout', worker_id: conn.id, silent_ms: silent },
+          'worker silent too long; dropping it',
+        );
+        conn.closing = true;
+        this.unregister(conn, `silent for ${silent} ms`);
+        conn.ws.terminate();
+      } else if (
+        silent > 2 * options.heartbeatIntervalMs &&
+        now - conn.lastPing > options.heartbeatIntervalMs
+      ) {
+        conn.lastPing = now;
+        this.send(conn.id, { ping: { pingId: ++this.pingSeq } });
+      }
+    }
+  }
+}
+
+/** Answers a refused upgrade with a JSON error and closes the socket. */
+function refuse(socket: Duplex, err: DispatcherError): void {
+  const body = JSON.stringify(err.toBody());
+  const headers = [
+    `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}`,
+    'Connection: close',
+    'Content-Type: application/json; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    ...(err.retryAfterS !== undefined ? [`Retry-After: ${err.retryAfterS}`] : []),
+  ];
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.once('finish', () => socket.destroy());
+  socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
+}
