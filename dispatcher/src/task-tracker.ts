@@ -69,7 +69,8 @@ export interface TaskTrackerDeps {
  * Each task has one timer (504 at the deadline). A task whose worker is lost goes back to the
  * front of the queue with attempt + 1 until `maxAttempts`, then fails `worker_lost`; `draining` and
  * `no_slot` refusals are re-routed as they are; `label_load_failed` re-routes (the router avoids
- * that worker for the label) with attempt + 1.
+ * that worker for the label) and `model_server_unavailable` re-routes (the worker gets nothing until
+ * its next report), both with attempt + 1.
  */
 export class TaskTracker {
   private readonly pending = new Map<string, PendingTask>();
@@ -236,7 +237,7 @@ export class TaskTracker {
       else if (code === 'draining' || code === 'no_slot') {
         metrics.taskRetries.inc();
         this.resubmit(task, now);
-      } else if (code === 'label_load_failed' && task.attempt < options.maxAttempts) {
+      } else if ((code === 'label_load_failed' || code === 'model_server_unavailable') && task.attempt < options.maxAttempts) {
         task.attempt++;
         metrics.taskRetries.inc();
         this.resubmit(task, now);

@@ -16,7 +16,8 @@ export type TaskErrorCode =
   | 'inference_failed'
   | 'internal'
   | 'draining'
-  | 'no_slot';
+  | 'no_slot'
+  | 'model_server_unavailable';
 export type LabelEventKind = 'unspecified' | 'loaded' | 'evicted' | 'load_failed';
 export type LabelOrderAction = 'unspecified' | 'load' | 'unload';
 

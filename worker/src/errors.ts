@@ -14,6 +14,7 @@ export const TASK_ERRORS = {
   internal: { status: 502, message: 'internal worker error' },
   draining: { status: 503, message: 'the worker is draining and takes no new tasks' },
   no_slot: { status: 503, message: 'all task slots of the worker are busy' },
+  model_server_unavailable: { status: 503, message: 'the model server did not answer; retry elsewhere' },
 } as const satisfies Record<Exclude<TaskErrorCode, 'unspecified'>, { status: number; message: string }>;
 
 /** A `TaskError` code the worker can send. */
@@ -33,6 +34,15 @@ export class TaskError extends Error {
     super(message, options);
     this.code = code;
   }
+}
+
+/**
+ * The TaskError for a failed model-server call: `model_server_unavailable` (retryable elsewhere)
+ * when the server could not be reached, else `code`.
+ */
+export function modelServerFailure(err: unknown, code: 'inference_failed' | 'label_load_failed', message: string): TaskError {
+  const unreachable = err instanceof Error && err.name === 'ModelServerUnreachableError';
+  return new TaskError(unreachable ? 'model_server_unavailable' : code, message, { cause: err });
 }
 
 /** A call did not finish in time (see `withTimeout`). */

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { errorMessage, TaskError } from './errors.js';
+import { errorMessage, modelServerFailure, TaskError } from './errors.js';
 import { TritonError, type TritonClient } from './triton-client.js';
 
 /**
@@ -293,7 +293,7 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
         // Could not tell: report the load failure itself.
       }
     }
-    return new TaskError('label_load_failed', `loading ${label} failed: ${message}`);
+    return modelServerFailure(err, 'label_load_failed', `loading ${label} failed: ${message}`);
   }
 
   private report(change: LabelChange): void {

@@ -1,4 +1,4 @@
-import { withTimeout } from './errors.js';
+import { errorMessage, withTimeout } from './errors.js';
 
 /**
  * A small client for Triton's HTTP/REST API (KServe v2 + the model-repository extension), the
@@ -76,6 +76,11 @@ export class TritonError extends Error {
     this.status = status;
     this.serverMessage = serverMessage;
   }
+}
+
+/** The model server could not be reached at all (refused, reset, gone): the task may run elsewhere. */
+export class ModelServerUnreachableError extends Error {
+  override name = 'ModelServerUnreachableError';
 }
 
 /** Options of `TritonClient`. */
@@ -196,13 +201,20 @@ export class TritonClient {
   private async request<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
     const base = this.url;
     return withTimeout(`${method} ${base}${path}`, timeoutMs, async (signal) => {
-      const res = await fetch(base + path, {
-        method,
-        signal,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
+      let res: Response;
+      let text: string;
+      try {
+        res = await fetch(base + path, {
+          method,
+          signal,
+          headers: body === undefined ? {} : { 'content-type': 'application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        text = await res.text();
+      } catch (err) {
+        if (signal.aborted) throw err;
+        throw new ModelServerUnreachableError(`${method} ${base}${path}: ${errorMessage(err)}`, { cause: err });
+      }
       if (!res.ok) throw new TritonError(method, path, res.status, serverMessage(text, res.statusText));
       if (text.length === 0) return undefined as T;
       try {

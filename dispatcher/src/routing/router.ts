@@ -189,7 +189,8 @@ export class Router {
       if (code === 'label_load_failed') this.registry.markFailing(w, label, now + this.failureBackoffMs);
     }
     if (code === 'draining') this.registry.setState(w, 'draining');
-    this.registry.setBlocked(w, code === 'no_slot');
+    // A full worker, or one whose model server is down, gets nothing until its next report.
+    this.registry.setBlocked(w, code === 'no_slot' || code === 'model_server_unavailable');
     if (report.loadedLabels) this.registry.applyLoadedLabels(w, report.loadedLabels, now);
     return this.pump(now, w);
   }

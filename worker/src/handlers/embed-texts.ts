@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { errorMessage, TaskError } from '../errors.js';
+import { errorMessage, modelServerFailure, TaskError } from '../errors.js';
 import type { InferTensor, TensorMetadata } from '../triton-client.js';
 import type { BatchEncoding } from '../tokenizer/tokenizer.js';
 import { parseWith, type TaskHandler } from './types.js';
@@ -61,7 +61,7 @@ export const embedTextsHandler: TaskHandler<EmbedParameters> = {
         });
         output = res.outputs.find((o) => o.name === plan.output);
       } catch (err) {
-        throw new TaskError('inference_failed', `embed_texts on ${label} failed: ${errorMessage(err)}`);
+        throw modelServerFailure(err, 'inference_failed', `embed_texts on ${label} failed: ${errorMessage(err)}`);
       }
       if (!output) throw new TaskError('inference_failed', `${label} returned no ${plan.output} output`);
       const rows = pool(output, batch, label);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { errorMessage, TaskError } from '../errors.js';
+import { errorMessage, modelServerFailure, TaskError } from '../errors.js';
 import { TritonError, type TritonClient } from '../triton-client.js';
 import { parseWith, type TaskHandler } from './types.js';
 
@@ -45,7 +45,7 @@ export const inferHandler: TaskHandler<InferParameters> = {
         (await isReady(client, label))
       )
         throw new TaskError('bad_parameters', `infer: ${err.serverMessage}`);
-      throw new TaskError('inference_failed', `infer on ${label} failed: ${errorMessage(err)}`);
+      throw modelServerFailure(err, 'inference_failed', `infer on ${label} failed: ${errorMessage(err)}`);
     }
   },
 };

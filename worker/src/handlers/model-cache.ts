@@ -1,5 +1,5 @@
 import { isValidModelName, modelPaths } from '@smart-routing/model-repo';
-import { errorMessage, TaskError } from '../errors.js';
+import { errorMessage, modelServerFailure, TaskError } from '../errors.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { ModelMetadata, TritonClient } from '../triton-client.js';
@@ -53,7 +53,7 @@ export class ModelCache {
         const maxBatchSize = typeof raw === 'number' && raw > 0 ? raw : Number(raw) > 0 ? Number(raw) : 0;
         return { metadata, maxBatchSize };
       } catch (err) {
-        throw new TaskError('inference_failed', `reading ${label}'s metadata failed: ${errorMessage(err)}`);
+        throw modelServerFailure(err, 'inference_failed', `reading ${label}'s metadata failed: ${errorMessage(err)}`);
       }
     });
   }
