@@ -22,11 +22,14 @@ import { freePort, promSum } from '@smart-routing/benchmark';
 const SECONDS = Number(process.env.CHAOS_SECONDS ?? 12);
 const PRODUCERS = Number(process.env.CHAOS_PRODUCERS ?? 4);
 const LABELS = ['label-1', 'label-2', 'label-3'];
-const cli = (pkg: string): string => join(dirname(fileURLToPath(import.meta.resolve(`@smart-routing/${pkg}`))), 'cli.js');
+const cli = (pkg: string): string =>
+  join(dirname(fileURLToPath(import.meta.resolve(`@smart-routing/${pkg}`))), 'cli.js');
 
 interface Counts {
   sent: number;
   completed: number;
+  /** Completed after the dispatcher restart: the fleet must come back, not just the process. */
+  completedAfterRestart: number;
   failedWithReason: number;
   lost: number;
   retried: number;
@@ -76,9 +79,24 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30
 
 const url = (): string => `http://127.0.0.1:${port}`;
 const startDispatcher = (): ChildProcess =>
-  start('dispatcher', { PORT: String(port), HOST: '127.0.0.1', MODEL_REPOSITORY: join(dir, 'models'), MAX_ATTEMPTS: '3', HEARTBEAT_INTERVAL_MS: '300', WORKER_TIMEOUT_MS: '2000', SHUTDOWN_GRACE_MS: '8000', TASK_TIMEOUT_MS: '30000' });
+  start('dispatcher', {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    MODEL_REPOSITORY: join(dir, 'models'),
+    MAX_ATTEMPTS: '3',
+    HEARTBEAT_INTERVAL_MS: '300',
+    WORKER_TIMEOUT_MS: '2000',
+    SHUTDOWN_GRACE_MS: '8000',
+    TASK_TIMEOUT_MS: '30000',
+  });
 const startWorker = (id: string): ChildProcess =>
-  start('worker', { DISPATCHER_URL: `ws://127.0.0.1:${port}`, WORKER_ID: id, WORKER_MAX_LABELS: '2', WORKER_SLOTS: '2', MODEL_REPOSITORY: join(dir, 'models') });
+  start('worker', {
+    DISPATCHER_URL: `ws://127.0.0.1:${port}`,
+    WORKER_ID: id,
+    WORKER_MAX_LABELS: '2',
+    WORKER_SLOTS: '2',
+    MODEL_REPOSITORY: join(dir, 'models'),
+  });
 const workersUp = async (ids: string[]): Promise<boolean> => {
   const list = (await (await fetch(`${url()}/workers`)).json()) as { id: string }[];
   return ids.every((id) => list.some((w) => w.id === id));
@@ -120,9 +138,19 @@ describe('chaos', () => {
   });
 
   it('loses no task while workers, model servers and the dispatcher fail', async () => {
-    const counts: Counts = { sent: 0, completed: 0, failedWithReason: 0, lost: 0, retried: 0, reasons: {}, events: [] };
+    const counts: Counts = {
+      sent: 0,
+      completed: 0,
+      completedAfterRestart: 0,
+      failedWithReason: 0,
+      lost: 0,
+      retried: 0,
+      reasons: {},
+      events: [],
+    };
     const agent = new Agent({ connections: PRODUCERS * 2 });
     let running = true;
+    let restarted = false;
     const reason = (r: string): void => {
       counts.failedWithReason++;
       counts.reasons[r] = (counts.reasons[r] ?? 0) + 1;
@@ -136,13 +164,24 @@ describe('chaos', () => {
             method: 'POST',
             dispatcher: agent,
             headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ task_id: `c-${p}-${i}`, task_type: 'embed_texts', label, parameters_json: JSON.stringify({ texts: [`chaos ${p} ${i}`] }) }),
+            body: JSON.stringify({
+              task_id: `c-${p}-${i}`,
+              task_type: 'embed_texts',
+              label,
+              parameters_json: JSON.stringify({ texts: [`chaos ${p} ${i}`] }),
+            }),
             headersTimeout: 60_000,
             bodyTimeout: 60_000,
           });
-          const body = (await res.body.json()) as { result?: { embeddings?: number[][] }; error?: { code?: string; message?: string } };
-          if (res.statusCode === 200 && body.result?.embeddings?.length === 1) counts.completed++;
-          else if (res.statusCode !== 200 && body.error?.code && body.error.message) reason(`${res.statusCode} ${body.error.code}`);
+          const body = (await res.body.json()) as {
+            result?: { embeddings?: number[][] };
+            error?: { code?: string; message?: string };
+          };
+          if (res.statusCode === 200 && body.result?.embeddings?.length === 1) {
+            counts.completed++;
+            if (restarted) counts.completedAfterRestart++;
+          } else if (res.statusCode !== 200 && body.error?.code && body.error.message)
+            reason(`${res.statusCode} ${body.error.code}`);
           else counts.lost++;
         } catch (err) {
           const code = (err as { code?: string }).code;
@@ -188,21 +227,31 @@ describe('chaos', () => {
     dispatcher = startDispatcher();
     await until('dispatcher back', async () => (await fetch(`${url()}/health`)).ok);
     await until('workers re-registered', () => workersUp(['w2', 'w4', 'w5']));
+    restarted = true;
 
     await sleep(step * 1000);
     running = false;
     await Promise.all(load);
     await scrape();
     await agent.close();
-    counts.retried = dispatcherMetrics.reduce((sum, text) => sum + promSum(text, 'smart_routing_task_retries_total'), 0);
+    counts.retried = dispatcherMetrics.reduce(
+      (sum, text) => sum + promSum(text, 'smart_routing_task_retries_total'),
+      0,
+    );
 
     const out = process.env.CHAOS_OUT;
     if (out) {
       await mkdir(dirname(out), { recursive: true });
-      await writeFile(out, `${JSON.stringify({ command: 'npm run test:chaos', date: new Date().toISOString(), seconds: SECONDS, producers: PRODUCERS, ...counts }, null, 2)}\n`);
+      await writeFile(
+        out,
+        `${JSON.stringify({ command: 'npm run test:chaos', date: new Date().toISOString(), seconds: SECONDS, producers: PRODUCERS, ...counts }, null, 2)}\n`,
+      );
     }
     expect(counts.sent).toBe(counts.completed + counts.failedWithReason + counts.lost);
     expect(counts.lost).toBe(0);
+    // Regression: workers drained for the old dispatcher stayed draining, so nothing ran after a restart.
+    expect(counts.completedAfterRestart).toBeGreaterThan(0);
+    expect(counts.reasons['504 task_timeout'] ?? 0).toBe(0);
     expect(counts.completed).toBeGreaterThan(counts.sent / 2);
   }, 180_000);
 });

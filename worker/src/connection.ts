@@ -60,6 +60,11 @@ export class WorkerConnection {
   private ws: WebSocket | undefined;
   private closed = false;
   private state: WorkerState = 'ready';
+  /**
+   * True once this worker itself drains (SIGTERM, `drain()`): for good. A Drain frame from the
+   * dispatcher only drains the current link (the dispatcher is going away), so a new link starts ready.
+   */
+  private drainingForGood = false;
   private inFlight = 0;
   private attempt = 0;
   private heartbeatMs = 1000;
@@ -108,6 +113,12 @@ export class WorkerConnection {
    * heartbeat, and resolves when the tasks in flight have finished.
    */
   async drain(reason = 'worker shutting down'): Promise<void> {
+    this.drainingForGood = true;
+    return this.drainLink(reason);
+  }
+
+  /** Drains until the link ends: what a dispatcher's Drain frame asks for. */
+  private async drainLink(reason: string): Promise<void> {
     if (this.state !== 'draining') {
       this.state = 'draining';
       this.o.logger.info({ event: 'worker_draining', reason, in_flight: this.inFlight }, 'draining');
@@ -148,6 +159,11 @@ export class WorkerConnection {
     ws.binaryType = 'nodebuffer';
     ws.on('open', () => {
       this.o.logger.info({ event: 'dispatcher_connected', url: this.url }, 'connected to the dispatcher');
+      if (this.state === 'draining' && !this.drainingForGood) {
+        // Regression (chaos test): a restarted dispatcher found every worker still draining for its predecessor.
+        this.state = 'ready';
+        this.o.logger.info({ event: 'worker_ready', reason: 'new dispatcher link' }, 'taking tasks again');
+      }
       this.send({
         hello: {
           protocolVersion: PROTOCOL_VERSION,
@@ -274,7 +290,7 @@ export class WorkerConnection {
         this.sendHeartbeat(msg.ping.pingId);
         return;
       case 'drain':
-        this.drain(msg.drain.reason || 'dispatcher asked').catch(() => undefined);
+        this.drainLink(msg.drain.reason || 'dispatcher asked').catch(() => undefined);
         return;
       case 'labelOrder':
         this.onLabelOrder(msg.labelOrder).catch((err: unknown) =>
