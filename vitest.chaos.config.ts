@@ -6,6 +6,9 @@ export default defineConfig({
     include: ['test/chaos/*.test.ts'],
     testTimeout: 600_000,
     hookTimeout: 120_000,
-    env: { CHAOS_SECONDS: process.env.CHAOS_SECONDS ?? '60', CHAOS_OUT: process.env.CHAOS_OUT ?? 'benchmark/results/chaos.json' },
+    env: {
+      CHAOS_SECONDS: process.env.CHAOS_SECONDS ?? '60',
+      CHAOS_OUT: process.env.CHAOS_OUT ?? 'benchmark/results/chaos.json',
+    },
   },
 });

@@ -55,7 +55,8 @@ export function summariseRecords(records: Iterable<LogRecord>): LogSummary {
         if (r.ok === false) tasksFailed++;
         else tasksCompleted++;
         if (typeof r.runtime_ms === 'number') runs.push(r.runtime_ms);
-        if (typeof r.runtime_ms === 'number') runtimes.push(r.runtime_ms + (r.label_miss && typeof r.load_ms === 'number' ? r.load_ms : 0));
+        if (typeof r.runtime_ms === 'number')
+          runtimes.push(r.runtime_ms + (r.label_miss && typeof r.load_ms === 'number' ? r.load_ms : 0));
         break;
       case 'label_evicted':
         evictions++;

@@ -237,7 +237,10 @@ export class TaskTracker {
       else if (code === 'draining' || code === 'no_slot') {
         metrics.taskRetries.inc();
         this.resubmit(task, now);
-      } else if ((code === 'label_load_failed' || code === 'model_server_unavailable') && task.attempt < options.maxAttempts) {
+      } else if (
+        (code === 'label_load_failed' || code === 'model_server_unavailable') &&
+        task.attempt < options.maxAttempts
+      ) {
         task.attempt++;
         metrics.taskRetries.inc();
         this.resubmit(task, now);

@@ -30,13 +30,25 @@ interface TaskReply {
   result: { embeddings: number[][]; dimensions: number };
 }
 
-async function runTask(taskId: string, label: string, texts: string[] = ['hello world']): Promise<{ status: number; body: TaskReply & { error?: { code: string; message: string } } }> {
+async function runTask(
+  taskId: string,
+  label: string,
+  texts: string[] = ['hello world'],
+): Promise<{ status: number; body: TaskReply & { error?: { code: string; message: string } } }> {
   const res = await fetch(`${dispatcher.url}/run-task`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ task_id: taskId, task_type: 'embed_texts', label, parameters_json: JSON.stringify({ texts }) }),
+    body: JSON.stringify({
+      task_id: taskId,
+      task_type: 'embed_texts',
+      label,
+      parameters_json: JSON.stringify({ texts }),
+    }),
   });
-  return { status: res.status, body: (await res.json()) as TaskReply & { error?: { code: string; message: string } } };
+  return {
+    status: res.status,
+    body: (await res.json()) as TaskReply & { error?: { code: string; message: string } },
+  };
 }
 
 async function until(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -47,17 +59,35 @@ async function until(check: () => Promise<boolean>, timeoutMs = 20_000): Promise
   }
 }
 
-const labels = async (): Promise<Record<string, string[]>> => (await (await fetch(`${dispatcher.url}/labels`)).json()) as Record<string, string[]>;
+const labels = async (): Promise<Record<string, string[]>> =>
+  (await (await fetch(`${dispatcher.url}/labels`)).json()) as Record<string, string[]>;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sr-e2e-'));
   models = join(dir, 'models');
   await generateDemoModels({ dir: models, count: 3, sizeMb: 4 });
-  dispatcher = await startDispatcher({ port: 0, host: '127.0.0.1', policy: 'affinity', modelRepository: models, logger: silent });
+  dispatcher = await startDispatcher({
+    port: 0,
+    host: '127.0.0.1',
+    policy: 'affinity',
+    modelRepository: models,
+    logger: silent,
+  });
   for (const id of ['e2e-a', 'e2e-b']) {
-    workers.push(await startWorker({ dispatcherUrl: dispatcher.url, workerId: id, maxLabels: 1, slots: 1, modelRepository: models, logger: silent }));
+    workers.push(
+      await startWorker({
+        dispatcherUrl: dispatcher.url,
+        workerId: id,
+        maxLabels: 1,
+        slots: 1,
+        modelRepository: models,
+        logger: silent,
+      }),
+    );
   }
-  await until(async () => ((await (await fetch(`${dispatcher.url}/workers`)).json()) as unknown[]).length === 2);
+  await until(
+    async () => ((await (await fetch(`${dispatcher.url}/workers`)).json()) as unknown[]).length === 2,
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -88,7 +118,7 @@ describe('dispatcher + workers + embedded model servers', () => {
     expect(promSum(metrics, 'smart_routing_label_misses_total')).toBeGreaterThanOrEqual(1);
   });
 
-  it('loads a second label on the other, idle worker and evicts on the dispatcher\'s order', async () => {
+  it("loads a second label on the other, idle worker and evicts on the dispatcher's order", async () => {
     const holder = (await labels())['label-1']![0];
     const second = await runTask('e2e-3', 'label-2');
     expect(second.status).toBe(200);
@@ -98,7 +128,10 @@ describe('dispatcher + workers + embedded model servers', () => {
     expect(third.status).toBe(200);
     await until(async () => {
       const now = await labels();
-      return (now['label-3'] ?? []).length === 1 && (now['label-1'] ?? []).length + (now['label-2'] ?? []).length === 1;
+      return (
+        (now['label-3'] ?? []).length === 1 &&
+        (now['label-1'] ?? []).length + (now['label-2'] ?? []).length === 1
+      );
     });
     expect((await labels())['label-1'] ?? []).toEqual([]);
   });
@@ -107,7 +140,11 @@ describe('dispatcher + workers + embedded model servers', () => {
     const missing = await runTask('e2e-5', 'no-such-model');
     expect(missing.status).toBe(404);
     expect(missing.body.error?.code).toBe('label_not_found');
-    const bad = await fetch(`${dispatcher.url}/run-task`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"task_id": 5' });
+    const bad = await fetch(`${dispatcher.url}/run-task`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"task_id": 5',
+    });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { code: string } }).error.code).toBeTruthy();
     expect((await runTask('e2e-6', 'label-2')).status).toBe(200);
@@ -122,25 +159,46 @@ describe('a worker process killed mid-task', () => {
     const local = await startDispatcher({ port: 0, host: '127.0.0.1', logger: silent, maxAttempts: 3 });
     const cli = join(dirname(fileURLToPath(import.meta.resolve('@smart-routing/worker'))), 'cli.js');
     const victim: ChildProcess = spawn(process.execPath, [cli], {
-      env: { ...process.env, DISPATCHER_URL: local.url, WORKER_ID: 'victim', MODEL_REPOSITORY: slowModels, LOG_LEVEL: 'silent' },
+      env: {
+        ...process.env,
+        DISPATCHER_URL: local.url,
+        WORKER_ID: 'victim',
+        MODEL_REPOSITORY: slowModels,
+        LOG_LEVEL: 'silent',
+      },
       stdio: 'ignore',
     });
     let rescuer: WorkerHandle | undefined;
     try {
-      await until(async () => ((await (await fetch(`${local.url}/workers`)).json()) as unknown[]).length === 1);
+      await until(
+        async () => ((await (await fetch(`${local.url}/workers`)).json()) as unknown[]).length === 1,
+      );
       const pending = fetch(`${local.url}/run-task`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ task_id: 'kill-1', task_type: 'embed_texts', label: 'label-1', parameters_json: '{"texts":["survive"]}' }),
+        body: JSON.stringify({
+          task_id: 'kill-1',
+          task_type: 'embed_texts',
+          label: 'label-1',
+          parameters_json: '{"texts":["survive"]}',
+        }),
       });
       // Wait until the victim holds the task (it is loading the label), then kill it.
       await until(async () => {
-        const list = (await (await fetch(`${local.url}/workers`)).json()) as { id: string; in_flight: number }[];
+        const list = (await (await fetch(`${local.url}/workers`)).json()) as {
+          id: string;
+          in_flight: number;
+        }[];
         return list.some((w) => w.id === 'victim' && w.in_flight === 1);
       });
       victim.kill('SIGKILL');
       await once(victim, 'exit');
-      rescuer = await startWorker({ dispatcherUrl: local.url, workerId: 'rescuer', modelRepository: slowModels, logger: silent });
+      rescuer = await startWorker({
+        dispatcherUrl: local.url,
+        workerId: 'rescuer',
+        modelRepository: slowModels,
+        logger: silent,
+      });
       const res = await pending;
       const body = (await res.json()) as TaskReply;
       expect(res.status).toBe(200);

@@ -82,5 +82,5 @@ try {
 /** Exits once the logs are written and shipped (or after 3 s). */
 function exit(code: number): void {
   setTimeout(() => process.exit(code), 3000).unref();
-  service.close().finally(() => process.exit(code));
+  void service.close().finally(() => process.exit(code));
 }

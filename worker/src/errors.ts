@@ -40,7 +40,11 @@ export class TaskError extends Error {
  * The TaskError for a failed model-server call: `model_server_unavailable` (retryable elsewhere)
  * when the server could not be reached, else `code`.
  */
-export function modelServerFailure(err: unknown, code: 'inference_failed' | 'label_load_failed', message: string): TaskError {
+export function modelServerFailure(
+  err: unknown,
+  code: 'inference_failed' | 'label_load_failed',
+  message: string,
+): TaskError {
   const unreachable = err instanceof Error && err.name === 'ModelServerUnreachableError';
   return new TaskError(unreachable ? 'model_server_unavailable' : code, message, { cause: err });
 }

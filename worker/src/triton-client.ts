@@ -213,7 +213,9 @@ export class TritonClient {
         text = await res.text();
       } catch (err) {
         if (signal.aborted) throw err;
-        throw new ModelServerUnreachableError(`${method} ${base}${path}: ${errorMessage(err)}`, { cause: err });
+        throw new ModelServerUnreachableError(`${method} ${base}${path}: ${errorMessage(err)}`, {
+          cause: err,
+        });
       }
       if (!res.ok) throw new TritonError(method, path, res.status, serverMessage(text, res.statusText));
       if (text.length === 0) return undefined as T;

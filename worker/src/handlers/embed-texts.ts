@@ -61,7 +61,11 @@ export const embedTextsHandler: TaskHandler<EmbedParameters> = {
         });
         output = res.outputs.find((o) => o.name === plan.output);
       } catch (err) {
-        throw modelServerFailure(err, 'inference_failed', `embed_texts on ${label} failed: ${errorMessage(err)}`);
+        throw modelServerFailure(
+          err,
+          'inference_failed',
+          `embed_texts on ${label} failed: ${errorMessage(err)}`,
+        );
       }
       if (!output) throw new TaskError('inference_failed', `${label} returned no ${plan.output} output`);
       const rows = pool(output, batch, label);

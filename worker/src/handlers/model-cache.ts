@@ -53,7 +53,11 @@ export class ModelCache {
         const maxBatchSize = typeof raw === 'number' && raw > 0 ? raw : Number(raw) > 0 ? Number(raw) : 0;
         return { metadata, maxBatchSize };
       } catch (err) {
-        throw modelServerFailure(err, 'inference_failed', `reading ${label}'s metadata failed: ${errorMessage(err)}`);
+        throw modelServerFailure(
+          err,
+          'inference_failed',
+          `reading ${label}'s metadata failed: ${errorMessage(err)}`,
+        );
       }
     });
   }
