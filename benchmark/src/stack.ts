@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,8 +44,11 @@ export interface StackOptions {
   dispatcherChecksRepository?: boolean;
   /** Extra env for the dispatcher. */
   dispatcherEnv?: Record<string, string>;
-  /** Where child output goes: 'inherit' (terminal) or 'ignore'. Default 'ignore'. */
-  output?: 'inherit' | 'ignore';
+  /**
+   * Where each child's own output (pino JSON on stderr) goes: 'inherit' (this terminal), 'ignore',
+   * or 'files' (`<logDir>/<runId>/<service>.log`, beside the collector's file). Default 'ignore'.
+   */
+  output?: 'inherit' | 'ignore' | 'files';
   /** Log level of the children. Default 'info'. */
   logLevel?: string;
   /** How long to wait for everything to come up. Default 60 s. */
@@ -114,15 +118,20 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const workers = options.workers ?? 2;
   const runId = options.runId ?? new Date().toISOString().replace(/[:.]/g, '-');
   const logDir = options.logDir ?? './logs';
-  const stdio = options.output === 'inherit' ? 'inherit' : 'ignore';
+  const runDir = join(logDir, runId);
+  if (options.output === 'files') mkdirSync(runDir, { recursive: true });
+  const outputFor = (name: string): 'inherit' | 'ignore' | number =>
+    options.output === 'files' ? openSync(join(runDir, `${name}.log`), 'a') : (options.output ?? 'ignore');
   const logLevel = options.logLevel ?? 'info';
   const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
   const children: ChildProcess[] = [];
-  const spawnService = (pkg: string, env: Record<string, string>): ChildProcess => {
+  const spawnService = (pkg: string, env: Record<string, string>, name = pkg): ChildProcess => {
+    const out = outputFor(name);
     const child = spawn(process.execPath, [join(packageDist(pkg), 'cli.js')], {
       env: { ...process.env, LOG_LEVEL: logLevel, ...env },
-      stdio: ['ignore', stdio, stdio],
+      stdio: ['ignore', out, out],
     });
+    if (typeof out === 'number') closeSync(out); // the child has its own copy
     children.push(child);
     return child;
   };
@@ -182,7 +191,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         LOG_COLLECTOR_URL: collectorUrl,
       };
       if (options.tritonUrl) env.TRITON_URL = options.tritonUrl;
-      workerProcs.push(spawnService('worker', env));
+      workerProcs.push(spawnService('worker', env, id));
     }
     await waitFor(
       `${workers} workers`,
@@ -203,7 +212,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       dispatcherUrl,
       collectorUrl,
       runId,
-      logFile: join(logDir, runId, 'collector.log'),
+      logFile: join(runDir, 'collector.log'),
       workerIds,
       pids: {
         dispatcher: dispatcher.pid ?? 0,

@@ -24,11 +24,7 @@ const program = new Command('smart-routing-start')
   )
   .option('--models <dir>', 'model repository', process.env.MODEL_REPOSITORY ?? './models')
   .option('--labels <n>', 'demo models to generate when missing', '5')
-  .option(
-    '--log-level <level>',
-    'log level of the services (their logs go to this terminal)',
-    process.env.LOG_LEVEL ?? 'warn',
-  )
+  .option('--log-level <level>', 'log level of the services', process.env.LOG_LEVEL ?? 'info')
   .parse();
 
 const opts = program.opts<{
@@ -57,13 +53,13 @@ const stack = await startStack({
   policy,
   dispatcherPort: Number(opts.port),
   collectorPort: Number(opts.collectorPort),
-  output: 'inherit',
+  output: 'files',
   logLevel: opts.logLevel,
 });
 
 const example = `curl -s ${stack.dispatcherUrl}/run-task -H 'content-type: application/json' -d '{"task_id":"t1","task_type":"embed_texts","label":"label-1","parameters_json":"{\\"texts\\":[\\"hello world\\"]}"}'`;
 console.log(
-  `\nsmart-routing ready: dispatcher ${stack.dispatcherUrl} (policy ${policy}), ${stack.workerIds.length} workers, log collector ${stack.collectorUrl} -> ${stack.logFile}`,
+  `\nsmart-routing ready: dispatcher ${stack.dispatcherUrl} (policy ${policy}), ${stack.workerIds.length} workers, log collector ${stack.collectorUrl} -> ${stack.logFile} (each service's own log beside it)`,
 );
 console.log(
   `try:\n  ${example}\n  curl -s ${stack.dispatcherUrl}/labels\n  curl -s ${stack.dispatcherUrl}/metrics | grep smart_routing_label\nCtrl-C to stop.`,
