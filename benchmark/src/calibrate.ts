@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { startModelServer } from '@smart-routing/worker';
 import { percentile } from './stats.js';
@@ -7,7 +8,7 @@ import { percentile } from './stats.js';
  * cycles, through its HTTP API like a worker), so presets can scale waits to keep the
  * original's load-to-interval ratio.
  */
-export async function measureLoadTime(repository: string, label: string, rounds = 3): Promise<number> {
+export async function measureLoadTime(repository: string, label: string, rounds = 5): Promise<number> {
   const server = await startModelServer({ repository, logger: pino({ level: 'silent' }) });
   try {
     const times: number[] = [];
@@ -22,6 +23,8 @@ export async function measureLoadTime(repository: string, label: string, rounds 
       await fetch(`${server.url}/v2/repository/models/${encodeURIComponent(label)}/unload`, {
         method: 'POST',
       });
+      // Loads in a run are spaced out; give the server's spare session thread time to start, as there.
+      await sleep(300);
     }
     return percentile(times, 50);
   } finally {

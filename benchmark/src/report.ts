@@ -33,6 +33,7 @@ export function formatSummary(r: RunResult, sim?: SimulationResult): string {
         .map(([l, ms]) => `${l} ${fmt(ms)}`)
         .join(', ') || 'n/a'
     }`,
+    `Load time / mean arrival interval (this run's loads): ${fmt(r.loadToIntervalRatio, 3)} (original: 0.36 over capacity, 1.2 at capacity)`,
     `Wall time: ${fmt(r.wallS)} s`,
   ];
   return lines.join('\n');
@@ -63,6 +64,7 @@ export function formatComparison(results: { live: RunResult; simulated?: Simulat
     ['latency p95 ms', (r) => r.live.latencyMs.p95],
     ['latency p99 ms', (r) => r.live.latencyMs.p99],
     ['mean load ms', (r) => r.live.meanLoadMs],
+    ['load/interval', (r) => r.live.loadToIntervalRatio],
   ];
   const width = 14;
   const head = ['metric'.padEnd(22), ...cols.map((c) => c.padStart(width))];
@@ -73,7 +75,9 @@ export function formatComparison(results: { live: RunResult; simulated?: Simulat
   for (const [name, get] of rows) {
     const cells = [
       name.padEnd(22),
-      ...results.map((r) => fmt(get(r), name.includes('ms') ? 1 : 0).padStart(width)),
+      ...results.map((r) =>
+        fmt(get(r), name.includes('ms') ? 1 : name.includes('/') ? 3 : 0).padStart(width),
+      ),
     ];
     if (aff && by.has('random')) cells.push(ratioCell(get(aff), get(by.get('random')!)).padStart(width));
     if (aff && by.has('idle-first'))

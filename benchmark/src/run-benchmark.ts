@@ -40,6 +40,8 @@ export interface RunResult {
   loadMsByLabel: Record<string, number>;
   meanLoadMs: number | null;
   missFloor: number;
+  /** Measured mean load time over the mean arrival interval (closed loop: wait / producers). */
+  loadToIntervalRatio: number | null;
   wallS: number;
   logFile?: string;
 }
@@ -121,7 +123,15 @@ export async function runBenchmark(s: RunSettings): Promise<RunResult> {
       s.workers * s.labelCapacity,
       s.traffic.labelDist.kind === 'uniform' && s.traffic.arrival === 'closed' ? s.traffic.labels : undefined,
     ),
+    loadToIntervalRatio: loadToInterval(log?.meanLoadMs, s.traffic),
     wallS,
     logFile,
   };
+}
+
+/** Load time over the mean time between arrivals: closed loop wait / producers, open loop 1 / rate. */
+function loadToInterval(meanLoadMs: number | undefined, t: TrafficOptions): number | null {
+  if (meanLoadMs === undefined || !Number.isFinite(meanLoadMs)) return null;
+  const intervalS = t.arrival === 'closed' ? t.waitAvgS / t.producers : 1 / t.rate;
+  return intervalS > 0 ? meanLoadMs / 1000 / intervalS : null;
 }
