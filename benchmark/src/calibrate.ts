@@ -1,33 +1,60 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
-import { startModelServer } from '@smart-routing/worker';
+import { join } from 'node:path';
+import { startStack } from './stack.js';
 import { percentile } from './stats.js';
 
 /**
- * Measures how long the model server takes to load a label (median of `rounds` load/unload
- * cycles, through its HTTP API like a worker), so presets can scale waits to keep the
- * original's load-to-interval ratio.
+ * Measures how long a label load takes in a running stack like the benchmark's (worker processes,
+ * their model servers, dispatcher and collector all on this machine), so presets can scale waits to
+ * keep the original's load-to-interval ratio. Workers hold one label each and tasks cycle through
+ * the labels one at a time, so every task is a miss; the median `load_ms` the replies report is the
+ * answer. (A model server measured alone loads faster than under the benchmark's contention.)
  */
-export async function measureLoadTime(repository: string, label: string, rounds = 5): Promise<number> {
-  const server = await startModelServer({ repository, logger: pino({ level: 'silent' }) });
+export async function measureLoadTime(options: {
+  modelRepository: string;
+  labels: number;
+  workers: number;
+  logDir: string;
+  samples?: number;
+}): Promise<number> {
+  const stack = await startStack({
+    modelRepository: options.modelRepository,
+    workers: options.workers,
+    labelCapacity: 1,
+    slots: 1,
+    policy: 'affinity',
+    logDir: options.logDir,
+    runId: `calibration-${Date.now()}`,
+  });
+  const loads: number[] = [];
   try {
-    const times: number[] = [];
-    for (let i = 0; i < rounds; i++) {
-      const started = performance.now();
-      const res = await fetch(`${server.url}/v2/repository/models/${encodeURIComponent(label)}/load`, {
+    const samples = options.samples ?? 12;
+    for (let i = 0; i < samples + options.workers; i++) {
+      const res = await fetch(`${stack.dispatcherUrl}/run-task`, {
         method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          task_id: `calibration-${i}-${Date.now()}`,
+          task_type: 'embed_texts',
+          label: `label-${(i % options.labels) + 1}`,
+          parameters_json: '{"texts":["calibration"]}',
+        }),
       });
-      if (!res.ok)
-        throw new Error(`loading ${label} for calibration failed: ${res.status} ${await res.text()}`);
-      times.push(performance.now() - started);
-      await fetch(`${server.url}/v2/repository/models/${encodeURIComponent(label)}/unload`, {
-        method: 'POST',
-      });
-      // Loads in a run are spaced out; give the server's spare session thread time to start, as there.
-      await sleep(300);
+      const body = (await res.json()) as {
+        label_miss?: boolean;
+        load_ms?: number;
+        error?: { message: string };
+      };
+      if (!res.ok) throw new Error(`calibration task failed: ${res.status} ${body.error?.message ?? ''}`);
+      // The first load on each worker also starts its model server's session thread: skip those.
+      if (i >= options.workers && body.label_miss && typeof body.load_ms === 'number')
+        loads.push(body.load_ms);
     }
-    return percentile(times, 50);
   } finally {
-    await server.close();
+    await stack.close();
   }
+  if (loads.length === 0) throw new Error('calibration saw no label loads');
+  return percentile(loads, 50);
 }
+
+/** Where calibration runs keep their logs. */
+export const calibrationLogDir = (logDir: string): string => join(logDir, 'calibration');

@@ -10,7 +10,7 @@ import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { generateDemoModels } from '@smart-routing/model-repo';
-import { measureLoadTime } from './calibrate.js';
+import { calibrationLogDir, measureLoadTime } from './calibrate.js';
 import { meanArrivalIntervalS, PRESETS, scaledWaits, type Preset } from './presets.js';
 import { runBenchmark, type RunResult } from './run-benchmark.js';
 import { simulate, type SimulationResult } from './simulator.js';
@@ -93,6 +93,9 @@ function positive(name: string, text: string, integer = true): number {
   return n;
 }
 
+// Ctrl-C: exit, and the stack's exit hook stops the services it started.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+
 const preset = o.preset ? PRESETS[o.preset] : undefined;
 const labels = preset?.labels ?? positive('labels', o.labels);
 const workers = preset?.workers ?? positive('workers', o.workers);
@@ -115,7 +118,9 @@ if (!o.dispatcherUrl) {
 }
 
 // Calibrate: the measured load time sets the preset's waits and the simulator's load model.
-const loadS = o.dispatcherUrl ? undefined : (await measureLoadTime(modelRepository, 'label-1')) / 1000;
+const loadS = o.dispatcherUrl
+  ? undefined
+  : (await measureLoadTime({ modelRepository, labels, workers, logDir: calibrationLogDir(o.logDir) })) / 1000;
 let waitAvgS = positive('wait-avg', o.waitAvg, false);
 let waitStddevS = positive('wait-stddev', o.waitStddev, false);
 if (preset) {
@@ -126,7 +131,7 @@ if (preset) {
 const interval = meanArrivalIntervalS(waitAvgS, producers);
 if (loadS !== undefined) {
   console.log(
-    `measured load time ${(loadS * 1000).toFixed(1)} ms; waits ${waitAvgS.toFixed(3)} +/- ${waitStddevS.toFixed(3)} s; ` +
+    `measured load time in a stack ${(loadS * 1000).toFixed(1)} ms; waits ${waitAvgS.toFixed(3)} +/- ${waitStddevS.toFixed(3)} s; ` +
       `load / mean arrival interval = ${(loadS / interval).toFixed(3)}` +
       (preset
         ? ` (original: ${(0.45 / meanArrivalIntervalS(preset.originalWaitAvgS, producers)).toFixed(3)})`

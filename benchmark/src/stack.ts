@@ -138,8 +138,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
   let closed: Promise<void> | undefined;
   const workerProcs: ChildProcess[] = [];
+  // If this process exits without close() (a signal, a crash), take the children down with it.
+  const killChildren = (): void => {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+  };
+  process.on('exit', killChildren);
   const close = (): Promise<void> => {
     closed ??= (async () => {
+      process.off('exit', killChildren);
       await Promise.all(workerProcs.map((w) => stopChild(w, 15_000)));
       const rest = children.filter((c) => !workerProcs.includes(c)).reverse();
       for (const child of rest) await stopChild(child, 10_000);
