@@ -68,7 +68,12 @@ const exit = (code: number): void => {
   void service.close().then(() => process.exit(code));
 };
 
-const handle = await startDispatcher({ ...config, logger }).catch((err: unknown) => {
+const shipper = service.shipper;
+const handle = await startDispatcher({
+  ...config,
+  logger,
+  ...(shipper ? { logRecordsDropped: () => shipper.dropped() } : {}),
+}).catch((err: unknown) => {
   logger.fatal({ err, event: 'dispatcher_start_failed' }, 'could not start the dispatcher');
   exit(1);
   return new Promise<never>(() => {});

@@ -54,6 +54,8 @@ export interface DispatcherOptions {
   repositoryCacheMs?: number;
   /** Logger [pino at LOG_LEVEL or 'info' to stderr, `service: "dispatcher"`]. */
   logger?: Logger;
+  /** Reads how many log records the log shipper dropped, for /metrics [unset: not reported]. */
+  logRecordsDropped?: () => number;
   /** Random source for routing picks [Math.random]. Tests inject a seeded one. */
   random?: RandomSource;
 }

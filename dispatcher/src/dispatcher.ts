@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolveOptions, type DispatcherOptions, type ResolvedOptions } from './config.js';
-import { createHttpApp } from './http-routes.js';
+import { answerClientError, createHttpApp } from './http-routes.js';
 import { serviceLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { RepositoryLabels } from './repository-labels.js';
@@ -49,7 +49,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     maxQueuePerLabel: resolved.maxQueuePerLabel,
     failureBackoffMs: resolved.labelFailureBackoffMs,
   });
-  const metrics = createMetrics(router);
+  const metrics = createMetrics(router, { logRecordsDropped: options.logRecordsDropped });
   const repository = resolved.modelRepository
     ? new RepositoryLabels(resolved.modelRepository, resolved.repositoryCacheMs)
     : undefined;
@@ -88,6 +88,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
       isDraining: () => draining,
     }),
   );
+  server.on('clientError', answerClientError);
   const ticker = setInterval(() => {
     try {
       tracker.tick();

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -22,11 +24,17 @@ export interface HttpRoutesDeps {
   readonly isDraining: () => boolean;
 }
 
+// Strings reach the worker as protobuf UTF-8, where a lone surrogate becomes U+FFFD: the worker
+// would answer for another task_id, the result would match no task and the slot would leak.
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+const wireString = () =>
+  z.string().refine((s) => !LONE_SURROGATE.test(s), 'must be well-formed Unicode (no lone surrogates)');
+
 const runTaskSchema = z.object({
-  task_id: z.string().min(1).max(200),
-  task_type: z.string().min(1).max(200),
-  label: z.string().min(1).max(200),
-  parameters_json: z.string(),
+  task_id: wireString().min(1).max(200),
+  task_type: wireString().min(1).max(200),
+  label: wireString().min(1).max(200),
+  parameters_json: wireString(),
 });
 
 const uploadSchema = z.object({
@@ -115,8 +123,25 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
       (status, payload, retryAfterS) => {
         replied = true;
         if (res.headersSent || res.destroyed) return;
+        let text: string;
+        try {
+          text = JSON.stringify(payload);
+        } catch (err) {
+          // A result nested deeper than JSON.stringify can recurse (an echo of deep input) must
+          // still get an answer: this runs after the task left the tracker, no timer is left.
+          logger.warn(
+            { event: 'answer_not_serializable', task_id: body.task_id, message: (err as Error).message },
+            'could not serialize a task answer',
+          );
+          const e = new DispatcherError(
+            'worker_error',
+            `the result cannot be relayed: ${(err as Error).message}`,
+          );
+          res.status(e.status).json(e.toBody());
+          return;
+        }
         if (retryAfterS !== undefined) res.setHeader('Retry-After', String(retryAfterS));
-        res.status(status).json(payload);
+        res.status(status).type('application/json').send(text);
       },
     );
   });
@@ -199,6 +224,32 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
   });
 
   return app;
+}
+
+/**
+ * Answers a request Node's HTTP parser refused (malformed request line or headers, headers over
+ * Node's 16 KiB limit, a body framing error) with our JSON error instead of Node's empty 400/431.
+ * Listener for the server's `clientError` event.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  // As Node's default: nothing can be written once the socket is gone or a response has started.
+  const current = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || current?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const detail =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? 'the request headers are too large'
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? 'the request did not arrive in time'
+        : `malformed HTTP request (${err.code ?? 'parse error'})`;
+  const e = new DispatcherError('invalid_request', detail);
+  const payload = JSON.stringify(e.toBody());
+  socket.end(
+    `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\nConnection: close\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`,
+  );
 }
 
 /** Maps anything thrown in a route to a catalog error. */

@@ -7,6 +7,12 @@ export interface MetricsSource {
   readonly workerCount: number;
 }
 
+/** Counts kept elsewhere that /metrics reports too. */
+export interface ExternalCounts {
+  /** Log records the log shipper had to drop (collector down or slow). */
+  logRecordsDropped?: () => number;
+}
+
 /** The dispatcher's Prometheus metrics, on a registry of their own (several dispatchers may share a process). */
 export interface DispatcherMetrics {
   readonly registry: Registry;
@@ -27,9 +33,20 @@ export interface DispatcherMetrics {
 }
 
 /** Creates the metrics named in contracts.md on a new registry. */
-export function createMetrics(source: MetricsSource): DispatcherMetrics {
+export function createMetrics(source: MetricsSource, external: ExternalCounts = {}): DispatcherMetrics {
   const registry = new Registry();
   const registers = [registry];
+  const logRecordsDropped = external.logRecordsDropped;
+  if (logRecordsDropped) {
+    new Gauge({
+      name: 'smart_routing_log_records_dropped',
+      help: 'Log records the shipper dropped since start because the log collector was down or slow.',
+      registers,
+      collect() {
+        this.set(logRecordsDropped());
+      },
+    });
+  }
   new Gauge({
     name: 'smart_routing_queue_depth',
     help: 'Tasks waiting, per label queue (label="*" is the common queue).',

@@ -65,6 +65,8 @@ export class WorkerConnection {
    * dispatcher only drains the current link (the dispatcher is going away), so a new link starts ready.
    */
   private drainingForGood = false;
+  /** When the dispatcher was last heard from (a frame or a pong), performance.now() ms. */
+  private lastHeardAt = 0;
   private inFlight = 0;
   private attempt = 0;
   private heartbeatMs = 1000;
@@ -176,7 +178,13 @@ export class WorkerConnection {
         },
       });
     });
-    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('message', (data, isBinary) => {
+      this.lastHeardAt = performance.now();
+      this.onMessage(data, isBinary);
+    });
+    ws.on('pong', () => {
+      this.lastHeardAt = performance.now();
+    });
     ws.on('error', (err) => {
       this.o.logger.warn(
         { event: 'dispatcher_link_error', url: this.url, message: err.message },
@@ -224,8 +232,31 @@ export class WorkerConnection {
 
   private startHeartbeat(): void {
     this.stopHeartbeat();
-    this.heartbeatTimer = setInterval(() => this.sendHeartbeat(0), this.heartbeatMs);
+    this.lastHeardAt = performance.now();
+    this.heartbeatTimer = setInterval(() => {
+      this.sendHeartbeat(0);
+      this.checkDispatcherAlive();
+    }, this.heartbeatMs);
     this.heartbeatTimer.unref();
+  }
+
+  /**
+   * Liveness the other way round: a dispatcher whose host vanished sends no FIN, so a link that has
+   * heard nothing (no frame, no pong) for three heartbeat intervals is cut and reopened.
+   */
+  private checkDispatcherAlive(): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    const silentMs = performance.now() - this.lastHeardAt;
+    if (silentMs > Math.max(3 * this.heartbeatMs, 3000)) {
+      this.o.logger.warn(
+        { event: 'dispatcher_silent', silent_ms: Math.round(silentMs) },
+        'dispatcher went silent; reconnecting',
+      );
+      ws.terminate();
+      return;
+    }
+    ws.ping();
   }
 
   private stopHeartbeat(): void {
