@@ -44,6 +44,10 @@ export interface DispatcherOptions {
   maxBodyBytes?: number;
   /** Largest WebSocket frame accepted from a worker (bytes) [64 MiB]. */
   maxPayloadBytes?: number;
+  /** Most labels a worker may claim to hold (Hello labelCapacity); larger claims are clamped [64]. */
+  maxWorkerLabels?: number;
+  /** Most task slots a worker may claim (Hello taskSlots); larger claims are clamped [256]. */
+  maxWorkerSlots?: number;
   /** How long a worker avoids a label that failed to load there (ms) [30000]. */
   labelFailureBackoffMs?: number;
   /** Time allowed for the uploader to answer an upload (ms) [600000]. */
@@ -79,6 +83,8 @@ export interface ResolvedOptions {
   readonly helloTimeoutMs: number;
   readonly maxBodyBytes: number;
   readonly maxPayloadBytes: number;
+  readonly maxWorkerLabels: number;
+  readonly maxWorkerSlots: number;
   readonly labelFailureBackoffMs: number;
   readonly uploadTimeoutMs: number;
   readonly tickIntervalMs: number;
@@ -127,6 +133,8 @@ const optionsSchema = z.object({
     .int()
     .min(1024)
     .default(64 * 1024 * 1024),
+  maxWorkerLabels: z.number().int().min(1).max(1_000_000).default(64),
+  maxWorkerSlots: z.number().int().min(1).max(1_000_000).default(256),
   labelFailureBackoffMs: ms(0).default(30_000),
   uploadTimeoutMs: ms(1).default(600_000),
   tickIntervalMs: ms(1).default(50),

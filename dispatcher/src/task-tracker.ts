@@ -34,6 +34,9 @@ const RAN_CODES = new Set<TaskErrorCode>(['bad_parameters', 'inference_failed', 
 /** Retry-After for `no_capable_worker`: long enough for a worker to restart. */
 const NO_WORKER_RETRY_AFTER_S = 5;
 
+/** Longest Retry-After for `queue_full`: the drain estimate trusts run times workers report. */
+const MAX_RETRY_AFTER_S = 3600;
+
 interface PendingTask {
   readonly spec: TaskSpec;
   readonly parametersJson: string;
@@ -358,7 +361,11 @@ export class TaskTracker {
         case 'reject': {
           const task = this.pending.get(d.taskId);
           if (!task) break;
-          const retryAfter = Math.max(1, Math.ceil(this.deps.router.expectedDrainMs() / 1000));
+          // A header must stay a small integer even if a worker reported absurd run times.
+          const drainS = Math.ceil(this.deps.router.expectedDrainMs() / 1000);
+          const retryAfter = Number.isFinite(drainS)
+            ? Math.min(MAX_RETRY_AFTER_S, Math.max(1, drainS))
+            : MAX_RETRY_AFTER_S;
           this.fail(task, new DispatcherError('queue_full', undefined, retryAfter));
           break;
         }

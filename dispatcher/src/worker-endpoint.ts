@@ -47,6 +47,8 @@ interface Connection {
   registered: boolean;
   /** Closing after a protocol error or shutdown: further frames are ignored. */
   closing: boolean;
+  /** Label capacity accepted from the Hello (after clamping): reports are cut to it. */
+  labelCapacity: number;
   lastSeen: number;
   lastPing: number;
   helloTimer: NodeJS.Timeout | undefined;
@@ -61,6 +63,7 @@ const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
  *      │ yes
  *   open ── Hello within helloTimeoutMs? ── no ──> close 1008
  *      │ yes, same protocol version? ── no ──> close 1002
+ *      │ capacity / slots clamped to maxWorkerLabels / maxWorkerSlots (logged)
  *   Welcome ─> registered: TaskResult / LabelEvent / Heartbeat -> events
  *      │ malformed frame -> close 1002; text frame -> 1003; oversize -> 1009 (ws)
  *      │ silent > workerTimeoutMs -> terminate; silent > 2 heartbeats -> Ping
@@ -171,6 +174,7 @@ export class WorkerEndpoint {
       ws,
       registered: false,
       closing: false,
+      labelCapacity: 1,
       lastSeen: Date.now(),
       lastPing: 0,
       helloTimer: undefined,
@@ -209,12 +213,13 @@ export class WorkerEndpoint {
       switch (message.body) {
         case 'hello':
           return this.protocolError(conn, 1002, 'hello sent twice on one connection');
+        // A worker cannot hold more labels than its capacity: longer reports are cut (most recent kept).
         case 'taskResult':
-          return events.taskResult(conn.id, message.taskResult);
+          return events.taskResult(conn.id, capLabels(message.taskResult, conn.labelCapacity));
         case 'labelEvent':
-          return events.labelEvent(conn.id, message.labelEvent);
+          return events.labelEvent(conn.id, capLabels(message.labelEvent, conn.labelCapacity));
         case 'heartbeat':
-          return events.heartbeat(conn.id, message.heartbeat);
+          return events.heartbeat(conn.id, capLabels(message.heartbeat, conn.labelCapacity));
       }
     } catch (err) {
       // A bug in our handling must not take the connection or the process down.
@@ -236,9 +241,27 @@ export class WorkerEndpoint {
     }
     if (hello.workerId && hello.workerId !== conn.id)
       logger.warn(
-        { event: 'worker_id_mismatch', worker_id: conn.id, hello_worker_id: hello.workerId },
+        { event: 'worker_id_mismatch', worker_id: conn.id, hello_worker_id: hello.workerId.slice(0, 200) },
         'Hello names another id than the Worker-Id header; using the header',
       );
+    // Limits: a worker claiming absurd capacity or slots would draw every task and bloat the
+    // routing indices; it gets at most the configured maximum (0 counts as 1, as in the registry).
+    const labelCapacity = Math.min(Math.max(1, hello.labelCapacity), options.maxWorkerLabels);
+    const taskSlots = Math.min(Math.max(1, hello.taskSlots), options.maxWorkerSlots);
+    if (hello.labelCapacity > options.maxWorkerLabels || hello.taskSlots > options.maxWorkerSlots)
+      logger.warn(
+        {
+          event: 'worker_claims_clamped',
+          worker_id: conn.id,
+          label_capacity: hello.labelCapacity,
+          task_slots: hello.taskSlots,
+          max_worker_labels: options.maxWorkerLabels,
+          max_worker_slots: options.maxWorkerSlots,
+        },
+        'worker claims more labels or slots than allowed; clamped',
+      );
+    conn.labelCapacity = labelCapacity;
+    const loadedLabels = hello.loadedLabels.slice(0, labelCapacity);
     clearTimeout(conn.helloTimer);
     conn.helloTimer = undefined;
     conn.ws.send(
@@ -251,18 +274,18 @@ export class WorkerEndpoint {
       {
         event: 'worker_joined',
         worker_id: conn.id,
-        label_capacity: hello.labelCapacity,
-        task_slots: hello.taskSlots,
-        loaded_labels: hello.loadedLabels,
+        label_capacity: labelCapacity,
+        task_slots: taskSlots,
+        loaded_labels: loadedLabels,
         task_types: hello.taskTypes,
       },
       'worker joined',
     );
     events.joined({
       id: conn.id,
-      labelCapacity: hello.labelCapacity,
-      taskSlots: hello.taskSlots,
-      loadedLabels: hello.loadedLabels,
+      labelCapacity,
+      taskSlots,
+      loadedLabels,
       taskTypes: hello.taskTypes,
       state: hello.state === 'draining' ? 'draining' : 'ready',
     });
@@ -324,6 +347,13 @@ export class WorkerEndpoint {
       }
     }
   }
+}
+
+/** `message` with its loadedLabels cut to `capacity` entries (the message itself when short enough). */
+function capLabels<T extends { loadedLabels: string[] }>(message: T, capacity: number): T {
+  return message.loadedLabels.length <= capacity
+    ? message
+    : { ...message, loadedLabels: message.loadedLabels.slice(0, capacity) };
 }
 
 /** Answers a refused upgrade with a JSON error and closes the socket. */

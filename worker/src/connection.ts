@@ -30,6 +30,9 @@ import type { TritonClient } from './triton-client.js';
  * label if needed (evicting our own LRU if still full) ─ handler ─ TaskResult.
  */
 
+/** Longest delay a Node timer accepts. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Options of `WorkerConnection`. */
 export interface WorkerConnectionOptions {
   /** Dispatcher base URL (`http(s)://` or `ws(s)://`); `/worker-listen` is appended. */
@@ -309,7 +312,9 @@ export class WorkerConnection {
             'dispatcher speaks another protocol version',
           );
         this.attempt = 0;
-        this.heartbeatMs = heartbeatIntervalMs > 0 ? heartbeatIntervalMs : 1000;
+        // Timers take at most 2^31-1 ms (a larger value fires every 1 ms); below 10 ms is a flood.
+        this.heartbeatMs =
+          heartbeatIntervalMs > 0 ? Math.min(Math.max(heartbeatIntervalMs, 10), MAX_TIMER_MS) : 1000;
         this.startHeartbeat();
         this.o.logger.info(
           { event: 'dispatcher_welcome', heartbeat_interval_ms: this.heartbeatMs },
