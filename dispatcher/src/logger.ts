@@ -1,18 +1,12 @@
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createServiceLogger } from '@smart-routing/log-collector';
 
 /**
- * The default logger: pino JSON to stderr at `level` (default LOG_LEVEL or 'info'), asynchronous so
- * logging never waits on the terminal, every record tagged `service: "dispatcher"`.
+ * The default logger: pino JSON to stderr at `level` (default LOG_LEVEL or 'info'), every record
+ * tagged `service: "dispatcher"`, secrets redacted (the shared service logger without a collector).
  */
-export function createLogger(level: string = process.env.LOG_LEVEL || 'info'): Logger {
-  return pino(
-    {
-      level,
-      base: { service: 'dispatcher' },
-      redact: { paths: ['token', 'authorization'], censor: '[redacted]' },
-    },
-    pino.destination({ fd: 2, sync: false }),
-  );
+export function createLogger(level?: string): Logger {
+  return createServiceLogger({ service: 'dispatcher', level }).logger;
 }
 
 /** A caller's logger, tagged `service: "dispatcher"` unless it already names a service. */

@@ -17,6 +17,10 @@ import type { ResolvedOptions } from './config.js';
 import { DispatcherError } from './errors.js';
 import type { WorkerInfo } from './routing/types.js';
 
+/** Most task types one worker may announce, and their longest name. */
+const MAX_TASK_TYPES = 64;
+const MAX_TASK_TYPE_LENGTH = 100;
+
 /** Path workers connect to. */
 export const WORKER_PATH = '/worker-listen';
 
@@ -262,6 +266,10 @@ export class WorkerEndpoint {
       );
     conn.labelCapacity = labelCapacity;
     const loadedLabels = hello.loadedLabels.slice(0, labelCapacity);
+    // Task types are remembered after a worker leaves (for 503 vs 400): keep the set small.
+    const taskTypes = hello.taskTypes
+      .filter((t) => t.length > 0 && t.length <= MAX_TASK_TYPE_LENGTH)
+      .slice(0, MAX_TASK_TYPES);
     clearTimeout(conn.helloTimer);
     conn.helloTimer = undefined;
     conn.ws.send(
@@ -277,7 +285,7 @@ export class WorkerEndpoint {
         label_capacity: labelCapacity,
         task_slots: taskSlots,
         loaded_labels: loadedLabels,
-        task_types: hello.taskTypes,
+        task_types: taskTypes,
       },
       'worker joined',
     );
@@ -286,7 +294,7 @@ export class WorkerEndpoint {
       labelCapacity,
       taskSlots,
       loadedLabels,
-      taskTypes: hello.taskTypes,
+      taskTypes,
       state: hello.state === 'draining' ? 'draining' : 'ready',
     });
   }

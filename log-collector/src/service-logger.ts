@@ -2,6 +2,21 @@ import { hostname } from 'node:os';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { createLogShipper, type LogShipper, type LogShipperOptions } from './shipper.js';
 
+/** Keys whose values are never written, wherever a caller puts them (secrets never reach a log). */
+const REDACT = {
+  paths: [
+    'token',
+    'workerToken',
+    'apiKey',
+    'hfToken',
+    'hf_token',
+    'authorization',
+    '*.authorization',
+    'headers.authorization',
+  ],
+  censor: '[redacted]',
+};
+
 /** Options of {@link createServiceLogger}. */
 export interface ServiceLoggerOptions {
   /** Goes into every record as `service` ("dispatcher", "worker", "uploader", ...). */
@@ -50,13 +65,13 @@ export function createServiceLogger(options: ServiceLoggerOptions): ServiceLogge
   const base = { pid: process.pid, hostname: hostname(), ...options.base, service: options.service };
   const destination = options.destination ?? pino.destination({ fd: 2, sync: false });
   if (!options.collectorUrl) {
-    const logger = pino({ level, base }, destination);
+    const logger = pino({ level, base, redact: REDACT }, destination);
     let closed: Promise<void> | null = null;
     return { logger, close: () => (closed ??= flushDestination(destination)) };
   }
 
   // The local logger reports on the shipper without feeding it.
-  const local = pino({ level, base }, destination);
+  const local = pino({ level, base, redact: REDACT }, destination);
   const shipper = createLogShipper({
     ...options.shipper,
     url: options.collectorUrl,
@@ -77,7 +92,7 @@ export function createServiceLogger(options: ServiceLoggerOptions): ServiceLogge
   });
   // Both streams take every level; the logger's own level does the filtering.
   const logger = pino(
-    { level, base },
+    { level, base, redact: REDACT },
     pino.multistream([
       { stream: destination, level: 'trace' },
       { stream: shipper, level: 'trace' },

@@ -135,6 +135,16 @@ describe('what a worker may claim', () => {
     expect(logs.records.length).toBe(before);
   });
 
+  it('keeps at most 64 task types of sensible length from one Hello', async () => {
+    const d = await dispatcher({});
+    const taskTypes = ['echo', 'x'.repeat(101), ...Array.from({ length: 10_000 }, (_, i) => `type-${i}`)];
+    await worker({ url: d.url, id: 'many-types', labelCapacity: 1, slots: 1, labels: [], taskTypes });
+    const listed = (await (await fetch(`${d.url}/workers`)).json()) as { task_types: string[] }[];
+    expect(listed[0]!.task_types).toHaveLength(64);
+    expect(listed[0]!.task_types).toContain('echo');
+    expect(listed[0]!.task_types).not.toContain('x'.repeat(101));
+  });
+
   it('never has more tasks in flight on a worker than the slot maximum', async () => {
     const d = await dispatcher({ maxWorkerSlots: 3 });
     const w = await worker({ url: d.url, id: 'greedy', slots: 1_000_000, hold: true, taskTypes: ['echo'] });

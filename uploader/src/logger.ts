@@ -1,17 +1,12 @@
-import pino, { type Logger } from 'pino';
-
-/** Keys whose values are never written, wherever a caller puts them. */
-const REDACT = ['token', 'hfToken', 'hf_token', 'authorization', 'headers.authorization', '*.authorization'];
+import type { Logger } from 'pino';
+import { createServiceLogger } from '@smart-routing/log-collector';
 
 /**
  * The default logger: pino JSON to stderr at `level` (default LOG_LEVEL or 'info'), every record
- * tagged `service: "uploader"`.
+ * tagged `service: "uploader"`, secrets (tokens, authorization headers) redacted.
  */
-export function createLogger(level: string = process.env.LOG_LEVEL || 'info'): Logger {
-  return pino(
-    { level, base: { service: 'uploader' }, redact: { paths: REDACT, censor: '[redacted]' } },
-    pino.destination(2),
-  );
+export function createLogger(level?: string): Logger {
+  return createServiceLogger({ service: 'uploader', level }).logger;
 }
 
 /** A caller's logger, tagged `service: "uploader"` unless it already names a service. */

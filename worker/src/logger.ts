@@ -1,15 +1,14 @@
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createServiceLogger } from '@smart-routing/log-collector';
 
 /**
  * The worker's default logger: pino JSON to stderr, `service: "worker"` and `worker_id` on every
- * record, level from `level` or LOG_LEVEL (default info).
+ * record, level from `level` or LOG_LEVEL (default info), secrets redacted.
  */
 export function createWorkerLogger(options: { workerId: string; level?: string }): Logger {
-  return pino(
-    {
-      level: options.level ?? process.env.LOG_LEVEL ?? 'info',
-      base: { service: 'worker', worker_id: options.workerId, pid: process.pid },
-    },
-    pino.destination({ fd: 2, sync: false }),
-  );
+  return createServiceLogger({
+    service: 'worker',
+    level: options.level,
+    base: { worker_id: options.workerId },
+  }).logger;
 }
