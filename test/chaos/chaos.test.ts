@@ -27,6 +27,8 @@ const cli = (pkg: string): string =>
 
 interface Counts {
   sent: number;
+  /** Taken in by a dispatcher: everything but connection refusals and 503 shutting_down. */
+  accepted: number;
   completed: number;
   /** Completed after the dispatcher restart: the fleet must come back, not just the process. */
   completedAfterRestart: number;
@@ -140,6 +142,7 @@ describe('chaos', () => {
   it('loses no task while workers, model servers and the dispatcher fail', async () => {
     const counts: Counts = {
       sent: 0,
+      accepted: 0,
       completed: 0,
       completedAfterRestart: 0,
       failedWithReason: 0,
@@ -234,6 +237,10 @@ describe('chaos', () => {
     await Promise.all(load);
     await scrape();
     await agent.close();
+    const refused = Object.entries(counts.reasons)
+      .filter(([r]) => r.startsWith('transport ') || r === '503 shutting_down')
+      .reduce((sum, [, n]) => sum + n, 0);
+    counts.accepted = counts.sent - refused;
     counts.retried = dispatcherMetrics.reduce(
       (sum, text) => sum + promSum(text, 'smart_routing_task_retries_total'),
       0,
