@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolveOptions, type DispatcherOptions, type ResolvedOptions } from './config.js';
-import { answerClientError, createHttpApp } from './http-routes.js';
+import { answerClientError, createHttpApp, createRunTaskFastPath } from './http-routes.js';
 import { serviceLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { RepositoryLabels } from './repository-labels.js';
@@ -76,18 +76,21 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     repository,
     sendToWorker: (id, message) => endpoint.send(id, message),
   });
-  server.on(
-    'request',
-    createHttpApp({
-      options: resolved,
-      router,
-      tracker,
-      metrics,
-      logger,
-      repository,
-      isDraining: () => draining,
-    }),
-  );
+  const routeDeps = {
+    options: resolved,
+    router,
+    tracker,
+    metrics,
+    logger,
+    repository,
+    isDraining: () => draining,
+  };
+  const app = createHttpApp(routeDeps);
+  const runTaskFast = createRunTaskFastPath(routeDeps);
+  // POST /run-task skips Express (the hot path); everything else, and what the fast path declines, goes to it.
+  server.on('request', (req, res) => {
+    if (!runTaskFast(req, res)) app(req, res);
+  });
   server.on('clientError', answerClientError);
   const ticker = setInterval(() => {
     try {
