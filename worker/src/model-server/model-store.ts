@@ -520,10 +520,15 @@ export class ModelStore {
     }
     let thread: SessionThread | undefined;
     try {
-      thread = await SessionThread.open(files.modelPath, {
-        sessionOptions: this.options.sessionOptions,
-        onExit: (reason) => this.onThreadExit(entry, thread, reason),
-      });
+      try {
+        thread = await SessionThread.open(files.modelPath, {
+          sessionOptions: this.options.sessionOptions,
+          onExit: (reason) => this.onThreadExit(entry, thread, reason),
+        });
+      } finally {
+        // The spare was used (or the load failed): ready another for the next load.
+        if (!this.closed) SessionThread.prewarm();
+      }
       const config = reconcile(files.config, thread.signature);
       if (typeof config === 'string') throw new Error(config);
       const model: LoadedModel = {

@@ -47,6 +47,7 @@ type ThreadRequest =
   | { op: 'release' };
 
 type ThreadReply =
+  | { op: 'ready' }
   | { op: 'loaded'; signature: SessionSignature }
   | { op: 'result'; id: number; outputs: Record<string, ThreadTensor> }
   | { op: 'released' }
@@ -120,22 +121,25 @@ function sessionThreadMain(): void {
       });
     });
   });
+  // ORT is imported: the thread may now be ended safely (see dropSpare).
+  post({ op: 'ready' });
 }
 
 const threadSource = `(${sessionThreadMain.toString()})();`;
 
 // A started thread (ONNX Runtime already imported) kept ready for the next load: starting a thread
-// and importing ORT costs ~50 ms, which would otherwise count in every model load. It is started
-// after a load finishes, never during one (on 2 cores the two would slow each other), and unref'd
-// so it never keeps a process alive.
-let spare: Worker | undefined;
+// and importing ORT costs ~50 ms, which would otherwise count in every model load. Its owner (the
+// model store) starts it after a load finishes, never during one (on 2 cores the two would slow each
+// other), and ends it on close: a thread still holding ORT when the process exits can abort it
+// ("terminate called after throwing Napi::Error"). Unref'd, so it never keeps a process alive.
+let spare: { worker: Worker; ready: Promise<void> } | undefined;
 
 function startThread(): Worker {
   return new Worker(threadSource, { eval: true, workerData: { ortPath } });
 }
 
 function takeThread(): Worker {
-  const worker = spare ?? startThread();
+  const worker = spare?.worker ?? startThread();
   spare = undefined;
   worker.ref();
   return worker;
@@ -186,6 +190,7 @@ export class SessionThread {
     try {
       signature = await new Promise<SessionSignature>((resolve, reject) => {
         const onMessage = (reply: ThreadReply): void => {
+          if (reply.op === 'ready') return;
           cleanup();
           if (reply.op === 'loaded') resolve(reply.signature);
           else reject(new Error(reply.op === 'failed' ? reply.message : `unexpected reply '${reply.op}'`));
@@ -216,10 +221,8 @@ export class SessionThread {
       });
     } catch (err) {
       await worker.terminate();
-      SessionThread.prewarm();
       throw err;
     }
-    SessionThread.prewarm();
     return new SessionThread(worker, signature, options);
   }
 
@@ -228,20 +231,36 @@ export class SessionThread {
     if (spare) return;
     const worker = startThread();
     worker.unref();
+    const ready = new Promise<void>((resolve) => {
+      const onReady = (reply: ThreadReply): void => {
+        if (reply.op !== 'ready') return;
+        worker.off('message', onReady);
+        resolve();
+      };
+      worker.on('message', onReady);
+      worker.once('exit', () => resolve());
+    });
     // A spare that dies is simply replaced later.
     const forget = (): void => {
-      if (spare === worker) spare = undefined;
+      if (spare?.worker === worker) spare = undefined;
     };
     worker.once('error', forget);
     worker.once('exit', forget);
-    spare = worker;
+    spare = { worker, ready };
   }
 
-  /** Ends the spare thread (when the model server closes). */
+  /**
+   * Ends the spare thread (when the model server closes), once ORT has finished loading in it:
+   * terminating a thread in the middle of a native addon's start aborts the whole process.
+   */
   static async dropSpare(): Promise<void> {
-    const worker = spare;
+    const s = spare;
     spare = undefined;
-    await worker?.terminate();
+    if (!s) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([s.ready, new Promise<void>((resolve) => (timer = setTimeout(resolve, 10_000)))]);
+    clearTimeout(timer);
+    await s.worker.terminate();
   }
 
   /** Runs the session. Typed-array feeds are transferred (the caller must not reuse them). */
@@ -287,7 +306,7 @@ export class SessionThread {
       this.released?.();
       return;
     }
-    if (reply.op === 'loaded') return;
+    if (reply.op === 'loaded' || reply.op === 'ready') return;
     if (reply.id === undefined) {
       // A failed release: terminate() follows anyway.
       this.released?.();

@@ -118,6 +118,8 @@ export class FakeDispatcher {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.upgrades.push(req.headers);
+    // The worker may hang up first (it reconnects fast): a reset must not be an uncaught error.
+    socket.on('error', () => socket.destroy());
     if (this.options.token && req.headers.authorization !== `Bearer ${this.options.token}`) {
       socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
       return;
