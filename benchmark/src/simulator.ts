@@ -1,4 +1,4 @@
-import { Router, seededRandom, type Decision, type PolicyName } from '@smart-routing/dispatcher';
+import { LabelCache, Router, seededRandom, type Decision, type PolicyName } from '@smart-routing/dispatcher';
 import { summariseLatency, type LatencySummary } from './stats.js';
 import { planTraffic, type PlannedRequest, type TrafficOptions } from './traffic.js';
 
@@ -37,11 +37,10 @@ export interface SimulationResult {
   virtualS: number;
 }
 
+/** A modelled worker: the real worker's label rules (LabelCache) plus when each load completes. */
 interface SimWorker {
   id: string;
-  capacity: number;
-  /** Most recently used first. */
-  loaded: string[];
+  labels: LabelCache;
   /** Label -> virtual time its load completes (for tasks that arrive mid-load). */
   readyAt: Map<string, number>;
 }
@@ -142,13 +141,18 @@ export function simulate(o: SimulationOptions): SimulationResult {
     }
   }
 
-  const evict = (w: SimWorker, label: string): void => {
-    const i = w.loaded.indexOf(label);
-    if (i === -1) return;
-    w.loaded.splice(i, 1);
-    w.readyAt.delete(label);
-    evictions++;
-    router.labelEvent(now, w.id, { kind: 'evicted', label, loadedLabels: [...w.loaded] });
+  const evicted = (w: SimWorker, labels: string[]): void => {
+    for (const label of labels) {
+      w.readyAt.delete(label);
+      evictions++;
+      router.labelEvent(now, w.id, { kind: 'evicted', label, loadedLabels: w.labels.labels });
+    }
+  };
+  const startLoad = (w: SimWorker, label: string): number => {
+    const loadMs = loadFor(label);
+    w.readyAt.set(label, now + loadMs);
+    events.push({ at: now + loadMs, kind: 'loaded', workerId: w.id, label, loadMs });
+    return loadMs;
   };
 
   const afterRequest = (req: PlannedRequest): void => {
@@ -162,25 +166,11 @@ export function simulate(o: SimulationOptions): SimulationResult {
       if (d.type === 'send') {
         const w = workers.get(d.workerId)!;
         const req = byTask.get(d.taskId)!;
-        if (d.evictLabel) evict(w, d.evictLabel);
-        let start = now;
-        let miss = false;
-        let loadMs = 0;
-        const i = w.loaded.indexOf(d.label);
-        if (i === -1) {
-          if (w.loaded.length >= w.capacity) evict(w, w.loaded[w.loaded.length - 1]!);
-          miss = true;
-          loadMs = loadFor(d.label);
-          w.loaded.unshift(d.label);
-          w.readyAt.set(d.label, now + loadMs);
-          events.push({ at: now + loadMs, kind: 'loaded', workerId: w.id, label: d.label, loadMs });
-          start = now + loadMs;
-        } else {
-          w.loaded.splice(i, 1);
-          w.loaded.unshift(d.label);
-          start = Math.max(now, w.readyAt.get(d.label) ?? now);
-        }
-        events.push({ at: start + o.runMs, kind: 'finish', workerId: w.id, req, miss, loadMs });
+        const use = w.labels.use(d.label, d.evictLabel);
+        evicted(w, use.evicted);
+        const loadMs = use.miss ? startLoad(w, d.label) : 0;
+        const start = Math.max(now, w.readyAt.get(d.label) ?? now);
+        events.push({ at: start + o.runMs, kind: 'finish', workerId: w.id, req, miss: use.miss, loadMs });
       } else if (d.type === 'reject') {
         rejected++;
         const req = byTask.get(d.taskId)!;
@@ -188,15 +178,13 @@ export function simulate(o: SimulationOptions): SimulationResult {
         afterRequest(req);
       } else if (d.type === 'load') {
         const w = workers.get(d.workerId)!;
-        if (!w.loaded.includes(d.label)) {
-          if (w.loaded.length >= w.capacity) evict(w, w.loaded[w.loaded.length - 1]!);
-          w.loaded.unshift(d.label);
-          const loadMs = loadFor(d.label);
-          w.readyAt.set(d.label, now + loadMs);
-          events.push({ at: now + loadMs, kind: 'loaded', workerId: w.id, label: d.label, loadMs });
+        if (!w.labels.has(d.label)) {
+          evicted(w, w.labels.use(d.label).evicted);
+          startLoad(w, d.label);
         }
       } else if (d.type === 'unload') {
-        evict(workers.get(d.workerId)!, d.label);
+        const w = workers.get(d.workerId)!;
+        if (w.labels.evict(d.label)) evicted(w, [d.label]);
       }
     }
     if (!tickPending && router.queuedCount > 0) {
@@ -206,7 +194,7 @@ export function simulate(o: SimulationOptions): SimulationResult {
   };
 
   for (let i = 0; i < o.workers; i++) {
-    const w: SimWorker = { id: `sim-${i + 1}`, capacity: o.labelCapacity, loaded: [], readyAt: new Map() };
+    const w: SimWorker = { id: `sim-${i + 1}`, labels: new LabelCache(o.labelCapacity), readyAt: new Map() };
     workers.set(w.id, w);
     apply(
       router.addWorker(0, {
@@ -231,13 +219,13 @@ export function simulate(o: SimulationOptions): SimulationResult {
       }
       case 'loaded': {
         const w = workers.get(ev.workerId)!;
-        if (w.loaded.includes(ev.label))
+        if (w.labels.has(ev.label))
           apply(
             router.labelEvent(now, w.id, {
               kind: 'loaded',
               label: ev.label,
               durationMs: ev.loadMs,
-              loadedLabels: [...w.loaded],
+              loadedLabels: w.labels.labels,
             }),
           );
         break;
@@ -254,7 +242,7 @@ export function simulate(o: SimulationOptions): SimulationResult {
             labelMiss: ev.miss,
             loadMs: ev.loadMs,
             runMs: o.runMs,
-            loadedLabels: [...w.loaded],
+            loadedLabels: w.labels.labels,
           }),
         );
         afterRequest(ev.req);

@@ -26,8 +26,6 @@
  */
 export { CostModel } from './routing/cost-model.js';
 export type { CostModelOptions } from './routing/cost-model.js';
-export { IndexedHeap } from './routing/indexed-heap.js';
-export { IndexedSet } from './routing/indexed-set.js';
 export { LabelCache } from './routing/label-cache.js';
 export type { LabelUse } from './routing/label-cache.js';
 export { affinityPolicy } from './routing/policies/affinity.js';
