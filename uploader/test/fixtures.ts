@@ -1,9 +1,11 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  BERT_SPECIAL_IDS,
   OnnxAttributeType,
   OnnxDataType,
   encodeOnnxModel,
+  demoTokenizerJson,
   floatTensor,
   int64Tensor,
 } from '@smart-routing/model-repo';
@@ -50,13 +52,7 @@ export interface EmbeddingFixture {
 }
 
 /** Ids of BERT's special tokens in the fixture vocabulary. */
-export const FIXTURE_SPECIAL_IDS = {
-  '[PAD]': 0,
-  '[UNK]': 100,
-  '[CLS]': 101,
-  '[SEP]': 102,
-  '[MASK]': 103,
-} as const;
+export const FIXTURE_SPECIAL_IDS = BERT_SPECIAL_IDS;
 
 const WORDS = [
   'the',
@@ -116,59 +112,9 @@ function prng(seed: number): () => number {
   };
 }
 
+/** The same WordPiece tokenizer.json layout the demo models ship (BERT special ids). */
 function tokenizerJson(vocab: Map<string, number>): string {
-  const special = (content: keyof typeof FIXTURE_SPECIAL_IDS): object => ({
-    id: FIXTURE_SPECIAL_IDS[content],
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
-  const specialEntry = (t: '[CLS]' | '[SEP]'): object => ({
-    id: t,
-    ids: [FIXTURE_SPECIAL_IDS[t]],
-    tokens: [t],
-  });
-  return JSON.stringify({
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: (['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] as const).map(special),
-    normalizer: {
-      type: 'BertNormalizer',
-      clean_text: true,
-      handle_chinese_chars: true,
-      strip_accents: null,
-      lowercase: true,
-    },
-    pre_tokenizer: { type: 'BertPreTokenizer' },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [
-        { SpecialToken: { id: '[CLS]', type_id: 0 } },
-        { Sequence: { id: 'A', type_id: 0 } },
-        { SpecialToken: { id: '[SEP]', type_id: 0 } },
-      ],
-      pair: [
-        { SpecialToken: { id: '[CLS]', type_id: 0 } },
-        { Sequence: { id: 'A', type_id: 0 } },
-        { SpecialToken: { id: '[SEP]', type_id: 0 } },
-        { Sequence: { id: 'B', type_id: 1 } },
-        { SpecialToken: { id: '[SEP]', type_id: 1 } },
-      ],
-      special_tokens: { '[CLS]': specialEntry('[CLS]'), '[SEP]': specialEntry('[SEP]') },
-    },
-    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
-    model: {
-      type: 'WordPiece',
-      unk_token: '[UNK]',
-      continuing_subword_prefix: '##',
-      max_input_chars_per_word: 100,
-      vocab: Object.fromEntries(vocab),
-    },
-  });
+  return JSON.stringify(demoTokenizerJson(vocab));
 }
 
 /** Builds the model bytes, tokenizer files and embedding table in memory. */
