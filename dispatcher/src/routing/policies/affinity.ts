@@ -24,7 +24,9 @@ import type { TaskSpec } from '../types.js';
  * 4. else it waits.
  *
  * When a worker frees a slot it serves the queues of the labels it holds, oldest head first, else
- * the oldest waiting task overall (loading its label under the rule of step 3).
+ * the oldest waiting task overall (loading its label under the rule of step 3). Aging: if the oldest
+ * waiting task has waited STARVATION_LOAD_MULTIPLE x loadMs(its label), it goes first, so a label no
+ * worker holds cannot starve while every worker stays busy with its own labels' queues.
  * On a tick, a waiting task whose wait has reached loadMs(L) (or whose label lost all holders) is
  * placed by step 3 if an available worker can load it.
  */
@@ -52,6 +54,8 @@ export const affinityPolicy: RoutingPolicy = {
   },
 
   pick(w: WorkerRecord, ctx: PolicyContext, now: number): Pick | undefined {
+    const starving = starvingTask(w, ctx, now);
+    if (starving) return starving;
     let best: QueuedTask | undefined;
     for (const label of w.labels) {
       const head = ctx.queues.headOf(label);
@@ -62,6 +66,21 @@ export const affinityPolicy: RoutingPolicy = {
     return pickOldest(w, ctx, now, soleCopyWithWork(ctx));
   },
 };
+
+/** How many of its label's load times the oldest waiting task may wait before it goes first. */
+export const STARVATION_LOAD_MULTIPLE = 4;
+
+/** The oldest waiting task, when it has waited long enough to go before `w`'s own labels. */
+function starvingTask(w: WorkerRecord, ctx: PolicyContext, now: number): Pick | undefined {
+  const oldest = ctx.queues.oldest();
+  if (!oldest || w.labels.includes(oldest.task.label)) return undefined;
+  if (now - oldest.enqueuedAt < STARVATION_LOAD_MULTIPLE * ctx.costs.loadMs(oldest.task.label))
+    return undefined;
+  if (!ctx.registry.canRun(w, oldest.task, now)) return undefined;
+  // No sole-copy protection here: that rule would let a well-served label starve this one.
+  const evictLabel = evictionFor(w, oldest.task.label, ctx.registry);
+  return evictLabel === null ? undefined : { queued: oldest, evictLabel };
+}
 
 /** Whether some ready worker holding the label (busy or not) serves the task's type. */
 function hasCapableHolder(task: TaskSpec, ctx: PolicyContext): boolean {
