@@ -30,6 +30,8 @@ export interface Hello {
   loadedLabels: string[];
   taskTypes: string[];
   state: WorkerState;
+  /** Subset of `taskTypes` that use no model: routed without a label, counted as neither hit nor miss. */
+  labelFreeTaskTypes: string[];
 }
 
 export interface TaskError {
