@@ -19,8 +19,9 @@ describe('encodeWorkerMessage / decodeWorkerMessage', () => {
         labelCapacity: 2,
         taskSlots: 1,
         loadedLabels: ['a', 'b'],
-        taskTypes: ['embed_texts'],
+        taskTypes: ['embed_texts', 'echo'],
         state: 'ready',
+        labelFreeTaskTypes: ['echo'],
       },
     });
     const msg = decodeWorkerMessage(bytes);
@@ -32,8 +33,9 @@ describe('encodeWorkerMessage / decodeWorkerMessage', () => {
         labelCapacity: 2,
         taskSlots: 1,
         loadedLabels: ['a', 'b'],
-        taskTypes: ['embed_texts'],
+        taskTypes: ['embed_texts', 'echo'],
         state: 'ready',
+        labelFreeTaskTypes: ['echo'],
       },
     });
   });

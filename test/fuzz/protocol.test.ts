@@ -86,6 +86,7 @@ function workerMessage(
           loadedLabels: labels(rng, 4),
           taskTypes: [`fuzz-${rng.int(0, 3)}`],
           state: rng.pick(STATES),
+          labelFreeTaskTypes: rng.int(0, 1) === 0 ? [] : ['echo'],
         },
       };
     case 'taskResult':
