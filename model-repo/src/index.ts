@@ -8,6 +8,13 @@ export {
 } from './model-config.js';
 export type { ModelConfig, TensorConfig } from './model-config.js';
 export {
+  batchedShape,
+  configDimsFromGraph,
+  reconcileModelConfig,
+  tensorConfigFromGraph,
+} from './config-reconcile.js';
+export type { GraphSignature, GraphTensor } from './config-reconcile.js';
+export {
   CONFIG_FILE,
   MODEL_FILE,
   TOKENIZER_CONFIG_FILE,

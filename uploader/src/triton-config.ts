@@ -1,6 +1,7 @@
 import {
   ModelConfigError,
   onnxTypeToTriton,
+  tensorConfigFromGraph,
   type ModelConfig,
   type OnnxSignature,
   type OnnxTensorSignature,
@@ -26,30 +27,19 @@ export function validateMaxBatchSize(maxBatchSize: number): number {
 }
 
 function tensorConfig(kind: 'input' | 'output', t: OnnxTensorSignature, maxBatchSize: number): TensorConfig {
-  let dataType: string;
   try {
-    dataType = onnxTypeToTriton(t.elemType);
+    // Type and batch-dimension rule shared with the model server's config-vs-graph check.
+    const dataType = onnxTypeToTriton(t.elemType);
+    return tensorConfigFromGraph(kind, { name: t.name, dataType, dims: t.dims }, maxBatchSize);
   } catch (err) {
-    if (err instanceof ModelConfigError)
-      throw new UploaderError('invalid_onnx', `${kind} '${t.name}': ${err.message}`);
+    if (err instanceof ModelConfigError) {
+      const message = err.message.startsWith(`${kind} '`)
+        ? err.message
+        : `${kind} '${t.name}': ${err.message}`;
+      throw new UploaderError('invalid_onnx', message);
+    }
     throw err;
   }
-  // Symbolic names (`batch_size`, `sequence_length`) and unknown sizes are variable: -1 for Triton.
-  const dims = t.dims.map((d) => (typeof d === 'number' && d > 0 ? d : -1));
-  if (maxBatchSize === 0) return { name: t.name, dataType, dims };
-  if (dims.length < 2) {
-    throw new UploaderError(
-      'invalid_onnx',
-      `${kind} '${t.name}' has shape [${t.dims.join(', ')}]: with max_batch_size > 0 every tensor needs a batch dimension and at least one more; upload with max_batch_size: 0`,
-    );
-  }
-  if (dims[0] !== -1) {
-    throw new UploaderError(
-      'invalid_onnx',
-      `${kind} '${t.name}' has a fixed batch dimension of ${dims[0]}, so the model cannot batch; upload with max_batch_size: 0`,
-    );
-  }
-  return { name: t.name, dataType, dims: dims.slice(1) };
 }
 
 /**

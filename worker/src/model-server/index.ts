@@ -10,9 +10,5 @@ export type { EmbeddedModelServer, EmbeddedModelServerOptions } from './embedded
 export { loadModelServerConfig, ModelServerConfigError } from './config.js';
 export type { ModelServerConfig } from './config.js';
 export { ModelServerError } from './errors.js';
-export type {
-  ModelState,
-  RepositoryIndexEntry,
-  InferResponseBody,
-  InferOutputTensor,
-} from './model-store.js';
+export type { ModelState, RepositoryIndexEntry } from './model-store.js';
+export type { InferResponseBody, InferOutputTensor } from './infer-response.js';

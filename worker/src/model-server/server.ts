@@ -4,7 +4,11 @@ import type { AddressInfo } from 'node:net';
 import type { InferenceSession } from 'onnxruntime-node';
 import { pino, type Logger } from 'pino';
 import { MODEL_SERVER_ERRORS, ModelServerError } from './errors.js';
+import { validateInferRequest } from './infer-request.js';
 import { ModelStore } from './model-store.js';
+import { fromThreadTensor } from './tensors.js';
+import { modelConfigJson, modelMetadataJson } from './triton-json.js';
+import type { InferResponseBody } from './infer-response.js';
 
 /**
  * The embedded model server: Triton's HTTP/REST API (KServe v2 + the model-repository extension)
@@ -226,12 +230,23 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
       case 'model-ready':
         return send(res, store.isReady(r.model, r.version) ? 200 : 400);
       case 'model':
-        return send(res, 200, store.metadata(r.model, r.version));
+        return send(res, 200, modelMetadataJson(store.model(r.model, r.version)));
       case 'config':
-        return send(res, 200, store.configJson(r.model, r.version));
+        return send(res, 200, modelConfigJson(store.model(r.model, r.version)));
       case 'infer':
         if (body === undefined) throw MODEL_SERVER_ERRORS.badJson('the request body is empty');
-        return send(res, 200, await store.infer(r.model, r.version, body));
+        {
+          const m = store.model(r.model, r.version);
+          const request = validateInferRequest(m, body);
+          const result = await store.run(m, request.feeds, request.outputNames);
+          const response: InferResponseBody = {
+            model_name: m.name,
+            model_version: String(m.version),
+            outputs: request.outputNames.map((n) => ({ name: n, ...fromThreadTensor(result[n]!) })),
+          };
+          if (request.id !== undefined) response.id = request.id;
+          return send(res, 200, response);
+        }
     }
   }
 

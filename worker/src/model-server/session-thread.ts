@@ -121,28 +121,75 @@ function sessionThreadMain(): void {
       });
     });
   });
-  // ORT is imported: the thread may now be ended safely (see dropSpare).
+  // ORT is imported: the thread may now be ended safely (see SpareThread.drop).
   post({ op: 'ready' });
 }
 
 const threadSource = `(${sessionThreadMain.toString()})();`;
 
-// A started thread (ONNX Runtime already imported) kept ready for the next load: starting a thread
-// and importing ORT costs ~50 ms, which would otherwise count in every model load. Its owner (the
-// model store) starts it after a load finishes, never during one (on 2 cores the two would slow each
-// other), and ends it on close: a thread still holding ORT when the process exits can abort it
-// ("terminate called after throwing Napi::Error"). Unref'd, so it never keeps a process alive.
-let spare: { worker: Worker; ready: Promise<void> } | undefined;
-
 function startThread(): Worker {
   return new Worker(threadSource, { eval: true, workerData: { ortPath } });
 }
 
-function takeThread(): Worker {
-  const worker = spare?.worker ?? startThread();
-  spare = undefined;
-  worker.ref();
-  return worker;
+/**
+ * A started thread (ONNX Runtime already imported) kept ready for the next load: starting a thread
+ * and importing ORT costs ~50 ms, which would otherwise count in every model load. Its owner (the
+ * model store) calls `prewarm()` after a load finishes, never during one (on 2 cores the two would
+ * slow each other), and `drop()` on close: a thread still holding ORT when the process exits can
+ * abort it ("terminate called after throwing Napi::Error"). Unref'd, so it never keeps a process alive.
+ */
+export class SpareThread {
+  private spare: { worker: Worker; ready: Promise<void> } | undefined;
+
+  /** Starts a spare thread if there is none. */
+  prewarm(): void {
+    if (this.spare) return;
+    const worker = startThread();
+    worker.unref();
+    const ready = new Promise<void>((resolve) => {
+      const onReady = (reply: ThreadReply): void => {
+        if (reply.op !== 'ready') return;
+        worker.off('message', onReady);
+        resolve();
+      };
+      worker.on('message', onReady);
+      worker.once('exit', () => resolve());
+    });
+    // A spare that dies is simply replaced later.
+    const forget = (): void => {
+      if (this.spare?.worker === worker) this.spare = undefined;
+    };
+    worker.once('error', forget);
+    worker.once('exit', forget);
+    this.spare = { worker, ready };
+  }
+
+  /** True while a spare thread is kept. */
+  get held(): boolean {
+    return this.spare !== undefined;
+  }
+
+  /** The spare thread (ref'd, now the caller's), or a new one when there is none. */
+  take(): Worker {
+    const worker = this.spare?.worker ?? startThread();
+    this.spare = undefined;
+    worker.ref();
+    return worker;
+  }
+
+  /**
+   * Ends the spare thread, once ORT has finished loading in it: terminating a thread in the middle
+   * of a native addon's start aborts the whole process. Safe to call twice.
+   */
+  async drop(): Promise<void> {
+    const s = this.spare;
+    this.spare = undefined;
+    if (!s) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([s.ready, new Promise<void>((resolve) => (timer = setTimeout(resolve, 10_000)))]);
+    clearTimeout(timer);
+    await s.worker.terminate();
+  }
 }
 
 /** Options of `SessionThread.open`. */
@@ -151,6 +198,8 @@ export interface SessionThreadOptions {
   sessionOptions?: Ort.InferenceSession.SessionOptions;
   /** Called once if the thread dies on its own (crash, out of memory), not after `close()`. */
   onExit?: (reason: string) => void;
+  /** Where to take an already started thread from. Default: start a new thread. */
+  spare?: SpareThread;
 }
 
 /** Thrown by `run` when ONNX Runtime rejects the inputs or fails; the thread stays usable. */
@@ -185,7 +234,7 @@ export class SessionThread {
    * model cannot be loaded (the thread is gone then).
    */
   static async open(modelPath: string, options: SessionThreadOptions = {}): Promise<SessionThread> {
-    const worker = takeThread();
+    const worker = options.spare ? options.spare.take() : startThread();
     let signature: SessionSignature;
     try {
       signature = await new Promise<SessionSignature>((resolve, reject) => {
@@ -224,43 +273,6 @@ export class SessionThread {
       throw err;
     }
     return new SessionThread(worker, signature, options);
-  }
-
-  /** Starts a spare thread for the next `open` if there is none. */
-  static prewarm(): void {
-    if (spare) return;
-    const worker = startThread();
-    worker.unref();
-    const ready = new Promise<void>((resolve) => {
-      const onReady = (reply: ThreadReply): void => {
-        if (reply.op !== 'ready') return;
-        worker.off('message', onReady);
-        resolve();
-      };
-      worker.on('message', onReady);
-      worker.once('exit', () => resolve());
-    });
-    // A spare that dies is simply replaced later.
-    const forget = (): void => {
-      if (spare?.worker === worker) spare = undefined;
-    };
-    worker.once('error', forget);
-    worker.once('exit', forget);
-    spare = { worker, ready };
-  }
-
-  /**
-   * Ends the spare thread (when the model server closes), once ORT has finished loading in it:
-   * terminating a thread in the middle of a native addon's start aborts the whole process.
-   */
-  static async dropSpare(): Promise<void> {
-    const s = spare;
-    spare = undefined;
-    if (!s) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([s.ready, new Promise<void>((resolve) => (timer = setTimeout(resolve, 10_000)))]);
-    clearTimeout(timer);
-    await s.worker.terminate();
   }
 
   /** Runs the session. Typed-array feeds are transferred (the caller must not reuse them). */

@@ -1,5 +1,6 @@
 import { MODEL_SERVER_ERRORS } from './errors.js';
-import type { ThreadTensor } from './session-thread.js';
+import type { GraphSignature, GraphTensor } from '@smart-routing/model-repo';
+import type { SessionSignature, ThreadTensor, ValueSignature } from './session-thread.js';
 
 /**
  * KServe v2 JSON tensors <-> ONNX Runtime tensors. Validation here is what keeps a bad request
@@ -28,6 +29,33 @@ const ORT_TO_KSERVE: Record<string, string> = {
   ...Object.fromEntries(Object.entries(KSERVE_TO_ORT).map(([k, v]) => [v, k])),
   float16: 'FP16',
 };
+
+/** ORT tensor type -> Triton config data type. */
+const ORT_TO_TRITON: Record<string, string> = {
+  float32: 'TYPE_FP32',
+  float64: 'TYPE_FP64',
+  float16: 'TYPE_FP16',
+  int8: 'TYPE_INT8',
+  int16: 'TYPE_INT16',
+  int32: 'TYPE_INT32',
+  int64: 'TYPE_INT64',
+  uint8: 'TYPE_UINT8',
+  uint16: 'TYPE_UINT16',
+  uint32: 'TYPE_UINT32',
+  uint64: 'TYPE_UINT64',
+  bool: 'TYPE_BOOL',
+  string: 'TYPE_STRING',
+};
+
+function graphTensor(v: ValueSignature): GraphTensor {
+  const dataType = v.type ? ORT_TO_TRITON[v.type] : undefined;
+  return { name: v.name, dataType, typeLabel: v.type, dims: v.shape };
+}
+
+/** A session's signature in Triton's terms, for the config-vs-graph check. */
+export function graphSignature(sig: SessionSignature): GraphSignature {
+  return { inputs: sig.inputs.map(graphTensor), outputs: sig.outputs.map(graphTensor) };
+}
 
 /** The ORT tensor type for a KServe datatype, or undefined when JSON requests cannot carry it. */
 export function kserveToOrtType(datatype: string): string | undefined {
