@@ -6,7 +6,7 @@ export {
   parseModelConfig,
   tritonTypeToKserve,
 } from './model-config.js';
-export type { ModelConfig, TensorConfig } from './model-config.js';
+export type { DynamicBatchingConfig, ModelConfig, TensorConfig } from './model-config.js';
 export {
   batchedShape,
   configDimsFromGraph,

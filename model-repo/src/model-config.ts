@@ -1,8 +1,9 @@
 /**
  * Triton `config.pbtxt` (protobuf text format of `inference.ModelConfig`), reduced to the fields
- * this project uses: name, platform, backend, max_batch_size and input/output {name, data_type,
- * dims}. Everything else (instance_group, dynamic_batching, comments, ...) is parsed and ignored,
- * so configs written by Triton tooling or by hand read fine.
+ * this project uses: name, platform, backend, max_batch_size, input/output {name, data_type,
+ * dims} and dynamic_batching {preferred_batch_size, max_queue_delay_microseconds}. Everything
+ * else (instance_group, comments, ...) is parsed and ignored, so configs written by Triton tooling
+ * or by hand read fine.
  */
 
 /** One input or output tensor of a model config. */
@@ -26,6 +27,16 @@ export interface ModelConfig {
   maxBatchSize: number;
   input: TensorConfig[];
   output: TensorConfig[];
+  /** Present when the config has a `dynamic_batching` block (Triton then batches concurrent requests). */
+  dynamicBatching?: DynamicBatchingConfig;
+}
+
+/** Triton's `dynamic_batching` block, the fields the embedded server honours. */
+export interface DynamicBatchingConfig {
+  /** Batch sizes to run as soon as they can be formed; empty = run when max_batch_size is reached. */
+  preferredBatchSize: number[];
+  /** How long a request may wait for others to fill a batch, in microseconds. Triton's default 0. */
+  maxQueueDelayMicroseconds: number;
 }
 
 /** Thrown for text that is not a valid config, or for unknown data types; the message names the line. */
@@ -326,6 +337,26 @@ function tensorConfig(field: Field): TensorConfig {
   return { name, dataType, dims };
 }
 
+function dynamicBatching(field: Field): DynamicBatchingConfig {
+  if (field.value.kind !== 'message') {
+    throw new ModelConfigError(`line ${field.line}: 'dynamic_batching' must be a message { ... }`);
+  }
+  const msg = field.value.msg;
+  const preferredBatchSize = msg
+    .filter((f) => f.name === 'preferred_batch_size')
+    .map((f) => {
+      const n = intField(f);
+      if (n < 1) throw new ModelConfigError(`line ${f.line}: preferred_batch_size must be >= 1`);
+      return n;
+    });
+  const delayField = lastOf(msg, 'max_queue_delay_microseconds');
+  const maxQueueDelayMicroseconds = delayField ? intField(delayField) : 0;
+  if (maxQueueDelayMicroseconds < 0) {
+    throw new ModelConfigError(`line ${delayField!.line}: max_queue_delay_microseconds must be >= 0`);
+  }
+  return { preferredBatchSize, maxQueueDelayMicroseconds };
+}
+
 /**
  * Parses `config.pbtxt` text. Accepts comments, unknown fields, both `input [ {...}, {...} ]` and
  * repeated `input {...}`, and `dims: [ -1 ]` or repeated `dims: -1`.
@@ -344,6 +375,8 @@ export function parseModelConfig(text: string): ModelConfig {
     output: msg.filter((f) => f.name === 'output').map(tensorConfig),
   };
   if (platformField) config.platform = stringField(platformField);
+  const batchingField = lastOf(msg, 'dynamic_batching');
+  if (batchingField) config.dynamicBatching = dynamicBatching(batchingField);
   if (backendField) config.backend = stringField(backendField);
   if (config.maxBatchSize < 0) {
     throw new ModelConfigError(`line ${batchField!.line}: max_batch_size must be >= 0`);
@@ -377,5 +410,12 @@ export function formatModelConfig(config: ModelConfig): string {
   if (config.backend !== undefined) lines.push(`backend: ${quote(config.backend)}`);
   lines.push(`max_batch_size: ${config.maxBatchSize}`);
   lines.push(...formatTensors('input', config.input), ...formatTensors('output', config.output));
+  if (config.dynamicBatching) {
+    const b = config.dynamicBatching;
+    lines.push('dynamic_batching {');
+    if (b.preferredBatchSize.length > 0)
+      lines.push(`  preferred_batch_size: [ ${b.preferredBatchSize.join(', ')} ]`);
+    lines.push(`  max_queue_delay_microseconds: ${b.maxQueueDelayMicroseconds}`, '}');
+  }
   return lines.join('\n') + '\n';
 }

@@ -37,7 +37,7 @@ dynamic_batching { max_queue_delay_microseconds: 100 }
 `;
 
 describe('parseModelConfig', () => {
-  it('reads the list form and ignores other fields', () => {
+  it('reads the list form and dynamic_batching, and ignores other fields', () => {
     expect(parseModelConfig(tritonStyle)).toEqual({
       name: 'text_encoder',
       platform: 'onnxruntime_onnx',
@@ -47,7 +47,29 @@ describe('parseModelConfig', () => {
         { name: 'attention_mask', dataType: 'TYPE_INT64', dims: [-1] },
       ],
       output: [{ name: 'last_hidden_state', dataType: 'TYPE_FP32', dims: [-1, 384] }],
+      dynamicBatching: { preferredBatchSize: [], maxQueueDelayMicroseconds: 100 },
     });
+  });
+
+  it("reads dynamic_batching's preferred sizes (list or repeated), defaults the delay to 0, rejects bad values", () => {
+    expect(parseModelConfig('dynamic_batching { preferred_batch_size: [ 4, 8 ] }').dynamicBatching).toEqual({
+      preferredBatchSize: [4, 8],
+      maxQueueDelayMicroseconds: 0,
+    });
+    expect(
+      parseModelConfig(
+        'dynamic_batching { preferred_batch_size: 2 preferred_batch_size: 4 max_queue_delay_microseconds: 500 }',
+      ).dynamicBatching,
+    ).toEqual({ preferredBatchSize: [2, 4], maxQueueDelayMicroseconds: 500 });
+    expect(parseModelConfig('dynamic_batching { }').dynamicBatching).toEqual({
+      preferredBatchSize: [],
+      maxQueueDelayMicroseconds: 0,
+    });
+    expect(parseModelConfig('max_batch_size: 4').dynamicBatching).toBeUndefined();
+    expect(() => parseModelConfig('dynamic_batching { preferred_batch_size: 0 }')).toThrow(
+      /line 1: preferred_batch_size must be >= 1/,
+    );
+    expect(() => parseModelConfig('dynamic_batching: 3')).toThrow(/'dynamic_batching' must be a message/);
   });
 
   it('reads repeated blocks, repeated dims, backend, angle brackets and separators', () => {
@@ -110,7 +132,16 @@ describe('formatModelConfig', () => {
     const text = formatModelConfig(config);
     expect(text).toContain('platform: "onnxruntime_onnx"');
     expect(text).toContain('data_type: TYPE_INT64');
+    expect(text).not.toContain('dynamic_batching');
     expect(parseModelConfig(text)).toEqual(config);
+    const batched = {
+      ...config,
+      dynamicBatching: { preferredBatchSize: [4, 8], maxQueueDelayMicroseconds: 200 },
+    };
+    expect(formatModelConfig(batched)).toContain(
+      'dynamic_batching {\n  preferred_batch_size: [ 4, 8 ]\n  max_queue_delay_microseconds: 200\n}',
+    );
+    expect(parseModelConfig(formatModelConfig(batched))).toEqual(batched);
   });
 
   it('escapes names and rejects unknown data types', () => {

@@ -48,6 +48,8 @@ const handle = await startModelServer({
   repository: flags.repository ?? config.repository,
   port: flags.port ?? config.port,
   host: flags.host ?? config.host,
+  maxBodyBytes: config.maxBodyBytes,
+  maxResponseBytes: config.maxResponseBytes,
   logger,
 }).catch((err: unknown) => {
   logger.fatal({ event: 'model_server_start_failed', err }, 'cannot start the model server');

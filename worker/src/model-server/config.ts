@@ -12,6 +12,18 @@ const schema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   /** Model repository folder. Default ./models. */
   MODEL_REPOSITORY: z.string().min(1).default('./models'),
+  /** Largest request body, in bytes (413 above). Default 64 MiB. */
+  MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(64 * 1024 * 1024),
+  /** Largest infer response, in bytes (an error above). Default 64 MiB. */
+  MAX_RESPONSE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(64 * 1024 * 1024),
   /** pino level. Default info. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -22,6 +34,8 @@ export interface ModelServerConfig {
   host: string;
   repository: string;
   logLevel: string;
+  maxBodyBytes: number;
+  maxResponseBytes: number;
 }
 
 /** Thrown when a setting is invalid; the message names the variable. */
@@ -29,10 +43,13 @@ export class ModelServerConfigError extends Error {
   override name = 'ModelServerConfigError';
 }
 
-/** Reads PORT, HOST, MODEL_REPOSITORY and LOG_LEVEL (empty strings count as unset). */
+/** Reads PORT, HOST, MODEL_REPOSITORY, LOG_LEVEL, MAX_BODY_BYTES and MAX_RESPONSE_BYTES (empty strings count as unset). */
 export function loadModelServerConfig(env: NodeJS.ProcessEnv = process.env): ModelServerConfig {
   const picked = Object.fromEntries(
-    ['PORT', 'HOST', 'MODEL_REPOSITORY', 'LOG_LEVEL'].map((k) => [k, env[k] === '' ? undefined : env[k]]),
+    ['PORT', 'HOST', 'MODEL_REPOSITORY', 'LOG_LEVEL', 'MAX_BODY_BYTES', 'MAX_RESPONSE_BYTES'].map((k) => [
+      k,
+      env[k] === '' ? undefined : env[k],
+    ]),
   );
   const parsed = schema.safeParse(picked);
   if (!parsed.success) {
@@ -40,5 +57,12 @@ export function loadModelServerConfig(env: NodeJS.ProcessEnv = process.env): Mod
     throw new ModelServerConfigError(`${issue.path.join('.')}: ${issue.message}`);
   }
   const c = parsed.data;
-  return Object.freeze({ port: c.PORT, host: c.HOST, repository: c.MODEL_REPOSITORY, logLevel: c.LOG_LEVEL });
+  return Object.freeze({
+    port: c.PORT,
+    host: c.HOST,
+    repository: c.MODEL_REPOSITORY,
+    logLevel: c.LOG_LEVEL,
+    maxBodyBytes: c.MAX_BODY_BYTES,
+    maxResponseBytes: c.MAX_RESPONSE_BYTES,
+  });
 }

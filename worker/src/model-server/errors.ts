@@ -56,6 +56,12 @@ export const MODEL_SERVER_ERRORS = {
   /** The body exceeds the limit. */
   bodyTooLarge: (limit: number) =>
     new ModelServerError(413, `request body is larger than the limit of ${limit} bytes`),
+  /** The encoded response would exceed the server's response bound. */
+  responseTooLarge: (model: string, size: number, limit: number) =>
+    new ModelServerError(
+      400,
+      `the response of model '${model}' would be ${size} bytes, more than the server's limit of ${limit} bytes (MAX_RESPONSE_BYTES)`,
+    ),
   /** The runtime failed while running the model. */
   inferenceFailed: (model: string, reason: string) =>
     new ModelServerError(400, `inference failed for model '${model}': ${reason}`),

@@ -16,7 +16,9 @@ import {
 import type { InferenceSession } from 'onnxruntime-node';
 import type { Logger } from 'pino';
 import { MODEL_SERVER_ERRORS, ModelServerError } from './errors.js';
-import { SessionRunError, SessionThread, SpareThread, type ThreadTensor } from './session-thread.js';
+import { DynamicBatcher, type BatchItem, type BatchResult, type Execute } from './batcher.js';
+import { SessionRunError, SessionThread, SpareThread } from './session-thread.js';
+import { ModelStatistics, nowNs } from './statistics.js';
 import { graphSignature } from './tensors.js';
 
 /**
@@ -54,6 +56,12 @@ export interface LoadedModel {
   version: number;
   config: ModelConfig;
   thread: SessionThread;
+  /** One session run, with ONNX Runtime's failures as ModelServerErrors. */
+  execute: Execute;
+  /** Present when the config has `dynamic_batching` (and the model batches). */
+  batcher?: DynamicBatcher;
+  /** Triton's statistics for this version. */
+  stats: ModelStatistics;
   inputs: Map<string, TensorSpec>;
   outputs: Map<string, TensorSpec>;
   /** Config text and model file stamp, to tell whether a repeated load must reload. */
@@ -160,6 +168,14 @@ export class ModelStore {
     return e?.state === 'READY' && (version === undefined || version === String(e.version));
   }
 
+  /** Every READY model, by name. */
+  readyModels(): LoadedModel[] {
+    return [...this.entries.values()]
+      .filter((e) => e.state === 'READY' && e.model)
+      .map((e) => e.model!)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
   /**
    * The READY model (and version, if given), or Triton's error for it.
    * @throws ModelServerError unknown model, no available versions, unknown version.
@@ -175,23 +191,20 @@ export class ModelStore {
   }
 
   /**
-   * Runs the model's session on validated feeds. The model is not released (unload waits) until
-   * the run settles.
+   * Runs validated feeds through the model: through its dynamic batcher when the config has
+   * `dynamic_batching`, else as one session run. The model is not released (unload waits) until
+   * the request settles.
    * @throws ModelServerError: 400 when ONNX Runtime rejects the inputs, 500 otherwise.
    */
-  async run(
-    m: LoadedModel,
-    feeds: Record<string, ThreadTensor>,
-    outputs: string[],
-  ): Promise<Record<string, ThreadTensor>> {
+  async run(m: LoadedModel, item: BatchItem): Promise<BatchResult> {
     m.inFlight++;
     try {
-      return await m.thread.run(feeds, outputs);
-    } catch (err) {
-      if (err instanceof ModelServerError) throw err;
-      const reason = err instanceof Error ? err.message : String(err);
-      if (err instanceof SessionRunError) throw MODEL_SERVER_ERRORS.inferenceFailed(m.name, reason);
-      throw new ModelServerError(500, `inference failed for model '${m.name}': ${reason}`);
+      if (m.batcher) return await m.batcher.submit(item);
+      const start = nowNs();
+      const outputs = await m.execute(item.feeds, item.outputs);
+      const inferNs = nowNs() - start;
+      m.stats.recordExecution(Math.max(item.batch, 1), 0, inferNs, 0);
+      return { outputs, queueNs: 0, inputNs: 0, inferNs, outputNs: 0 };
     } finally {
       m.inFlight--;
       if (m.inFlight === 0) m.onDrained?.();
@@ -219,6 +232,50 @@ export class ModelStore {
     const p = entry.tail.then(op);
     entry.tail = p.catch(() => undefined);
     return p;
+  }
+
+  private loadedModel(
+    name: string,
+    version: number,
+    config: ModelConfig,
+    thread: SessionThread,
+    fingerprint: string,
+  ): LoadedModel {
+    const stats = new ModelStatistics();
+    const execute: Execute = async (feeds, outputs) => {
+      try {
+        return await thread.run(feeds, outputs);
+      } catch (err) {
+        const reason = err instanceof Error ? err.message : String(err);
+        if (err instanceof SessionRunError) throw MODEL_SERVER_ERRORS.inferenceFailed(name, reason);
+        throw new ModelServerError(500, `inference failed for model '${name}': ${reason}`);
+      }
+    };
+    const model: LoadedModel = {
+      name,
+      version,
+      config,
+      thread,
+      execute,
+      stats,
+      inputs: tensorSpecs(config, config.input),
+      outputs: tensorSpecs(config, config.output),
+      fingerprint,
+      inFlight: 0,
+      onDrained: undefined,
+    };
+    // Triton ignores dynamic_batching for a model that does not batch.
+    if (config.dynamicBatching && config.maxBatchSize > 0) {
+      model.batcher = new DynamicBatcher({
+        maxBatchSize: config.maxBatchSize,
+        preferredBatchSize: config.dynamicBatching.preferredBatchSize,
+        maxQueueDelayMicroseconds: config.dynamicBatching.maxQueueDelayMicroseconds,
+        execute,
+        onExecution: (size, inputNs, inferNs, outputNs) =>
+          stats.recordExecution(size, inputNs, inferNs, outputNs),
+      });
+    }
+    return model;
   }
 
   private async readModelFiles(
@@ -299,17 +356,7 @@ export class ModelStore {
         if (!this.closed) this.spare.prewarm();
       }
       const config = reconcileModelConfig(files.config, graphSignature(thread.signature));
-      const model: LoadedModel = {
-        name,
-        version: files.version,
-        config,
-        thread,
-        inputs: tensorSpecs(config, config.input),
-        outputs: tensorSpecs(config, config.output),
-        fingerprint: files.fingerprint,
-        inFlight: 0,
-        onDrained: undefined,
-      };
+      const model = this.loadedModel(name, files.version, config, thread, files.fingerprint);
       if (this.closed) throw new Error('the server is shutting down');
       const old = entry.model;
       entry.model = model;
@@ -368,6 +415,7 @@ export class ModelStore {
         model.onDrained = resolve;
       });
     }
+    model.batcher?.close(MODEL_SERVER_ERRORS.noAvailableVersions(model.name));
     await model.thread.close();
   }
 

@@ -4,11 +4,10 @@ import type { AddressInfo } from 'node:net';
 import type { InferenceSession } from 'onnxruntime-node';
 import { pino, type Logger } from 'pino';
 import { MODEL_SERVER_ERRORS, ModelServerError } from './errors.js';
-import { validateInferRequest } from './infer-request.js';
+import { INFERENCE_HEADER_CONTENT_LENGTH, type EncodedInferMessage } from '@smart-routing/kserve';
+import { inferHttp } from './inference.js';
 import { ModelStore } from './model-store.js';
-import { fromThreadTensor } from './tensors.js';
 import { modelConfigJson, modelMetadataJson } from './triton-json.js';
-import type { InferResponseBody } from './infer-response.js';
 
 /**
  * The embedded model server: Triton's HTTP/REST API (KServe v2 + the model-repository extension)
@@ -21,7 +20,9 @@ import type { InferResponseBody } from './infer-response.js';
  *   GET  /v2/models/{m}[/versions/{v}]           metadata
  *   GET  /v2/models/{m}[/versions/{v}]/ready     200 or 400
  *   GET  /v2/models/{m}[/versions/{v}]/config    Triton's JSON form of config.pbtxt
- *   POST /v2/models/{m}[/versions/{v}]/infer     JSON tensors
+ *   POST /v2/models/{m}[/versions/{v}]/infer     JSON, or Triton's binary tensor data extension
+ *   GET  /v2/models/{m}[/versions/{v}]/stats     Triton's statistics extension
+ *   GET  /v2/models/stats                        statistics of every ready model
  */
 
 /** Server name and version reported by `GET /v2`. */
@@ -38,8 +39,10 @@ export interface ModelServerOptions {
   port?: number;
   /** Logger. Default: pino at `LOG_LEVEL` (default 'info') to stderr. */
   logger?: Logger;
-  /** Largest request body accepted, in bytes. Default 64 MiB. */
+  /** Largest request body accepted, in bytes; larger ones get a 413. Default 64 MiB. */
   maxBodyBytes?: number;
+  /** Largest infer response, in bytes; a larger one is an error instead of a stall. Default 64 MiB. */
+  maxResponseBytes?: number;
   /** ONNX Runtime session options for every model. Default: ORT's defaults. */
   sessionOptions?: InferenceSession.SessionOptions;
 }
@@ -53,7 +56,12 @@ export interface ModelServerHandle {
   close(): Promise<void>;
 }
 
-const DEFAULTS = { host: '127.0.0.1', port: 0, maxBodyBytes: 64 * 1024 * 1024 };
+const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 0,
+  maxBodyBytes: 64 * 1024 * 1024,
+  maxResponseBytes: 64 * 1024 * 1024,
+};
 
 /** A pino logger at `LOG_LEVEL` (default 'info') writing to stderr. */
 export function defaultModelServerLogger(): Logger {
@@ -74,11 +82,31 @@ function send(res: ServerResponse, status: number, body?: unknown): void {
   res.end(text);
 }
 
+/** Writes an encoded infer response: JSON alone, or JSON then tensor bytes with the header length. */
+function sendInfer(res: ServerResponse, message: EncodedInferMessage): void {
+  const headers: Record<string, string | number> = { 'content-length': message.byteLength };
+  if (message.headerLength === undefined) headers['content-type'] = 'application/json';
+  else {
+    headers['content-type'] = 'application/octet-stream';
+    headers[INFERENCE_HEADER_CONTENT_LENGTH] = message.headerLength;
+  }
+  res.writeHead(200, headers);
+  for (const chunk of message.chunks) res.write(chunk);
+  res.end();
+}
+
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    // Too large: answer now, and drain the rest unread so the client can read the answer before
+    // the connection closes.
+    const tooLarge = (): void => {
+      req.removeAllListeners('data');
+      req.resume();
+      reject(MODEL_SERVER_ERRORS.bodyTooLarge(limit));
+    };
     const declared = Number(req.headers['content-length']);
     if (declared > limit) {
-      reject(MODEL_SERVER_ERRORS.bodyTooLarge(limit));
+      tooLarge();
       return;
     }
     const chunks: Buffer[] = [];
@@ -86,8 +114,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
-        req.removeAllListeners('data');
-        reject(MODEL_SERVER_ERRORS.bodyTooLarge(limit));
+        tooLarge();
         return;
       }
       chunks.push(chunk);
@@ -118,7 +145,8 @@ function decodeSegment(s: string): string {
 type Route =
   | { kind: 'live' | 'ready' | 'server' | 'index' }
   | { kind: 'load' | 'unload'; model: string }
-  | { kind: 'model' | 'model-ready' | 'config' | 'infer'; model: string; version?: string };
+  | { kind: 'all-stats' }
+  | { kind: 'model' | 'model-ready' | 'config' | 'infer' | 'stats'; model: string; version?: string };
 
 const METHODS: Record<Route['kind'], string> = {
   live: 'GET',
@@ -131,6 +159,8 @@ const METHODS: Record<Route['kind'], string> = {
   'model-ready': 'GET',
   config: 'GET',
   infer: 'POST',
+  stats: 'GET',
+  'all-stats': 'GET',
 };
 
 function route(pathname: string): Route | undefined {
@@ -150,6 +180,8 @@ function route(pathname: string): Route | undefined {
     }
     return undefined;
   }
+  // As in Triton, this shadows a model named 'stats'.
+  if (rest[0] === 'models' && rest.length === 2 && rest[1] === 'stats') return { kind: 'all-stats' };
   if (rest[0] === 'models' && rest.length >= 2) {
     const model = decodeSegment(rest[1]!);
     let tail = rest.slice(2);
@@ -163,6 +195,7 @@ function route(pathname: string): Route | undefined {
       if (tail[0] === 'ready') return { kind: 'model-ready', model, version };
       if (tail[0] === 'config') return { kind: 'config', model, version };
       if (tail[0] === 'infer') return { kind: 'infer', model, version };
+      if (tail[0] === 'stats') return { kind: 'stats', model, version };
     }
   }
   return undefined;
@@ -176,6 +209,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
   const host = options.host ?? DEFAULTS.host;
   const logger = options.logger ?? defaultModelServerLogger();
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
+  const maxResponseBytes = options.maxResponseBytes ?? DEFAULTS.maxResponseBytes;
   const store = new ModelStore({
     repository: options.repository,
     logger,
@@ -192,7 +226,19 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     const r = route(pathname);
     if (!r) throw MODEL_SERVER_ERRORS.notFound(method, pathname);
     if (METHODS[r.kind] !== method) throw MODEL_SERVER_ERRORS.methodNotAllowed(method, pathname);
-    const body = method === 'POST' ? parseJson(await readBody(req, maxBodyBytes)) : undefined;
+    const raw = method === 'POST' ? await readBody(req, maxBodyBytes) : undefined;
+    if (r.kind === 'infer') {
+      return sendInfer(
+        res,
+        await inferHttp(store, raw!, {
+          model: r.model,
+          version: r.version,
+          headerLength: req.headers['inference-header-content-length'],
+          maxResponseBytes,
+        }),
+      );
+    }
+    const body = raw === undefined ? undefined : parseJson(raw);
     switch (r.kind) {
       case 'live':
         return send(res, 200);
@@ -202,7 +248,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
         return send(res, 200, {
           name: MODEL_SERVER_NAME,
           version: MODEL_SERVER_VERSION,
-          extensions: ['model_repository', 'model_configuration'],
+          extensions: ['model_repository', 'model_configuration', 'binary_tensor_data', 'statistics'],
         });
       case 'index': {
         if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) {
@@ -233,20 +279,14 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
         return send(res, 200, modelMetadataJson(store.model(r.model, r.version)));
       case 'config':
         return send(res, 200, modelConfigJson(store.model(r.model, r.version)));
-      case 'infer':
-        if (body === undefined) throw MODEL_SERVER_ERRORS.badJson('the request body is empty');
-        {
-          const m = store.model(r.model, r.version);
-          const request = validateInferRequest(m, body);
-          const result = await store.run(m, request.feeds, request.outputNames);
-          const response: InferResponseBody = {
-            model_name: m.name,
-            model_version: String(m.version),
-            outputs: request.outputNames.map((n) => ({ name: n, ...fromThreadTensor(result[n]!) })),
-          };
-          if (request.id !== undefined) response.id = request.id;
-          return send(res, 200, response);
-        }
+      case 'stats': {
+        const m = store.model(r.model, r.version);
+        return send(res, 200, { model_stats: [m.stats.toJson(m.name, String(m.version))] });
+      }
+      case 'all-stats':
+        return send(res, 200, {
+          model_stats: store.readyModels().map((m) => m.stats.toJson(m.name, String(m.version))),
+        });
     }
   }
 

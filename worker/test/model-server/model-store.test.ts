@@ -84,17 +84,21 @@ describe('ModelStore', () => {
   it('#model and #run: runs the session; a runtime error is a 400 and the model keeps serving', async () => {
     await store.load('label-1');
     const m = store.model('label-1');
-    const out = await store.run(m, feeds(), ['last_hidden_state']);
-    expect(out['last_hidden_state']!.dims).toEqual([1, 2, 8]);
+    const out = await store.run(m, { feeds: feeds(), outputs: ['last_hidden_state'], batch: 1 });
+    expect(out.outputs['last_hidden_state']!.dims).toEqual([1, 2, 8]);
     const bad = feeds();
     bad.input_ids.data = BigInt64Array.from([1n, 99_999_999n]);
-    const err = await store.run(m, bad, ['last_hidden_state']).catch((e: unknown) => e);
+    const err = await store
+      .run(m, { feeds: bad, outputs: ['last_hidden_state'], batch: 1 })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModelServerError);
     expect((err as ModelServerError).status).toBe(400);
     expect((err as Error).message).toMatch(/^inference failed for model 'label-1': /);
-    expect((await store.run(m, feeds(), ['last_hidden_state']))['last_hidden_state']!.dims).toEqual([
-      1, 2, 8,
-    ]);
+    expect(
+      (await store.run(m, { feeds: feeds(), outputs: ['last_hidden_state'], batch: 1 })).outputs[
+        'last_hidden_state'
+      ]!.dims,
+    ).toEqual([1, 2, 8]);
     expect(() => store.model('label-1', '7')).toThrow(
       "Request for unknown model: 'label-1' version 7 is not found",
     );
@@ -104,10 +108,10 @@ describe('ModelStore', () => {
     await store.unload('label-2');
     await store.load('label-1');
     const m = store.model('label-1');
-    const running = store.run(m, feeds(), ['last_hidden_state']);
+    const running = store.run(m, { feeds: feeds(), outputs: ['last_hidden_state'], batch: 1 });
     const unloading = store.unload('label-1');
     // The run that was in flight still completes.
-    expect((await running)['last_hidden_state']!.dims).toEqual([1, 2, 8]);
+    expect((await running).outputs['last_hidden_state']!.dims).toEqual([1, 2, 8]);
     await unloading;
     expect((await store.index())[0]).toEqual({
       name: 'label-1',

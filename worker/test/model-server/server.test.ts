@@ -439,9 +439,9 @@ describe('startModelServer', () => {
         /unexpected inference output 'logits'/,
       ],
       [
-        'binary data',
+        'binary_data_size without a binary body',
         { inputs: [{ ...ids([1, 1], [1]), parameters: { binary_data_size: 8 } }, mask([1, 1], [1])] },
-        /binary tensor data is not supported/,
+        /has 'binary_data_size' but the message has no Inference-Header-Content-Length header/,
       ],
       [
         'an id outside the vocabulary',
