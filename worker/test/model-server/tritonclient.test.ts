@@ -1,0 +1,151 @@
+import { execFile } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { OnnxDataType, encodeOnnxModel, modelPaths } from '@smart-routing/model-repo';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startModelServer, type ModelServerHandle } from '../../src/model-server/index.js';
+import { HIDDEN, call, embedRequest, makeRepository, memoryLogger } from './helpers.js';
+
+/**
+ * Conformance: NVIDIA's Triton Python HTTP client (tritonclient.http, from
+ * github.com/triton-inference-server/client, src/python/library) drives the embedded server
+ * through fixtures/tritonclient-conformance.py. Debian has no tritonclient package and CI cannot
+ * use pip, so the client is found at TRITONCLIENT_PYTHONPATH (a folder holding `tritonclient`,
+ * e.g. a checkout's src/python/library) or on the interpreter's own path; the interpreter is
+ * TRITON_PYTHON (default /usr/bin/python3, which has Debian's python3-numpy, python3-rapidjson and
+ * python3-geventhttpclient). Without them the test is skipped, saying why.
+ */
+
+const exec = promisify(execFile);
+const python = process.env.TRITON_PYTHON ?? '/usr/bin/python3';
+const env = {
+  ...process.env,
+  PYTHONPATH: process.env.TRITONCLIENT_PYTHONPATH ?? process.env.PYTHONPATH ?? '',
+};
+const script = fileURLToPath(new URL('./fixtures/tritonclient-conformance.py', import.meta.url));
+
+async function clientMissing(): Promise<string | undefined> {
+  try {
+    await exec(python, ['-c', 'import numpy, rapidjson, geventhttpclient, tritonclient.http'], { env });
+    return undefined;
+  } catch (err) {
+    const lines = String((err as { stderr?: string }).stderr ?? (err as Error).message)
+      .trim()
+      .split('\n');
+    return lines[lines.length - 1];
+  }
+}
+
+const missing = await clientMissing();
+if (missing) {
+  // Said once, so a skipped run is not mistaken for a passing one.
+  process.stderr.write(
+    `tritonclient.test.ts skipped: NVIDIA's tritonclient.http cannot be imported by ${python} (${missing}); ` +
+      "set TRITONCLIENT_PYTHONPATH to a triton-inference-server/client checkout's src/python/library\n",
+  );
+}
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- the client's JSON
+
+describe.skipIf(missing !== undefined)("NVIDIA's Triton Python client against the embedded server", () => {
+  let repo: { dir: string; remove(): Promise<void> };
+  let server: ModelServerHandle;
+  let seen: Json;
+
+  beforeAll(async () => {
+    repo = await makeRepository(1);
+    const strings = modelPaths(repo.dir, 'strings');
+    await mkdir(join(strings.dir, '1'), { recursive: true });
+    const str = (name: string) => ({ name, elemType: OnnxDataType.STRING, dims: ['n'] });
+    await writeFile(
+      strings.modelPath,
+      encodeOnnxModel({
+        name: 'strings',
+        node: [{ opType: 'Identity', input: ['text'], output: ['echo'] }],
+        initializer: [],
+        input: [str('text')],
+        output: [str('echo')],
+      }),
+    );
+    await writeFile(strings.configPath, 'name: "strings"\nmax_batch_size: 0\n');
+    server = await startModelServer({ repository: repo.dir, logger: memoryLogger().logger });
+    const { stdout } = await exec(python, [script, server.url.replace('http://', '')], {
+      env,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    seen = JSON.parse(stdout) as Json;
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await repo?.remove();
+  });
+
+  it('health, server metadata, repository index, load and model metadata', () => {
+    expect(seen.live).toBe(true);
+    expect(seen.ready).toBe(true);
+    expect(seen.server_metadata.extensions).toEqual(
+      expect.arrayContaining(['binary_tensor_data', 'statistics']),
+    );
+    expect(seen.index_before.map((m: Json) => m.name)).toEqual(['label-1', 'strings']);
+    expect(seen.model_ready).toBe(true);
+    expect(seen.metadata.inputs).toEqual([
+      { name: 'input_ids', datatype: 'INT64', shape: [-1, -1] },
+      { name: 'attention_mask', datatype: 'INT64', shape: [-1, -1] },
+    ]);
+    expect(seen.config.max_batch_size).toBe(8);
+  });
+
+  it("the client's default (binary) request and a JSON request give the server's JSON answer", async () => {
+    // embedRequest masks every token; rerun with the client's mask for the reference.
+    const body = embedRequest([
+      [101, 7, 8, 102],
+      [101, 9, 102, 0],
+    ]) as { inputs: { data: unknown }[] };
+    body.inputs[1]!.data = [
+      [1, 1, 1, 1],
+      [1, 1, 1, 0],
+    ];
+    const reference = await call(server.url, 'POST', '/v2/models/label-1/infer', body);
+    expect(reference.status).toBe(200);
+    const expected = Array.from(Float32Array.from((reference.body as Json).outputs[0].data as number[]));
+    expect(seen.default.shape).toEqual([2, 4, HIDDEN]);
+    expect(seen.default.response.outputs[0].parameters).toEqual({ binary_data_size: 2 * 4 * HIDDEN * 4 });
+    expect(seen.default.data).toEqual(expected);
+    expect(seen.json.has_data).toBe(true);
+    expect(seen.json.response_id).toBe('json-1');
+    expect(seen.json.data).toEqual(expected);
+  });
+
+  it('BYTES tensors round-trip, binary and JSON', () => {
+    expect(seen.bytes.binary).toEqual(['hello', '', 'été']);
+    expect(seen.bytes.json).toEqual(['hello', '', 'été']);
+  });
+
+  it('statistics as the client reads them', () => {
+    const [m] = seen.stats.model_stats as Json[];
+    expect(m).toMatchObject({ name: 'label-1', version: '1' });
+    // Two successful requests of batch 2; the two failed ones count as failures.
+    expect(m!.inference_count).toBe(4);
+    expect(m!.execution_count).toBe(2);
+    expect(m!.inference_stats.success.count).toBe(2);
+    expect(m!.inference_stats.compute_infer.ns).toBeGreaterThan(0);
+    expect(seen.all_stats.model_stats.map((s: Json) => s.name)).toEqual(['label-1', 'strings']);
+  });
+
+  it('errors reach the client with their status and message', () => {
+    expect(seen.errors.unknown_model).toEqual({
+      status: '400',
+      message: "Request for unknown model: 'nope' is not found",
+    });
+    expect(seen.errors.wrong_datatype.status).toBe('400');
+    expect(seen.errors.wrong_datatype.message).toMatch(
+      /data-type is 'FP32', but model 'label-1' expects 'INT64'/,
+    );
+    expect(seen.errors.missing_input.message).toMatch(/missing required input\(s\) \['attention_mask'\]/);
+    expect(seen.errors.unknown_model_metadata.status).toBe('400');
+    expect(seen.strings_ready_after_unload).toBe(false);
+  });
+});
