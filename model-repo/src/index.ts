@@ -40,6 +40,14 @@ export {
 } from './demo-models.js';
 export type { DemoModelOptions } from './demo-models.js';
 export {
+  IMAGE_MAX_BATCH_SIZE,
+  IMAGE_MODEL_NAME,
+  encodeImageModel,
+  generateImageModel,
+  imageModelConfig,
+} from './image-model.js';
+export type { ImageModelOptions } from './image-model.js';
+export {
   BERT_SPECIAL_IDS,
   demoTokenizerConfig,
   demoTokenizerJson,
