@@ -1,11 +1,4 @@
-import { decodeBytesElements, encodeBytesElements } from './bytes-tensor.js';
-import {
-  arrayFromBytes,
-  bytesOfArray,
-  elementByteSize,
-  elementCount,
-  isKServeDatatype,
-} from './datatypes.js';
+import { rawOfTensor, tensorFromRaw } from './grpc-tensors.js';
 import { KServeProtocolError } from './errors.js';
 import { tensorFromJson, tensorToJsonData } from './json-tensor.js';
 import { checkTensor, type Tensor } from './tensor.js';
@@ -102,30 +95,6 @@ function parseHeader(body: Uint8Array, headerLength: number | undefined): { json
   return { json, rest: buf.subarray(end) };
 }
 
-/** Reads a tensor's bytes from the binary part. */
-function binaryTensor(
-  kind: 'input' | 'output',
-  name: string,
-  datatype: string,
-  shape: number[],
-  bytes: Buffer,
-): Tensor {
-  const what = `${kind} '${name}'`;
-  if (!isKServeDatatype(datatype)) throw new KServeProtocolError(`${what}: unknown datatype '${datatype}'`);
-  const n = elementCount(shape, what);
-  if (datatype === 'BYTES') {
-    // Copy, so the elements do not pin the whole body.
-    return { name, datatype, shape, data: decodeBytesElements(Buffer.from(bytes), n, what) };
-  }
-  const size = elementByteSize(datatype)!;
-  if (bytes.length !== n * size) {
-    throw new KServeProtocolError(
-      `${what}: unexpected binary_data_size ${bytes.length}, shape [${shape.join(',')}] of ${datatype} needs ${n * size} bytes`,
-    );
-  }
-  return { name, datatype, shape, data: arrayFromBytes(datatype, bytes) };
-}
-
 interface TensorParts {
   name: string;
   datatype: string;
@@ -190,7 +159,7 @@ function readTensors(
           `${kind} '${p.name}': binary_data_size ${p.binarySize} runs past the end of the body (${rest.length - at} bytes left)`,
         );
       }
-      t = binaryTensor(kind, p.name, p.datatype, p.shape, rest.subarray(at, at + p.binarySize));
+      t = tensorFromRaw(kind, p.name, p.datatype, p.shape, rest.subarray(at, at + p.binarySize));
       at += p.binarySize;
     } else {
       t = tensorFromJson(p.name, p.datatype, p.shape, p.data, { kind, model });
@@ -288,7 +257,7 @@ function encodeMessage(
         ? { name: t.name, shape: t.shape, datatype: t.datatype }
         : { name: t.name, datatype: t.datatype, shape: t.shape };
     if (binary(t)) {
-      const bytes = Array.isArray(t.data) ? encodeBytesElements(t.data) : bytesOfArray(t.data);
+      const bytes = rawOfTensor(t);
       chunks.push(bytes);
       binaryLength += bytes.length;
       entry.parameters = { ...t.parameters, binary_data_size: bytes.length };

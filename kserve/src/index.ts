@@ -37,3 +37,5 @@ export type {
   InferResponse,
   RequestedOutput,
 } from './http-infer.js';
+export { KSERVE_GRPC_PROTO_PATH, rawOfTensor, tensorFromContents, tensorFromRaw } from './grpc-tensors.js';
+export type { GrpcTensorContents } from './grpc-tensors.js';

@@ -50,6 +50,7 @@ const handle = await startModelServer({
   host: flags.host ?? config.host,
   maxBodyBytes: config.maxBodyBytes,
   maxResponseBytes: config.maxResponseBytes,
+  grpcPort: config.grpcPort,
   logger,
 }).catch((err: unknown) => {
   logger.fatal({ event: 'model_server_start_failed', err }, 'cannot start the model server');

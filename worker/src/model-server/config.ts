@@ -24,6 +24,8 @@ const schema = z.object({
     .int()
     .min(1)
     .default(64 * 1024 * 1024),
+  /** Port of the KServe v2 gRPC front; unset = no gRPC front. */
+  GRPC_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** pino level. Default info. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -36,6 +38,8 @@ export interface ModelServerConfig {
   logLevel: string;
   maxBodyBytes: number;
   maxResponseBytes: number;
+  /** Undefined when the gRPC front is off. */
+  grpcPort?: number;
 }
 
 /** Thrown when a setting is invalid; the message names the variable. */
@@ -43,13 +47,18 @@ export class ModelServerConfigError extends Error {
   override name = 'ModelServerConfigError';
 }
 
-/** Reads PORT, HOST, MODEL_REPOSITORY, LOG_LEVEL, MAX_BODY_BYTES and MAX_RESPONSE_BYTES (empty strings count as unset). */
+/** Reads PORT, HOST, MODEL_REPOSITORY, LOG_LEVEL, MAX_BODY_BYTES, MAX_RESPONSE_BYTES and GRPC_PORT (empty strings count as unset). */
 export function loadModelServerConfig(env: NodeJS.ProcessEnv = process.env): ModelServerConfig {
   const picked = Object.fromEntries(
-    ['PORT', 'HOST', 'MODEL_REPOSITORY', 'LOG_LEVEL', 'MAX_BODY_BYTES', 'MAX_RESPONSE_BYTES'].map((k) => [
-      k,
-      env[k] === '' ? undefined : env[k],
-    ]),
+    [
+      'PORT',
+      'HOST',
+      'MODEL_REPOSITORY',
+      'LOG_LEVEL',
+      'MAX_BODY_BYTES',
+      'MAX_RESPONSE_BYTES',
+      'GRPC_PORT',
+    ].map((k) => [k, env[k] === '' ? undefined : env[k]]),
   );
   const parsed = schema.safeParse(picked);
   if (!parsed.success) {
@@ -64,5 +73,6 @@ export function loadModelServerConfig(env: NodeJS.ProcessEnv = process.env): Mod
     logLevel: c.LOG_LEVEL,
     maxBodyBytes: c.MAX_BODY_BYTES,
     maxResponseBytes: c.MAX_RESPONSE_BYTES,
+    ...(c.GRPC_PORT === undefined ? {} : { grpcPort: c.GRPC_PORT }),
   });
 }

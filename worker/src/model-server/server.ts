@@ -5,6 +5,7 @@ import type { InferenceSession } from 'onnxruntime-node';
 import { pino, type Logger } from 'pino';
 import { MODEL_SERVER_ERRORS, ModelServerError } from './errors.js';
 import { INFERENCE_HEADER_CONTENT_LENGTH, type EncodedInferMessage } from '@smart-routing/kserve';
+import { startGrpcServer, type GrpcServerHandle } from './grpc-server.js';
 import { inferHttp } from './inference.js';
 import { ModelStore } from './model-store.js';
 import { modelConfigJson, modelMetadataJson } from './triton-json.js';
@@ -29,6 +30,9 @@ import { modelConfigJson, modelMetadataJson } from './triton-json.js';
 export const MODEL_SERVER_NAME = 'smart-routing-model-server';
 export const MODEL_SERVER_VERSION = '0.1.0';
 
+/** Triton extensions the server implements, as `GET /v2` and gRPC ServerMetadata list them. */
+const EXTENSIONS = ['model_repository', 'model_configuration', 'binary_tensor_data', 'statistics'];
+
 /** Options of `startModelServer`. */
 export interface ModelServerOptions {
   /** Model repository folder (Triton layout). */
@@ -45,6 +49,8 @@ export interface ModelServerOptions {
   maxResponseBytes?: number;
   /** ONNX Runtime session options for every model. Default: ORT's defaults. */
   sessionOptions?: InferenceSession.SessionOptions;
+  /** Port of the KServe v2 gRPC front (0 picks a free one). Default: no gRPC front. */
+  grpcPort?: number;
 }
 
 /** A running model server. */
@@ -52,6 +58,8 @@ export interface ModelServerHandle {
   /** Base URL, e.g. `http://127.0.0.1:8000`. */
   url: string;
   port: number;
+  /** `host:port` of the gRPC front, when `grpcPort` was given. */
+  grpcAddress?: string;
   /** Stops listening, drops connections, unloads every model. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -248,7 +256,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
         return send(res, 200, {
           name: MODEL_SERVER_NAME,
           version: MODEL_SERVER_VERSION,
-          extensions: ['model_repository', 'model_configuration', 'binary_tensor_data', 'statistics'],
+          extensions: EXTENSIONS,
         });
       case 'index': {
         if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) {
@@ -327,10 +335,31 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
   const url = `http://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${port}`;
   logger.info({ event: 'model_server_listening', url, repository: options.repository });
 
+  let grpcServer: GrpcServerHandle | undefined;
+  if (options.grpcPort !== undefined) {
+    try {
+      grpcServer = await startGrpcServer({
+        store,
+        logger,
+        host,
+        port: options.grpcPort,
+        metadata: { name: MODEL_SERVER_NAME, version: MODEL_SERVER_VERSION, extensions: EXTENSIONS },
+        maxRequestBytes: maxBodyBytes,
+        maxResponseBytes,
+        isReady: () => !closing,
+      });
+    } catch (err) {
+      // Leave nothing behind when the gRPC port cannot be bound.
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await store.close();
+      throw err;
+    }
+  }
   let closed: Promise<void> | undefined;
   return {
     url,
     port,
+    ...(grpcServer ? { grpcAddress: grpcServer.address } : {}),
     close() {
       closed ??= (async () => {
         closing = true;
@@ -341,6 +370,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
           const timer = setTimeout(() => server.closeAllConnections(), 2000);
           timer.unref();
         });
+        await grpcServer?.close();
         await store.close();
         logger.info({ event: 'model_server_closed' });
       })();
