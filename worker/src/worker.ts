@@ -9,6 +9,7 @@ import { createHandlerRegistry } from './handlers/registry.js';
 import { LabelManager } from './label-manager.js';
 import { createWorkerLogger } from './logger.js';
 import { startEmbeddedModelServer, type EmbeddedModelServer } from './model-server/index.js';
+import { TaskRunner } from './task-runner.js';
 import { TritonClient } from './triton-client.js';
 
 /**
@@ -16,7 +17,8 @@ import { TritonClient } from './triton-client.js';
  *
  *   startWorker ─ model server (embedded child | TRITON_URL | none)
  *               ─ LabelManager (what is loaded) ─ ModelCache (metadata, tokenizers)
- *               ─ WorkerConnection (dispatcher link, runs handlers)
+ *               ─ TaskRunner (slots, labels per task, handlers)
+ *               ─ WorkerConnection (dispatcher link: frames <-> runner calls)
  *
  * Shutdown (cli.ts): drain() [heartbeat draining, finish in-flight] -> close() [socket 1000,
  * then the model server child, last].
@@ -131,15 +133,21 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
       );
   }
 
-  const connection = new WorkerConnection({
-    dispatcherUrl: o.dispatcherUrl,
+  const runner = new TaskRunner({
     workerId: o.workerId,
-    token: o.workerToken,
     slots: o.slots,
     labels,
     handlers: createHandlerRegistry({ withModelServer: client !== undefined }),
     models,
     client,
+    logger,
+  });
+  const connection = new WorkerConnection({
+    dispatcherUrl: o.dispatcherUrl,
+    workerId: o.workerId,
+    token: o.workerToken,
+    runner,
+    labels,
     logger,
     ...(o.reconnectInitialMs !== undefined ? { reconnectInitialMs: o.reconnectInitialMs } : {}),
     ...(o.reconnectMaxMs !== undefined ? { reconnectMaxMs: o.reconnectMaxMs } : {}),
@@ -153,7 +161,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
       model_server_url: client?.url,
       label_capacity: o.maxLabels,
       slots: o.slots,
-      task_types: connection.taskTypes,
+      task_types: runner.taskTypes,
     },
     'worker started',
   );

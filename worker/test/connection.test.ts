@@ -6,6 +6,7 @@ import { ModelCache } from '../src/handlers/model-cache.js';
 import { echoHandler } from '../src/handlers/echo.js';
 import type { TaskHandler } from '../src/handlers/types.js';
 import { LabelManager } from '../src/label-manager.js';
+import { TaskRunner } from '../src/task-runner.js';
 import { startWorker, type WorkerHandle } from '../src/worker.js';
 import { FakeDispatcher, memoryLogger } from './helpers/fake-dispatcher.js';
 
@@ -89,6 +90,8 @@ describe('startWorker (none mode) on a real socket', () => {
       loadedLabels: [],
       taskTypes: ['echo'],
       state: 'ready',
+      // Without a model server every label is bookkeeping, so echo is routed with one.
+      labelFreeTaskTypes: [],
     });
     expect(dispatcher.upgrades[0]!['worker-id']).toBe('w-test');
     expect(dispatcher.upgrades[0]!.authorization).toBe('Bearer s3cret');
@@ -283,8 +286,7 @@ describe('WorkerConnection with a slow handler', () => {
     cleanups.push(() => dispatcher.close());
     const g = gate();
     const labels = new LabelManager({ capacity: 2, logger: silent });
-    const connection = new WorkerConnection({
-      dispatcherUrl: dispatcher.url,
+    const runner = new TaskRunner({
       workerId: 'w-slow',
       slots,
       labels,
@@ -294,6 +296,13 @@ describe('WorkerConnection with a slow handler', () => {
       ]),
       models: new ModelCache({ client: undefined, modelRepository: '/nonexistent' }),
       client: undefined,
+      logger: silent,
+    });
+    const connection = new WorkerConnection({
+      dispatcherUrl: dispatcher.url,
+      workerId: 'w-slow',
+      runner,
+      labels,
       logger: silent,
     });
     cleanups.push(() => connection.close());
@@ -308,8 +317,9 @@ describe('WorkerConnection with a slow handler', () => {
     await expect.poll(() => pending.length).toBe(1);
     const busy = await dispatcher.result(runTask(dispatcher, { taskType: 'echo' }));
     expect(busy.error?.code).toBe('no_slot');
-    const hb = await dispatcher.waitFor((m) => m.body === 'heartbeat' && m.heartbeat.inFlight === 1);
-    expect(hb.body).toBe('heartbeat');
+    // The next heartbeat after the refusal: the waiting task still holds its slot.
+    const hb = await dispatcher.waitFor((m) => m.body === 'heartbeat', dispatcher.received.length);
+    expect(hb.body === 'heartbeat' && hb.heartbeat).toMatchObject({ inFlight: 1, state: 'ready' });
     release();
     expect((await dispatcher.result(t1)).resultJson).toBe('{"done":true}');
   });
