@@ -53,7 +53,8 @@ export interface WorkerConnectionOptions {
 
 /** The worker side of `/worker-listen`. */
 export class WorkerConnection {
-  private readonly o: Required<Omit<WorkerConnectionOptions, 'token'>> & Pick<WorkerConnectionOptions, 'token'>;
+  private readonly o: Required<Omit<WorkerConnectionOptions, 'token'>> &
+    Pick<WorkerConnectionOptions, 'token'>;
   private readonly url: string;
   private ws: WebSocket | undefined;
   private closed = false;
@@ -112,10 +113,7 @@ export class WorkerConnection {
   private async drainLink(reason: string): Promise<void> {
     if (this.state !== 'draining') {
       this.state = 'draining';
-      this.o.logger.info(
-        { event: 'worker_draining', reason, in_flight: this.o.runner.inFlight },
-        'draining',
-      );
+      this.o.logger.info({ event: 'worker_draining', reason, in_flight: this.o.runner.inFlight }, 'draining');
       this.sendHeartbeat(0);
     }
     await this.o.runner.whenIdle();
@@ -258,7 +256,12 @@ export class WorkerConnection {
 
   private sendHeartbeat(pingId: number): void {
     this.send({
-      heartbeat: { inFlight: this.o.runner.inFlight, state: this.state, loadedLabels: this.o.labels.loaded(), pingId },
+      heartbeat: {
+        inFlight: this.o.runner.inFlight,
+        state: this.state,
+        loadedLabels: this.o.labels.loaded(),
+        pingId,
+      },
     });
   }
 
@@ -363,12 +366,14 @@ export class WorkerConnection {
       return;
     }
     // run() turns every failure into an outcome; a rejection here is a bug in the runner itself.
-    this.o.runner.run(task, deliver).catch((err: unknown) =>
-      this.o.logger.error(
-        { event: 'task_crashed', task_id: task.taskId, message: errorMessage(err) },
-        'task crashed',
-      ),
-    );
+    this.o.runner
+      .run(task, deliver)
+      .catch((err: unknown) =>
+        this.o.logger.error(
+          { event: 'task_crashed', task_id: task.taskId, message: errorMessage(err) },
+          'task crashed',
+        ),
+      );
   }
 
   private sendResult({ taskId, resultJson, error, label, labelMiss, loadMs, runMs }: TaskOutcome): boolean {

@@ -119,7 +119,11 @@ export class TaskRunner {
    */
   async run(task: RunTask, deliver: OutcomeSink): Promise<TaskOutcome> {
     if (this.running >= this.slots)
-      return this.refuse(task, { code: 'no_slot', message: `all ${this.slots} task slots are busy` }, deliver);
+      return this.refuse(
+        task,
+        { code: 'no_slot', message: `all ${this.slots} task slots are busy` },
+        deliver,
+      );
     this.running++;
     let miss = false;
     let loadMs = 0;
@@ -130,7 +134,8 @@ export class TaskRunner {
       const { taskId, label } = task;
       const handler = this.handler(task.taskType);
       const params = handler.parse(parseParameters(task.parametersJson));
-      if (!handler.labelFree && label === '') throw new TaskError('bad_parameters', 'the task names no label');
+      if (!handler.labelFree && label === '')
+        throw new TaskError('bad_parameters', 'the task names no label');
       if (label !== '' && (!handler.labelFree || this.o.labels.bookkeepingOnly)) {
         if (!isValidModelName(label))
           throw new TaskError('label_not_found', `${JSON.stringify(label)} is not a valid model name`);
@@ -145,7 +150,13 @@ export class TaskRunner {
         }
         if (miss)
           this.o.logger.info(
-            { event: 'label_miss', label, task_id: taskId, worker_id: this.o.workerId, load_ms: round(loadMs) },
+            {
+              event: 'label_miss',
+              label,
+              task_id: taskId,
+              worker_id: this.o.workerId,
+              load_ms: round(loadMs),
+            },
             'label miss',
           );
       }
@@ -205,7 +216,15 @@ export class TaskRunner {
     loadMs: number,
     runMs: number,
   ): TaskOutcome {
-    return { taskId: task.taskId, taskType: task.taskType, label: task.label, ...result, labelMiss, loadMs, runMs };
+    return {
+      taskId: task.taskId,
+      taskType: task.taskType,
+      label: task.label,
+      ...result,
+      labelMiss,
+      loadMs,
+      runMs,
+    };
   }
 
   /** One `task_completed` line per task; a refusal is routine (info), a failure is a warning. */
@@ -224,7 +243,8 @@ export class TaskRunner {
       ...(error ? { error_code: error.code, message: error.message } : {}),
       ...(sent ? {} : { result_dropped: true }),
     };
-    if (!error || error.code === 'no_slot' || error.code === 'draining') this.o.logger.info(fields, 'task completed');
+    if (!error || error.code === 'no_slot' || error.code === 'draining')
+      this.o.logger.info(fields, 'task completed');
     else this.o.logger.warn(fields, 'task failed');
   }
 }
