@@ -39,6 +39,21 @@ export interface EnsureResult {
   release: () => void;
 }
 
+/**
+ * A load that failed: the `TaskError` the task reports, with the time the load took, measured once
+ * here (the same value the `load_failed` change carries).
+ */
+export class LabelLoadError extends TaskError {
+  override name = 'LabelLoadError';
+  /** Measured duration of the failed load, ms. */
+  readonly loadMs: number;
+
+  constructor(failure: TaskError, loadMs: number) {
+    super(failure.code, failure.message, { cause: failure.cause });
+    this.loadMs = loadMs;
+  }
+}
+
 /** Options of `LabelManager`. */
 export interface LabelManagerOptions {
   /** How many labels fit at once (WORKER_MAX_LABELS). */
@@ -97,8 +112,9 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
 
   /**
    * Makes sure `label` is loaded and pins it for a task; loads it (evicting the least recently used
-   * unpinned label if capacity is full) when needed. Rejects with a `TaskError`
-   * (`label_not_found` or `label_load_failed`) when the load fails.
+   * unpinned label if capacity is full) when needed. Rejects with a `LabelLoadError`
+   * (`label_not_found`, `label_load_failed` or `model_server_unavailable`) when the load fails, or a
+   * `TaskError` (`label_load_failed`) when no room could be made.
    */
   async ensureLoaded(label: string): Promise<EnsureResult> {
     return this.withLock(label, async () => {
@@ -241,13 +257,9 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
     } catch (err) {
       this.entries.delete(label);
       const error = await this.classifyLoadError(label, err);
-      this.report({
-        kind: 'load_failed',
-        label,
-        durationMs: performance.now() - start,
-        message: error.message,
-      });
-      throw error;
+      const durationMs = performance.now() - start;
+      this.report({ kind: 'load_failed', label, durationMs, message: error.message });
+      throw new LabelLoadError(error, durationMs);
     }
     const durationMs = performance.now() - start;
     this.entries.set(label, { state: 'loaded', pins: 0, lastUsed: ++this.clock });

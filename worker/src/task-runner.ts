@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { errorMessage, TaskError } from './errors.js';
 import type { ModelCache } from './handlers/model-cache.js';
 import type { TaskHandler } from './handlers/types.js';
-import type { LabelManager } from './label-manager.js';
+import { LabelLoadError, type LabelManager } from './label-manager.js';
 import type { TritonClient } from './triton-client.js';
 
 /**
@@ -140,12 +140,12 @@ export class TaskRunner {
         if (!isValidModelName(label))
           throw new TaskError('label_not_found', `${JSON.stringify(label)} is not a valid model name`);
         await this.evictFirst(task);
-        const loadStart = performance.now();
         try {
           ({ release, miss, loadMs } = await this.o.labels.ensureLoaded(label));
         } catch (err) {
-          // A failed load is no miss (nothing ran), but its time is reported.
-          loadMs = performance.now() - loadStart;
+          // A failed load is no miss (nothing ran), but its time is reported: the label manager's
+          // own measurement, the one its load_failed event carries.
+          if (err instanceof LabelLoadError) loadMs = err.loadMs;
           throw err;
         }
         if (miss)

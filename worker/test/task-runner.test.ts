@@ -296,12 +296,19 @@ describe('TaskRunner with a model server', () => {
     await labels.unload('label-2');
   });
 
-  it('reports the time a failed load took, and no miss', async () => {
-    const { runner, deliver, changes } = setup({ client, handlers: [gate('bound').handler] });
+  it('reports the time a failed load took, as its load_failed event measured it, and no miss', async () => {
+    const { runner, deliver, labels, changes } = setup({ client, handlers: [gate('bound').handler] });
+    const failed: LabelChange[] = [];
+    labels.on('change', (c) => failed.push(c));
     const r = await runner.run(task({ taskType: 'bound', label: 'label-404' }), deliver);
-    expect(r.error?.code).toBe('label_not_found');
+    expect(r.error).toEqual({
+      code: 'label_not_found',
+      message: 'model repository has no model named "label-404"',
+    });
     expect(r.labelMiss).toBe(false);
-    expect(r.loadMs).toBeGreaterThan(0);
     expect(changes).toEqual(['load_failed:label-404']);
+    expect(r.loadMs).toBeGreaterThan(0);
+    // One measurement: the event carries it rounded to the microsecond.
+    expect(Math.abs(r.loadMs - failed[0]!.durationMs)).toBeLessThanOrEqual(0.0005);
   });
 });
