@@ -5,7 +5,8 @@ import { randomWorkerId } from './config.js';
 import { WorkerConnection } from './connection.js';
 import { errorMessage } from './errors.js';
 import { ModelCache } from './handlers/model-cache.js';
-import { createHandlerRegistry } from './handlers/registry.js';
+import { ALL_HANDLERS, createHandlerRegistry } from './handlers/registry.js';
+import type { TaskHandler } from './handlers/types.js';
 import { LabelManager } from './label-manager.js';
 import { createWorkerLogger } from './logger.js';
 import { startEmbeddedModelServer, type EmbeddedModelServer } from './model-server/index.js';
@@ -46,6 +47,12 @@ export interface WorkerOptions {
   reconnectInitialMs?: number;
   /** Longest reconnect delay. Default 10 000 ms. */
   reconnectMaxMs?: number;
+  /**
+   * Task types served beside the built-in `embed_texts`, `infer` and `echo`. A handler with
+   * `labelFree: false` is served only with a model server (not in `none` mode). A task type that
+   * is already taken throws. Default none.
+   */
+  taskHandlers?: readonly TaskHandler[];
 }
 
 /** A running worker. */
@@ -76,9 +83,17 @@ const optionsSchema = z.object({
 
 /** Starts a worker: its model server, label bookkeeping and dispatcher link. */
 export async function startWorker(options: WorkerOptions): Promise<WorkerHandle> {
-  const { logger: givenLogger, ...rest } = options;
+  const { logger: givenLogger, taskHandlers = [], ...rest } = options;
   const parsed = optionsSchema.safeParse(rest);
   if (!parsed.success) throw new TypeError(`startWorker: ${parsed.error.issues[0]!.message}`);
+  const withModelServer = parsed.data.tritonUrl !== 'none';
+  // Built before anything starts, so a clashing task type throws with nothing to clean up.
+  let handlers: ReadonlyMap<string, TaskHandler>;
+  try {
+    handlers = createHandlerRegistry({ withModelServer, handlers: [...ALL_HANDLERS, ...taskHandlers] });
+  } catch (err) {
+    throw new TypeError(`startWorker: taskHandlers: ${errorMessage(err)}`);
+  }
   const o = Object.freeze({
     ...parsed.data,
     workerId: parsed.data.workerId ?? randomWorkerId(),
@@ -137,7 +152,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     workerId: o.workerId,
     slots: o.slots,
     labels,
-    handlers: createHandlerRegistry({ withModelServer: client !== undefined }),
+    handlers,
     models,
     client,
     logger,

@@ -1,10 +1,11 @@
 import { PROTOCOL_VERSION } from '@smart-routing/proto';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { WorkerConnection, workerListenUrl } from '../src/connection.js';
 import { ModelCache } from '../src/handlers/model-cache.js';
 import { echoHandler } from '../src/handlers/echo.js';
-import type { TaskHandler } from '../src/handlers/types.js';
+import { parseWith, type TaskHandler } from '../src/handlers/types.js';
 import { LabelManager } from '../src/label-manager.js';
 import { TaskRunner } from '../src/task-runner.js';
 import { startWorker, type WorkerHandle } from '../src/worker.js';
@@ -95,6 +96,44 @@ describe('startWorker (none mode) on a real socket', () => {
     });
     expect(dispatcher.upgrades[0]!['worker-id']).toBe('w-test');
     expect(dispatcher.upgrades[0]!.authorization).toBe('Bearer s3cret');
+  });
+
+  it('serves custom task types from taskHandlers (label-bound ones only with a model server)', async () => {
+    const dispatcher = await FakeDispatcher.start();
+    cleanups.push(() => dispatcher.close());
+    const upper: TaskHandler<{ s: string }> = {
+      taskType: 'upper',
+      labelFree: true,
+      parse: (p) => parseWith(z.object({ s: z.string() }), p, 'upper'),
+      run: async ({ s }) => ({ upper: s.toUpperCase() }),
+    };
+    const bound: TaskHandler = { ...echoHandler, taskType: 'bound', labelFree: false };
+    const worker = await startWorker({
+      dispatcherUrl: dispatcher.url,
+      workerId: 'w-custom',
+      tritonUrl: 'none',
+      logger: silent,
+      taskHandlers: [upper, bound],
+    });
+    cleanups.push(() => worker.close());
+    const hello = await dispatcher.waitFor((m) => m.body === 'hello');
+    expect(hello.body === 'hello' && hello.hello.taskTypes).toEqual(['echo', 'upper']);
+    const ok = await dispatcher.result(
+      runTask(dispatcher, { taskType: 'upper', parametersJson: '{"s":"hi"}' }),
+    );
+    expect(ok.resultJson).toBe('{"upper":"HI"}');
+    const bad = await dispatcher.result(
+      runTask(dispatcher, { taskType: 'upper', parametersJson: '{"s":1}' }),
+    );
+    expect(bad.error?.code).toBe('bad_parameters');
+    await expect(
+      startWorker({
+        dispatcherUrl: dispatcher.url,
+        tritonUrl: 'none',
+        logger: silent,
+        taskHandlers: [echoHandler],
+      }),
+    ).rejects.toThrow('startWorker: taskHandlers: duplicate handler for task type "echo"');
   });
 
   it('keeps retrying while the dispatcher refuses its token', async () => {
