@@ -35,6 +35,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export interface WorkerConnectionOptions {
   /** Dispatcher base URL (`http(s)://` or `ws(s)://`); `/worker-listen` is appended. */
   dispatcherUrl: string;
+  /** Sent as the `Worker-Id` header and in Hello. */
   workerId: string;
   /** Sent as `Authorization: Bearer <token>` when set. */
   token?: string;
@@ -42,6 +43,7 @@ export interface WorkerConnectionOptions {
   runner: TaskRunner;
   /** What is loaded: sent in every frame that carries `loaded_labels`; LabelOrders go to it. */
   labels: LabelManager;
+  /** Receives the link's events (`dispatcher_connected`, `dispatcher_disconnected`, `malformed_frame`, ...). */
   logger: Logger;
   /** First reconnect delay. Default 250 ms; doubles per failed try. */
   reconnectInitialMs?: number;
