@@ -18,6 +18,7 @@ export { loadTokenizer } from './tokenizer/load.js';
 export { DEFAULT_MAX_LENGTH, Tokenizer } from './tokenizer/tokenizer.js';
 export type { BatchEncoding, Encoding, TokenizerOptions } from './tokenizer/tokenizer.js';
 export { TokenizerError } from './tokenizer/tokenizer-error.js';
+export type { TokenizerErrorReason } from './tokenizer/tokenizer-error.js';
 export { TritonClient, ModelServerUnreachableError, TritonError } from './triton-client.js';
 export type {
   InferRequest,
