@@ -257,11 +257,11 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
     } catch (err) {
       this.entries.delete(label);
       const error = await this.classifyLoadError(label, err);
-      const durationMs = performance.now() - start;
+      const durationMs = elapsedMs(start);
       this.report({ kind: 'load_failed', label, durationMs, message: error.message });
       throw new LabelLoadError(error, durationMs);
     }
-    const durationMs = performance.now() - start;
+    const durationMs = elapsedMs(start);
     this.entries.set(label, { state: 'loaded', pins: 0, lastUsed: ++this.clock });
     this.report({ kind: 'loaded', label, durationMs, message: '' });
     return durationMs;
@@ -284,7 +284,7 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
         throw err;
       }
     }
-    const durationMs = performance.now() - start;
+    const durationMs = elapsedMs(start);
     this.entries.delete(label);
     this.report({ kind: 'evicted', label, durationMs, message: reason });
     return durationMs;
@@ -309,7 +309,7 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
   }
 
   private report(change: LabelChange): void {
-    const durationMs = Math.round(change.durationMs * 1000) / 1000;
+    const durationMs = roundMs(change.durationMs);
     if (change.kind === 'loaded')
       this.logger.info(
         { event: 'label_loaded', label: change.label, duration_ms: durationMs },
@@ -343,4 +343,17 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
       if (this.locks.get(label) === settled) this.locks.delete(label);
     }
   }
+}
+
+/** Milliseconds to the microsecond, as every duration leaves the worker. */
+function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+/**
+ * Time since `start`, rounded once, so a load's LabelEvent and its task's TaskResult carry the very
+ * same number.
+ */
+function elapsedMs(start: number): number {
+  return roundMs(performance.now() - start);
 }

@@ -308,7 +308,19 @@ describe('TaskRunner with a model server', () => {
     expect(r.labelMiss).toBe(false);
     expect(changes).toEqual(['load_failed:label-404']);
     expect(r.loadMs).toBeGreaterThan(0);
-    // One measurement: the event carries it rounded to the microsecond.
-    expect(Math.abs(r.loadMs - failed[0]!.durationMs)).toBeLessThanOrEqual(0.0005);
+    expect(r.loadMs).toBe(failed[0]!.durationMs);
+  });
+
+  it("reports a miss's load time as the very number its loaded event carries", async () => {
+    const bound: TaskHandler = { ...echoHandler, taskType: 'bound', labelFree: false };
+    const { runner, deliver, labels } = setup({ client, handlers: [bound] });
+    const events: LabelChange[] = [];
+    labels.on('change', (c) => events.push(c));
+    const r = await runner.run(task({ taskType: 'bound', label: 'label-2' }), deliver);
+    expect(events).toEqual([expect.objectContaining({ kind: 'loaded', label: 'label-2' })]);
+    expect(r.labelMiss).toBe(true);
+    expect(r.loadMs).toBeGreaterThan(0);
+    expect(r.loadMs).toBe(events[0]!.durationMs);
+    await labels.unload('label-2');
   });
 });
