@@ -43,15 +43,15 @@ export interface ReadBodyOptions {
   limit: number;
   /** The error an over-limit body rejects with; default a {@link BodyTooLargeError}. */
   tooLarge?: (info: BodyTooLargeInfo) => Error;
-  /** The error a body cut short by the client rejects with; default a {@link BodyAbortedError}. */
+  /** The error a body cut short by the client (it closed the connection) rejects with; default a {@link BodyAbortedError}. */
   aborted?: () => Error;
 }
 
 /**
  * Reads a request body whole, bounded: rejects at once when the declared Content-Length is over
  * `limit`, and as soon as the bytes received pass it (the rest is read and discarded, so answer
- * with `Connection: close`). Resolves with the bytes; rejects with the stream's own error if it
- * fails.
+ * with `Connection: close`), and when the client leaves before the body ends. Resolves with the
+ * bytes.
  */
 export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promise<Buffer> {
   const { limit } = options;
@@ -84,8 +84,10 @@ export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promis
     };
     req.on('data', onData);
     req.once('end', () => finish(null, Buffer.concat(chunks, size)));
-    req.once('error', (err) => finish(err));
-    req.once('close', () => finish((options.aborted ?? (() => new BodyAbortedError()))()));
+    const aborted = options.aborted ?? (() => new BodyAbortedError());
+    // Node reports a client that left mid-body as an `aborted` error (ECONNRESET), or only as 'close'.
+    req.once('error', (err) => finish(req.complete ? err : aborted()));
+    req.once('close', () => finish(aborted()));
   });
 }
 
