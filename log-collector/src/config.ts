@@ -1,4 +1,4 @@
-import { loadEnv, logLevelSchema, type LogLevel } from '@smart-routing/service-kit';
+import { loadSettings, logLevelSchema, type LogLevel } from '@smart-routing/service-kit';
 import { z } from 'zod';
 
 /** Run ids become a folder name under the log dir, so no separators or dot-only names. */
@@ -47,21 +47,9 @@ export function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
   overrides: ConfigOverrides = {},
 ): LogCollectorConfig {
-  const e = loadEnv(envSchema, {
-    env,
-    flags: {
-      PORT: overrides.port,
-      HOST: overrides.host,
-      LOG_DIR: overrides.dir,
-      RUN_ID: overrides.runId,
-      LOG_LEVEL: overrides.logLevel,
-    },
-  });
-  return Object.freeze({
-    port: e.PORT,
-    host: e.HOST,
-    dir: e.LOG_DIR,
-    runId: e.RUN_ID,
-    logLevel: e.LOG_LEVEL,
-  });
+  return loadSettings(
+    envSchema,
+    { port: 'PORT', host: 'HOST', dir: 'LOG_DIR', runId: 'RUN_ID', logLevel: 'LOG_LEVEL' },
+    { env, flags: overrides },
+  );
 }

@@ -99,3 +99,38 @@ export function exitOnConfigError<T>(
     process.exit(2);
   }
 }
+
+/** Options of {@link loadSettings}: as {@link LoadEnvOptions}, with flags keyed by setting name. */
+export interface LoadSettingsOptions<F extends string> {
+  /** Where variables are read; default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  /** CLI flag values by setting name; undefined or '' = not given. Default none. */
+  flags?: Partial<Record<F, string | number | undefined>>;
+  /** Trim values, so whitespace-only counts as unset; default false. */
+  trim?: boolean;
+}
+
+/**
+ * {@link loadEnv} for a service whose settings have their own names: `names` maps each setting to
+ * its variable (`{ port: 'PORT' }`); flags come keyed by setting and the frozen result is keyed by
+ * setting too.
+ * @throws ConfigError naming the variable.
+ */
+export function loadSettings<
+  S extends z.ZodObject,
+  const N extends Record<string, Extract<keyof S['shape'], string>>,
+>(
+  schema: S,
+  names: N,
+  options: LoadSettingsOptions<Extract<keyof N, string>> = {},
+): Readonly<{ -readonly [K in keyof N]: z.output<S>[N[K]] }> {
+  const flags: Record<string, string | number | undefined> = {};
+  for (const [setting, value] of Object.entries(options.flags ?? {})) {
+    const name = names[setting];
+    if (name !== undefined) flags[name] = value as string | number | undefined;
+  }
+  const env = loadEnv(schema, { env: options.env, flags, trim: options.trim }) as Record<string, unknown>;
+  const settings: Record<string, unknown> = {};
+  for (const [setting, name] of Object.entries(names)) settings[setting] = env[name];
+  return Object.freeze(settings) as { -readonly [K in keyof N]: z.output<S>[N[K]] };
+}

@@ -11,8 +11,15 @@ export {
   tooLargeDetail,
 } from './body-reader.js';
 export type { BodyTooLargeInfo, ReadBodyOptions, ReadJsonBodyOptions } from './body-reader.js';
-export { ConfigError, configErrorFrom, exitOnConfigError, loadEnv, parseConfig } from './env-config.js';
-export type { LoadEnvOptions } from './env-config.js';
+export {
+  ConfigError,
+  configErrorFrom,
+  exitOnConfigError,
+  loadEnv,
+  loadSettings,
+  parseConfig,
+} from './env-config.js';
+export type { LoadEnvOptions, LoadSettingsOptions } from './env-config.js';
 export { CatalogError, defineErrorCatalog } from './error-catalog.js';
 export type {
   CatalogEntry,

@@ -3,7 +3,14 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ConfigError, configErrorFrom, exitOnConfigError, loadEnv, parseConfig } from '../src/env-config.js';
+import {
+  ConfigError,
+  configErrorFrom,
+  exitOnConfigError,
+  loadEnv,
+  loadSettings,
+  parseConfig,
+} from '../src/env-config.js';
 
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8001),
@@ -48,6 +55,23 @@ describe('loadEnv', () => {
     expect(err.message).toMatch(/^invalid TOKEN: /);
     expect(err.message).not.toContain('secret');
     expect(() => loadEnv(schema, { env: { PORT: '70000' } })).toThrow(/^invalid PORT: /);
+  });
+});
+
+describe('loadSettings', () => {
+  const names = { port: 'PORT', host: 'HOST' } as const;
+
+  it('takes flags by setting name and returns the settings by name, frozen', () => {
+    const settings = loadSettings(schema, names, {
+      env: { PORT: '9000', HOST: 'h' },
+      flags: { port: '9001' },
+    });
+    expect(settings).toEqual({ port: 9001, host: 'h' });
+    expect(Object.isFrozen(settings)).toBe(true);
+  });
+
+  it('still names the variable, not the setting, in errors', () => {
+    expect(() => loadSettings(schema, names, { env: {}, flags: { port: 'x' } })).toThrow(/^invalid PORT: /);
   });
 });
 

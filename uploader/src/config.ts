@@ -1,4 +1,4 @@
-import { loadEnv, logLevelSchema, type LogLevel } from '@smart-routing/service-kit';
+import { loadSettings, logLevelSchema, type LogLevel } from '@smart-routing/service-kit';
 import { z } from 'zod';
 
 export { ConfigError } from '@smart-routing/service-kit';
@@ -15,6 +15,17 @@ const envSchema = z.object({
   LOG_COLLECTOR_URL: httpUrl.optional(),
   LOG_LEVEL: logLevelSchema().default('info'),
 });
+
+/** The variable behind each setting. */
+const UPLOADER_ENV = {
+  port: 'PORT',
+  host: 'HOST',
+  repository: 'MODEL_REPOSITORY',
+  hfEndpoint: 'HF_ENDPOINT',
+  hfToken: 'HF_TOKEN',
+  logCollectorUrl: 'LOG_COLLECTOR_URL',
+  logLevel: 'LOG_LEVEL',
+} as const;
 
 /** The uploader's process configuration (env vars, then CLI flags on top). */
 export interface UploaderConfig {
@@ -53,23 +64,12 @@ export function loadConfig(
   overrides: ConfigOverrides = {},
 ): UploaderConfig {
   // HF_ENDPOINT, HF_TOKEN and LOG_COLLECTOR_URL come from the environment only (no flags).
-  const d = loadEnv(envSchema, {
-    env,
-    flags: {
-      PORT: overrides.port,
-      HOST: overrides.host,
-      MODEL_REPOSITORY: overrides.repository,
-      LOG_LEVEL: overrides.logLevel,
-    },
-  });
+  const { hfToken, logCollectorUrl, ...d } = loadSettings(envSchema, UPLOADER_ENV, { env, flags: overrides });
   const config: UploaderConfig = {
-    port: d.PORT,
-    host: d.HOST,
-    repository: d.MODEL_REPOSITORY,
-    hfEndpoint: d.HF_ENDPOINT.replace(/\/+$/, ''),
-    logLevel: d.LOG_LEVEL,
-    ...(d.HF_TOKEN !== undefined ? { hfToken: d.HF_TOKEN } : {}),
-    ...(d.LOG_COLLECTOR_URL !== undefined ? { logCollectorUrl: d.LOG_COLLECTOR_URL } : {}),
+    ...d,
+    hfEndpoint: d.hfEndpoint.replace(/\/+$/, ''),
+    ...(hfToken !== undefined ? { hfToken } : {}),
+    ...(logCollectorUrl !== undefined ? { logCollectorUrl } : {}),
   };
   return Object.freeze(config);
 }

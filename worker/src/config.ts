@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { ConfigError, LOG_LEVELS, loadEnv, logLevelSchema } from '@smart-routing/service-kit';
+import { ConfigError, LOG_LEVELS, loadSettings, logLevelSchema } from '@smart-routing/service-kit';
 import { z } from 'zod';
 
 /** The worker's settings, from the environment (see contracts) and CLI flags. */
@@ -116,18 +116,12 @@ export function loadWorkerConfig(
   env: NodeJS.ProcessEnv = process.env,
   overrides: Partial<Record<keyof WorkerConfig, string>> = {},
 ): Readonly<WorkerConfig> {
-  const flags: Partial<Record<(typeof WORKER_ENV)[keyof WorkerConfig], string>> = {};
-  for (const [key, value] of Object.entries(overrides)) flags[WORKER_ENV[key as keyof WorkerConfig]] = value;
-  const e = loadEnv(envSchema, { env, flags, trim: true });
+  const s = loadSettings(envSchema, WORKER_ENV, { env, flags: overrides, trim: true });
   return Object.freeze({
-    dispatcherUrl: e.DISPATCHER_URL ?? 'ws://127.0.0.1:8080',
-    workerId: e.WORKER_ID ?? randomWorkerId(),
-    maxLabels: e.WORKER_MAX_LABELS,
-    slots: e.WORKER_SLOTS,
-    tritonUrl: e.TRITON_URL,
-    modelRepository: e.MODEL_REPOSITORY ?? './models',
-    workerToken: e.WORKER_TOKEN,
-    logCollectorUrl: e.LOG_COLLECTOR_URL,
-    logLevel: e.LOG_LEVEL ?? 'info',
+    ...s,
+    dispatcherUrl: s.dispatcherUrl ?? 'ws://127.0.0.1:8080',
+    workerId: s.workerId ?? randomWorkerId(),
+    modelRepository: s.modelRepository ?? './models',
+    logLevel: s.logLevel ?? 'info',
   });
 }

@@ -1,4 +1,4 @@
-import { ConfigError, loadEnv, logLevelSchema } from '@smart-routing/service-kit';
+import { ConfigError, loadSettings, logLevelSchema } from '@smart-routing/service-kit';
 import { z } from 'zod';
 
 /**
@@ -46,9 +46,9 @@ export function loadModelServerConfig(
   env: NodeJS.ProcessEnv = process.env,
   overrides: ModelServerOverrides = {},
 ): ModelServerConfig {
-  const c = loadEnv(schema, {
-    env,
-    flags: { PORT: overrides.port, HOST: overrides.host, MODEL_REPOSITORY: overrides.repository },
-  });
-  return Object.freeze({ port: c.PORT, host: c.HOST, repository: c.MODEL_REPOSITORY, logLevel: c.LOG_LEVEL });
+  return loadSettings(
+    schema,
+    { port: 'PORT', host: 'HOST', repository: 'MODEL_REPOSITORY', logLevel: 'LOG_LEVEL' },
+    { env, flags: overrides },
+  );
 }
