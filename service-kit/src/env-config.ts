@@ -11,7 +11,10 @@ import { z } from 'zod';
  * and a CLI that gets a ConfigError prints `<program>: <message>` and exits 2 (exitOnConfigError).
  */
 
-/** Thrown for a bad setting; the message names the variable (or option) and never echoes the value. */
+/**
+ * Thrown for a bad setting; the message names the variable (or option). The kit never puts the value
+ * in it (a schema's own message may), so a bad token does not reach a log.
+ */
 export class ConfigError extends Error {
   /** The variable (or option) that failed, e.g. `PORT`. */
   readonly variable: string;
