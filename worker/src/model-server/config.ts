@@ -1,3 +1,4 @@
+import { ConfigError, loadSettings, logLevelSchema } from '@smart-routing/service-kit';
 import { z } from 'zod';
 
 /**
@@ -13,7 +14,7 @@ const schema = z.object({
   /** Model repository folder. Default ./models. */
   MODEL_REPOSITORY: z.string().min(1).default('./models'),
   /** pino level. Default info. */
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_LEVEL: logLevelSchema().default('info'),
 });
 
 /** Validated model server settings. */
@@ -24,21 +25,30 @@ export interface ModelServerConfig {
   logLevel: string;
 }
 
-/** Thrown when a setting is invalid; the message names the variable. */
-export class ModelServerConfigError extends Error {
-  override name = 'ModelServerConfigError';
+/** Thrown when a setting is invalid; the message names the variable (the kit's ConfigError). */
+export const ModelServerConfigError = ConfigError;
+/** The type of {@link ModelServerConfigError}. */
+export type ModelServerConfigError = ConfigError;
+
+/** CLI flag values that override the environment (undefined = not given). */
+export interface ModelServerOverrides {
+  port?: string | number;
+  host?: string;
+  repository?: string;
 }
 
-/** Reads PORT, HOST, MODEL_REPOSITORY and LOG_LEVEL (empty strings count as unset). */
-export function loadModelServerConfig(env: NodeJS.ProcessEnv = process.env): ModelServerConfig {
-  const picked = Object.fromEntries(
-    ['PORT', 'HOST', 'MODEL_REPOSITORY', 'LOG_LEVEL'].map((k) => [k, env[k] === '' ? undefined : env[k]]),
+/**
+ * Reads PORT, HOST, MODEL_REPOSITORY and LOG_LEVEL (empty strings count as unset), with `overrides`
+ * (CLI flags) on top; validated once, returned frozen.
+ * @throws ModelServerConfigError naming the variable.
+ */
+export function loadModelServerConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: ModelServerOverrides = {},
+): ModelServerConfig {
+  return loadSettings(
+    schema,
+    { port: 'PORT', host: 'HOST', repository: 'MODEL_REPOSITORY', logLevel: 'LOG_LEVEL' },
+    { env, flags: overrides },
   );
-  const parsed = schema.safeParse(picked);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ModelServerConfigError(`${issue.path.join('.')}: ${issue.message}`);
-  }
-  const c = parsed.data;
-  return Object.freeze({ port: c.PORT, host: c.HOST, repository: c.MODEL_REPOSITORY, logLevel: c.LOG_LEVEL });
 }

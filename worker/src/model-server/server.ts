@@ -1,8 +1,8 @@
 import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServiceLogger, listen, readJsonBody } from '@smart-routing/service-kit';
 import type { InferenceSession } from 'onnxruntime-node';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { MODEL_SERVER_ERRORS, ModelServerError } from './errors.js';
 import { ModelStore } from './model-store.js';
 
@@ -53,10 +53,7 @@ const DEFAULTS = { host: '127.0.0.1', port: 0, maxBodyBytes: 64 * 1024 * 1024 };
 
 /** A pino logger at `LOG_LEVEL` (default 'info') writing to stderr. */
 export function defaultModelServerLogger(): Logger {
-  return pino(
-    { level: process.env.LOG_LEVEL ?? 'info', base: { service: 'model-server' } },
-    pino.destination(2),
-  );
+  return createServiceLogger({ service: 'model-server' }).logger;
 }
 
 function send(res: ServerResponse, status: number, body?: unknown): void {
@@ -70,37 +67,14 @@ function send(res: ServerResponse, status: number, body?: unknown): void {
   res.end(text);
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (declared > limit) {
-      reject(MODEL_SERVER_ERRORS.bodyTooLarge(limit));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        reject(MODEL_SERVER_ERRORS.bodyTooLarge(limit));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
+/** Reads a JSON body; an empty body is `undefined` (Triton allows it for load/unload/index). */
+function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  return readJsonBody(req, {
+    limit,
+    tooLarge: () => MODEL_SERVER_ERRORS.bodyTooLarge(limit),
+    aborted: () => MODEL_SERVER_ERRORS.badRequest('the client closed the connection before the body ended'),
+    invalidJson: (err) => MODEL_SERVER_ERRORS.badJson(err.message),
   });
-}
-
-/** Parses a JSON body; an empty body is `undefined` (Triton allows it for load/unload/index). */
-function parseJson(buf: Buffer): unknown {
-  if (buf.length === 0) return undefined;
-  try {
-    return JSON.parse(buf.toString('utf8')) as unknown;
-  } catch (err) {
-    throw MODEL_SERVER_ERRORS.badJson((err as Error).message);
-  }
 }
 
 function decodeSegment(s: string): string {
@@ -188,7 +162,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     const r = route(pathname);
     if (!r) throw MODEL_SERVER_ERRORS.notFound(method, pathname);
     if (METHODS[r.kind] !== method) throw MODEL_SERVER_ERRORS.methodNotAllowed(method, pathname);
-    const body = method === 'POST' ? parseJson(await readBody(req, maxBodyBytes)) : undefined;
+    const body = method === 'POST' ? await readJson(req, maxBodyBytes) : undefined;
     switch (r.kind) {
       case 'live':
         return send(res, 200);
@@ -259,17 +233,8 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? DEFAULTS.port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  // A wildcard address is not something a client can dial: advertise loopback instead.
-  const urlHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
-  const url = `http://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${port}`;
+  const http = await listen(server, { port: options.port ?? DEFAULTS.port, host, closeGraceMs: 2000 });
+  const { url, port } = http;
   logger.info({ event: 'model_server_listening', url, repository: options.repository });
 
   let closed: Promise<void> | undefined;
@@ -279,13 +244,8 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     close() {
       closed ??= (async () => {
         closing = true;
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeIdleConnections();
-          // In-flight requests get a moment to finish; then connections are dropped.
-          const timer = setTimeout(() => server.closeAllConnections(), 2000);
-          timer.unref();
-        });
+        // In-flight requests get a moment to finish; then connections are dropped.
+        await http.close();
         await store.close();
         logger.info({ event: 'model_server_closed' });
       })();
