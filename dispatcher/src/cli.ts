@@ -3,9 +3,9 @@
  * `smart-routing-dispatcher`: runs the dispatcher until SIGTERM/SIGINT, then drains (a second
  * signal closes at once). Flags mirror the environment variables (contracts.md) and win over them.
  */
-import { createServiceLogger } from '@smart-routing/log-collector';
+import { createServiceLogger, exitOnConfigError } from '@smart-routing/service-kit';
 import { Command, Option } from 'commander';
-import { ConfigError, loadConfig, type EnvVar } from './config.js';
+import { loadConfig, type EnvVar } from './config.js';
 import { startDispatcher } from './dispatcher.js';
 
 const FLAGS: [flag: string, env: EnvVar, help: string][] = [
@@ -44,16 +44,7 @@ for (const [flag, env] of FLAGS) {
   overrides[env] = flags[key];
 }
 
-let config;
-try {
-  config = loadConfig(process.env, overrides);
-} catch (err) {
-  if (err instanceof ConfigError) {
-    console.error(`smart-routing-dispatcher: ${err.message}`);
-    process.exit(2);
-  }
-  throw err;
-}
+const config = exitOnConfigError('smart-routing-dispatcher', () => loadConfig(process.env, overrides));
 
 // stderr always; the log collector too when LOG_COLLECTOR_URL is set.
 const service = createServiceLogger({

@@ -1,12 +1,11 @@
+import { configErrorFrom, loadEnv, logLevelSchema, type LogLevel } from '@smart-routing/service-kit';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { RandomSource } from './routing/random.js';
 import { POLICY_NAMES, type PolicyName } from './routing/types.js';
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-
-/** Log level names accepted by LOG_LEVEL. */
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { ConfigError } from '@smart-routing/service-kit';
+export type { LogLevel } from '@smart-routing/service-kit';
 
 /** Options of `startDispatcher`. Every field is optional; defaults in brackets. */
 export interface DispatcherOptions {
@@ -91,14 +90,6 @@ export interface ResolvedOptions {
   readonly repositoryCacheMs: number;
 }
 
-/** Thrown for a bad option, env var or flag; the message names it. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
-
 const ms = (min: number) =>
   z
     .number()
@@ -141,12 +132,6 @@ const optionsSchema = z.object({
   repositoryCacheMs: ms(0).default(2000),
 });
 
-function firstIssue(error: z.ZodError, names?: Record<string, string>): string {
-  const issue = error.issues[0];
-  const field = String(issue?.path[0] ?? 'config');
-  return `invalid ${names?.[field] ?? field}: ${issue?.message ?? 'invalid value'}`;
-}
-
 /**
  * Validates `startDispatcher` options once, fills in defaults and freezes the result.
  * @throws ConfigError naming the option.
@@ -154,7 +139,7 @@ function firstIssue(error: z.ZodError, names?: Record<string, string>): string {
 export function resolveOptions(options: DispatcherOptions = {}): ResolvedOptions {
   const { logger: _logger, random: _random, ...plain } = options;
   const parsed = optionsSchema.safeParse(plain);
-  if (!parsed.success) throw new ConfigError(firstIssue(parsed.error));
+  if (!parsed.success) throw configErrorFrom(parsed.error);
   const o = parsed.data;
   return Object.freeze({
     ...o,
@@ -226,7 +211,7 @@ const envSchema = z.object({
   UPLOADER_URL: httpUrl.optional(),
   MODEL_REPOSITORY: z.string().min(1).optional(),
   LOG_COLLECTOR_URL: httpUrl.optional(),
-  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  LOG_LEVEL: logLevelSchema().default('info'),
 });
 
 /** The dispatcher process configuration: options for `startDispatcher` plus process-level settings. */
@@ -247,14 +232,7 @@ export function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
   overrides: Partial<Record<EnvVar, string | undefined>> = {},
 ): DispatcherConfig {
-  const raw: Record<string, string> = {};
-  for (const name of ENV_VARS) {
-    const value = overrides[name] ?? env[name];
-    if (value !== undefined && value !== '') raw[name] = value;
-  }
-  const parsed = envSchema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(firstIssue(parsed.error));
-  const e = parsed.data;
+  const e = loadEnv(envSchema, { env, flags: overrides });
   const options = resolveOptions({
     port: e.PORT,
     host: e.HOST,

@@ -1,6 +1,5 @@
-import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listen, type ListeningServer } from '@smart-routing/service-kit';
 import { resolveOptions, type DispatcherOptions, type ResolvedOptions } from './config.js';
 import { answerClientError, createHttpApp, createRunTaskFastPath } from './http-routes.js';
 import { serviceLogger } from './logger.js';
@@ -100,17 +99,15 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     }
   }, resolved.tickIntervalMs).unref();
 
-  server.listen(resolved.port, resolved.host);
+  let http: ListeningServer;
   try {
-    await once(server, 'listening');
+    http = await listen(server, { port: resolved.port, host: resolved.host, closeGraceMs: 1000 });
   } catch (err) {
     clearInterval(ticker);
     await endpoint.close();
     throw err;
   }
-  const port = (server.address() as AddressInfo).port;
-  const shownHost = ['0.0.0.0', '::', ''].includes(resolved.host) ? '127.0.0.1' : resolved.host;
-  const url = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
+  const { url, port } = http;
 
   let shutdown: Promise<void> | undefined;
   let cutGrace: () => void = () => {};
@@ -132,7 +129,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
       tracker.failAll('shutting_down', 'the dispatcher shut down before the task finished');
       clearInterval(ticker);
       await endpoint.close();
-      await closeServer(server);
+      await http.close();
       logger.info({ event: 'dispatcher_closed' }, 'dispatcher closed');
     })();
     return shutdown;
@@ -153,13 +150,4 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
       return drain(0);
     },
   };
-}
-
-/** Stops accepting connections, lets answered keep-alive connections go, then cuts the rest. */
-async function closeServer(server: Server): Promise<void> {
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  server.closeIdleConnections();
-  const cut = setTimeout(() => server.closeAllConnections(), 1000).unref();
-  await closed;
-  clearTimeout(cut);
 }

@@ -1,3 +1,9 @@
+import {
+  CatalogError,
+  defineErrorCatalog,
+  type ErrorBody as CatalogErrorBody,
+} from '@smart-routing/service-kit';
+
 /**
  * The dispatcher's error catalog: code -> HTTP status -> default message. Every HTTP error the
  * dispatcher sends (producer API and worker upgrade refusals) is `{"error": {"code", "message"}}`
@@ -30,27 +36,15 @@ export const DISPATCHER_ERRORS = {
 export type DispatcherErrorCode = keyof typeof DISPATCHER_ERRORS;
 
 /** The JSON body of every error response. */
-export interface ErrorBody {
-  error: { code: DispatcherErrorCode; message: string };
-}
+export type ErrorBody = CatalogErrorBody<DispatcherErrorCode>;
+
+// The dispatcher's details are complete messages: they replace the catalog text.
+const CATALOG = defineErrorCatalog(DISPATCHER_ERRORS, { detail: 'replace' });
 
 /** An error with a catalog code; `message` is the catalog message, or `detail` when given. */
-export class DispatcherError extends Error {
-  readonly code: DispatcherErrorCode;
-  readonly status: number;
-  /** Seconds for a `Retry-After` header (503s). */
-  readonly retryAfterS: number | undefined;
-
+export class DispatcherError extends CatalogError<DispatcherErrorCode> {
+  /** `retryAfterS`: seconds for a `Retry-After` header (503s). */
   constructor(code: DispatcherErrorCode, detail?: string, retryAfterS?: number) {
-    super(detail ?? DISPATCHER_ERRORS[code].message);
-    this.name = 'DispatcherError';
-    this.code = code;
-    this.status = DISPATCHER_ERRORS[code].status;
-    this.retryAfterS = retryAfterS;
-  }
-
-  /** The JSON body sent to the client. */
-  toBody(): ErrorBody {
-    return { error: { code: this.code, message: this.message } };
+    super(CATALOG, code, detail, { retryAfterS });
   }
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
+import { createServiceLogger, exitOnConfigError } from '@smart-routing/service-kit';
 import { Command } from 'commander';
-import { pino } from 'pino';
 import { startLogCollector } from './collector.js';
-import { ConfigError, loadConfig, type ConfigOverrides } from './config.js';
+import { loadConfig, type ConfigOverrides } from './config.js';
 
 /*
  * smart-routing-log-collector: env PORT, HOST, LOG_DIR, RUN_ID, LOG_LEVEL; flags override them.
@@ -21,20 +21,12 @@ const program = new Command()
   .parse();
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig(process.env, program.opts<ConfigOverrides>());
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`smart-routing-log-collector: ${err.message}`);
-      process.exit(2);
-    }
-    throw err;
-  }
-  const logger = pino(
-    { level: config.logLevel, base: { service: 'log-collector', pid: process.pid } },
-    pino.destination({ fd: 2, sync: false }),
+  const config = exitOnConfigError('smart-routing-log-collector', () =>
+    loadConfig(process.env, program.opts<ConfigOverrides>()),
   );
+  // stderr only: the collector never ships its own logs (to itself).
+  const service = createServiceLogger({ service: 'log-collector', level: config.logLevel });
+  const logger = service.logger;
   const handle = await startLogCollector({
     port: config.port,
     host: config.host,
@@ -56,11 +48,11 @@ async function main(): Promise<void> {
       .close()
       .then(() => {
         logger.info({ event: 'collector_stopped', ...handle.stats() }, 'log collector stopped');
-        logger.flush(() => process.exit(0));
+        void service.close().then(() => process.exit(0));
       })
       .catch((err: unknown) => {
         logger.error({ event: 'collector_stop_failed', err }, 'stopping failed');
-        logger.flush(() => process.exit(1));
+        void service.close().then(() => process.exit(1));
       });
   };
   process.once('SIGTERM', stop);

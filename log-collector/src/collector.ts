@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath, join } from 'node:path';
+import { listen, readBody, tooLargeDetail, type ListeningServer } from '@smart-routing/service-kit';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { RUN_ID_PATTERN } from './config.js';
@@ -87,11 +87,6 @@ export function defaultRunId(now: Date = new Date()): string {
   return now.toISOString().replace(/[:.]/g, '-');
 }
 
-function urlHost(host: string): string {
-  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
-  return host.includes(':') ? `[${host}]` : host;
-}
-
 function sendJson(
   res: ServerResponse,
   status: number,
@@ -106,41 +101,6 @@ function sendJson(
     ...headers,
   });
   res.end(text);
-}
-
-/** Reads the whole body, or rejects with `body_too_large` as soon as it passes `limit` bytes. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      reject(new CollectorError('body_too_large', `${declared} bytes > ${limit}`));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const finish = (err: Error | null, body?: Buffer): void => {
-      if (done) return;
-      done = true;
-      req.off('data', onData);
-      if (err) reject(err);
-      else resolve(body as Buffer);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        // Discard the rest; the response closes the connection.
-        req.resume();
-        finish(new CollectorError('body_too_large', `more than ${limit} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.once('end', () => finish(null, Buffer.concat(chunks, size)));
-    req.once('error', (err) => finish(err));
-    req.once('close', () => finish(new Error('client went away before the body ended')));
-  });
 }
 
 /**
@@ -198,7 +158,10 @@ export async function startLogCollector(options: LogCollectorOptions = {}): Prom
       );
     }
     if (writer.full) return fail(res, new CollectorError('buffer_full'));
-    const body = await readBody(req, config.maxBodyBytes);
+    const body = await readBody(req, {
+      limit: config.maxBodyBytes,
+      tooLarge: (info) => new CollectorError('body_too_large', tooLargeDetail(info)),
+    });
     const lines = parseIngestBody(body.toString('utf8'), format, Date.now());
     if (lines.length > config.maxBufferRecords) {
       return fail(res, new CollectorError('batch_too_large', `${lines.length} > ${config.maxBufferRecords}`));
@@ -248,20 +211,14 @@ export async function startLogCollector(options: LogCollectorOptions = {}): Prom
   // Slow or stuck senders must not pin connections forever.
   server.requestTimeout = 30_000;
 
+  let http: ListeningServer;
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, config.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    http = await listen(server, { port: config.port, host: config.host, closeGraceMs: config.closeGraceMs });
   } catch (err) {
     await writer.close();
     throw err;
   }
-  const port = (server.address() as AddressInfo).port;
-  const url = `http://${urlHost(config.host)}:${port}`;
+  const { url, port } = http;
   logger.debug({ event: 'collector_listening', url, run_id: runId, file }, 'log collector listening');
 
   let closed: Promise<void> | null = null;
@@ -275,12 +232,7 @@ export async function startLogCollector(options: LogCollectorOptions = {}): Prom
     close() {
       closed ??= (async () => {
         closing = true;
-        const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
-        const force = setTimeout(() => server.closeAllConnections(), config.closeGraceMs);
-        force.unref();
-        await serverClosed;
-        clearTimeout(force);
+        await http.close();
         await writer.close();
         logger.debug({ event: 'collector_closed', run_id: runId, ...stats() }, 'log collector closed');
       })();

@@ -1,3 +1,5 @@
+import { CatalogError, defineErrorCatalog } from '@smart-routing/service-kit';
+
 /**
  * The log collector's error catalog: code -> HTTP status -> message. Every error the collector sends
  * is `{"error": {"code", "message"}}` with one of these codes; the README lists them all.
@@ -21,21 +23,11 @@ export const COLLECTOR_ERRORS = {
 /** A code from {@link COLLECTOR_ERRORS}. */
 export type CollectorErrorCode = keyof typeof COLLECTOR_ERRORS;
 
+const CATALOG = defineErrorCatalog(COLLECTOR_ERRORS);
+
 /** An error with a catalog code; `message` is the catalog message plus an optional detail. */
-export class CollectorError extends Error {
-  readonly code: CollectorErrorCode;
-  readonly status: number;
-
+export class CollectorError extends CatalogError<CollectorErrorCode> {
   constructor(code: CollectorErrorCode, detail?: string) {
-    const entry = COLLECTOR_ERRORS[code];
-    super(detail ? `${entry.message}: ${detail}` : entry.message);
-    this.name = 'CollectorError';
-    this.code = code;
-    this.status = entry.status;
-  }
-
-  /** The JSON body sent to the client. */
-  toBody(): { error: { code: CollectorErrorCode; message: string } } {
-    return { error: { code: this.code, message: this.message } };
+    super(CATALOG, code, detail);
   }
 }

@@ -1,9 +1,5 @@
 export { startLogCollector, defaultRunId } from './collector.js';
 export type { CollectorStats, LogCollectorHandle, LogCollectorOptions } from './collector.js';
-export { createLogShipper } from './shipper.js';
-export type { DropReason, LogShipper, LogShipperOptions } from './shipper.js';
-export { createServiceLogger } from './service-logger.js';
-export type { ServiceLogger, ServiceLoggerOptions } from './service-logger.js';
 export { ConfigError, loadConfig } from './config.js';
 export type { ConfigOverrides, LogCollectorConfig, LogLevel } from './config.js';
 export { COLLECTOR_ERRORS, CollectorError } from './errors.js';

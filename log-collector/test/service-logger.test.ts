@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startLogCollector, type LogCollectorHandle } from '../src/collector.js';
-import { createServiceLogger, type ServiceLogger } from '../src/service-logger.js';
+import { createServiceLogger, type ServiceLogger } from '@smart-routing/service-kit';
 import { closedPort, memoryDestination, readRecords, silent, tempDir, waitFor } from './helpers.js';
 
 describe('createServiceLogger', () => {

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { startLogCollector, type LogCollectorHandle, type LogCollectorOptions } from '../src/collector.js';
-import { createLogShipper, type DropReason, type LogShipper } from '../src/shipper.js';
+import { createLogShipper, type DropReason, type LogShipper } from '@smart-routing/service-kit';
 import { closedPort, readRecords, silent, tempDir, waitFor } from './helpers.js';
 
 const line = (record: object): string => JSON.stringify(record) + '\n';

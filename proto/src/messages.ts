@@ -69,6 +69,12 @@ export interface Heartbeat {
 export interface Welcome {
   protocolVersion: number;
   heartbeatIntervalMs: number;
+  /** Label capacity accepted from Hello after clamping (0: not told, an older dispatcher). */
+  labelCapacity: number;
+  /** Task slots accepted from Hello after clamping (0: not told). */
+  taskSlots: number;
+  /** Largest frame the dispatcher accepts from this worker from now on (0: not told). */
+  maxFrameBytes: number;
 }
 
 export interface RunTask {

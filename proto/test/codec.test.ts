@@ -121,11 +121,25 @@ describe('encodeDispatcherMessage / decodeDispatcherMessage', () => {
     });
     expect(
       decodeDispatcherMessage(
-        encodeDispatcherMessage({ welcome: { protocolVersion: 1, heartbeatIntervalMs: 500 } }),
+        encodeDispatcherMessage({
+          welcome: {
+            protocolVersion: 1,
+            heartbeatIntervalMs: 500,
+            labelCapacity: 2,
+            taskSlots: 4,
+            maxFrameBytes: 1024,
+          },
+        }),
       ),
     ).toEqual({
       body: 'welcome',
-      welcome: { protocolVersion: 1, heartbeatIntervalMs: 500 },
+      welcome: {
+        protocolVersion: 1,
+        heartbeatIntervalMs: 500,
+        labelCapacity: 2,
+        taskSlots: 4,
+        maxFrameBytes: 1024,
+      },
     });
   });
 });

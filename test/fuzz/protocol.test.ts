@@ -136,6 +136,9 @@ function dispatcherMessage(
         welcome: {
           protocolVersion: rng.bool(0.8) ? PROTOCOL_VERSION : uint32(rng),
           heartbeatIntervalMs: uint32(rng),
+          labelCapacity: uint32(rng),
+          taskSlots: uint32(rng),
+          maxFrameBytes: uint32(rng),
         },
       };
     case 'runTask':

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, loadConfig, type UploaderConfig } from './config.js';
+import { loadConfig, type UploaderConfig } from './config.js';
 import { UploaderError } from './errors.js';
-import { createServiceLogger } from '@smart-routing/log-collector';
+import { createServiceLogger, exitOnConfigError } from '@smart-routing/service-kit';
 import { createLogger } from './logger.js';
 import { startUploader } from './server.js';
 import { createUploader } from './uploader.js';
@@ -19,15 +19,7 @@ function intArg(value: string): number {
 }
 
 function config(overrides: { port?: string; host?: string; repository?: string }): UploaderConfig {
-  try {
-    return loadConfig(process.env, overrides);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`smart-routing-uploader: ${err.message}`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  return exitOnConfigError('smart-routing-uploader', () => loadConfig(process.env, overrides));
 }
 
 const program = new Command('smart-routing-uploader').description(

@@ -1,9 +1,8 @@
+import { loadSettings, logLevelSchema, type LogLevel } from '@smart-routing/service-kit';
 import { z } from 'zod';
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-
-/** Log level names accepted by LOG_LEVEL. */
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { ConfigError } from '@smart-routing/service-kit';
+export type { LogLevel } from '@smart-routing/service-kit';
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
 
@@ -14,8 +13,19 @@ const envSchema = z.object({
   HF_ENDPOINT: httpUrl.default('https://huggingface.co'),
   HF_TOKEN: z.string().min(1).optional(),
   LOG_COLLECTOR_URL: httpUrl.optional(),
-  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  LOG_LEVEL: logLevelSchema().default('info'),
 });
+
+/** The variable behind each setting. */
+const UPLOADER_ENV = {
+  port: 'PORT',
+  host: 'HOST',
+  repository: 'MODEL_REPOSITORY',
+  hfEndpoint: 'HF_ENDPOINT',
+  hfToken: 'HF_TOKEN',
+  logCollectorUrl: 'LOG_COLLECTOR_URL',
+  logLevel: 'LOG_LEVEL',
+} as const;
 
 /** The uploader's process configuration (env vars, then CLI flags on top). */
 export interface UploaderConfig {
@@ -33,14 +43,6 @@ export interface UploaderConfig {
   readonly logCollectorUrl?: string;
   /** LOG_LEVEL, default `info`. */
   readonly logLevel: LogLevel;
-}
-
-/** Thrown for a bad env var or flag; the message names the variable. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
 }
 
 /** CLI flag values that override the environment (undefined = not given). */
@@ -61,35 +63,13 @@ export function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
   overrides: ConfigOverrides = {},
 ): UploaderConfig {
-  const pick = (flag: string | number | undefined, name: string): string | number | undefined => {
-    if (flag !== undefined && flag !== '') return flag;
-    const value = env[name];
-    return value === undefined || value === '' ? undefined : value;
-  };
-  const raw = {
-    PORT: pick(overrides.port, 'PORT'),
-    HOST: pick(overrides.host, 'HOST'),
-    MODEL_REPOSITORY: pick(overrides.repository, 'MODEL_REPOSITORY'),
-    HF_ENDPOINT: pick(undefined, 'HF_ENDPOINT'),
-    HF_TOKEN: pick(undefined, 'HF_TOKEN'),
-    LOG_COLLECTOR_URL: pick(undefined, 'LOG_COLLECTOR_URL'),
-    LOG_LEVEL: pick(overrides.logLevel, 'LOG_LEVEL'),
-  };
-  const parsed = envSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    // Never echo the value: it could be the token.
-    throw new ConfigError(`invalid ${String(issue?.path[0] ?? 'config')}: ${issue?.message ?? 'invalid'}`);
-  }
-  const d = parsed.data;
+  // HF_ENDPOINT, HF_TOKEN and LOG_COLLECTOR_URL come from the environment only (no flags).
+  const { hfToken, logCollectorUrl, ...d } = loadSettings(envSchema, UPLOADER_ENV, { env, flags: overrides });
   const config: UploaderConfig = {
-    port: d.PORT,
-    host: d.HOST,
-    repository: d.MODEL_REPOSITORY,
-    hfEndpoint: d.HF_ENDPOINT.replace(/\/+$/, ''),
-    logLevel: d.LOG_LEVEL,
-    ...(d.HF_TOKEN !== undefined ? { hfToken: d.HF_TOKEN } : {}),
-    ...(d.LOG_COLLECTOR_URL !== undefined ? { logCollectorUrl: d.LOG_COLLECTOR_URL } : {}),
+    ...d,
+    hfEndpoint: d.hfEndpoint.replace(/\/+$/, ''),
+    ...(hfToken !== undefined ? { hfToken } : {}),
+    ...(logCollectorUrl !== undefined ? { logCollectorUrl } : {}),
   };
   return Object.freeze(config);
 }

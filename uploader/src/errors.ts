@@ -1,3 +1,5 @@
+import { CatalogError, defineErrorCatalog } from '@smart-routing/service-kit';
+
 /**
  * The uploader's error catalog: code -> HTTP status -> message. Every error the uploader sends is
  * `{"error": {"code", "message"}}` with one of these codes; the README lists them all.
@@ -31,21 +33,11 @@ export const UPLOADER_ERRORS = {
 /** A code from {@link UPLOADER_ERRORS}. */
 export type UploaderErrorCode = keyof typeof UPLOADER_ERRORS;
 
+const CATALOG = defineErrorCatalog(UPLOADER_ERRORS);
+
 /** An error with a catalog code; `message` is the catalog message plus an optional detail. */
-export class UploaderError extends Error {
-  readonly code: UploaderErrorCode;
-  readonly status: number;
-
+export class UploaderError extends CatalogError<UploaderErrorCode> {
   constructor(code: UploaderErrorCode, detail?: string, options?: { cause?: unknown }) {
-    const entry = UPLOADER_ERRORS[code];
-    super(detail ? `${entry.message}: ${detail}` : entry.message, options);
-    this.name = 'UploaderError';
-    this.code = code;
-    this.status = entry.status;
-  }
-
-  /** The JSON body sent to the client. */
-  toBody(): { error: { code: UploaderErrorCode; message: string } } {
-    return { error: { code: this.code, message: this.message } };
+    super(CATALOG, code, detail, options);
   }
 }

@@ -4,6 +4,22 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { request, type Dispatcher } from 'undici';
 
+/*
+ * Why not `@huggingface/hub` (2.17.5, read 2026-12): its `downloadFile` / `fileDownloadInfo` /
+ * `fileExists` cover the endpoint (`hubUrl`), token, revision and redirects (through `fetch`), but
+ * not the rest of what the uploader relies on:
+ * - it throws `HubApiError` with the status only: the `X-Error-Code` header (RepoNotFound,
+ *   RevisionNotFound, EntryNotFound) is dropped, so "no such model/revision" (404 to the producer)
+ *   cannot be told from "token refused" when the hub answers 401 to anonymous callers;
+ * - it refuses any token not starting with `hf_` (`checkAccessToken`), which a self-hosted
+ *   HF_ENDPOINT mirror need not issue;
+ * - it first probes with `Range: bytes=0-0` and fails (`InvalidApiResponseFormatError`) unless
+ *   the endpoint answers `Content-Range` and an `ETag`, which plain mirrors may not;
+ * - no download progress, no AbortSignal and no header/body timeouts per request (only a custom
+ *   `fetch`), and a short body is only an error if the fetch implementation says so.
+ * Wrapping all of that would keep every line below except the request loop, so we keep our own.
+ */
+
 /**
  * A client for a Hugging Face-style hub: files at `{endpoint}/{model_id}/resolve/{revision}/{path}`.
  *

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { createServiceLogger } from '@smart-routing/log-collector';
+import { createServiceLogger } from '@smart-routing/service-kit';
 
 /**
  * The default logger: pino JSON to stderr at `level` (default LOG_LEVEL or 'info'), every record

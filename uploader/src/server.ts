@@ -1,4 +1,5 @@
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
+import { listen } from '@smart-routing/service-kit';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -168,14 +169,18 @@ export async function startUploader(options: UploaderOptions): Promise<UploaderH
     res.status(error.status).json(error.toBody());
   });
 
-  const server = app.listen(opts.port, opts.host);
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
+  const http = await listen(createServer(app), {
+    port: opts.port,
+    host: opts.host,
+    closeGraceMs: 1000,
+    // Abort in-flight uploads (each answers 503) and let those answers flush before sockets drop.
+    beforeCut: async () => {
+      shutdown.abort(new UploaderError('shutting_down'));
+      await Promise.allSettled([...inFlight]);
+      await new Promise((resolve) => setImmediate(resolve));
+    },
   });
-  const port = (server.address() as AddressInfo).port;
-  const host = opts.host === '0.0.0.0' || opts.host === '::' ? '127.0.0.1' : opts.host;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const { url, port } = http;
   logger.info(
     {
       event: 'uploader_listening',
@@ -190,16 +195,7 @@ export async function startUploader(options: UploaderOptions): Promise<UploaderH
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      shutdown.abort(new UploaderError('shutting_down'));
-      await Promise.allSettled([...inFlight]);
-      // Let the 503 answers flush before dropping keep-alive sockets.
-      await new Promise((resolve) => setImmediate(resolve));
-      server.closeIdleConnections();
-      const grace = setTimeout(() => server.closeAllConnections(), 1000);
-      grace.unref();
-      await closed;
-      clearTimeout(grace);
+      await http.close();
       logger.info({ event: 'uploader_closed' }, 'uploader closed');
     })());
 

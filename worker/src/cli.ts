@@ -1,7 +1,7 @@
 #!/usr/bin/env node
+import { createServiceLogger, exitOnConfigError } from '@smart-routing/service-kit';
 import { Command } from 'commander';
-import { loadWorkerConfig, WorkerConfigError, type WorkerConfig } from './config.js';
-import { createServiceLogger } from '@smart-routing/log-collector';
+import { loadWorkerConfig, type WorkerConfig } from './config.js';
 import { startWorker } from './worker.js';
 
 /**
@@ -28,16 +28,7 @@ const program = new Command()
 
 const flags = program.opts<Partial<Record<keyof WorkerConfig, string>>>();
 
-let config: Readonly<WorkerConfig>;
-try {
-  config = loadWorkerConfig(process.env, flags);
-} catch (err) {
-  if (err instanceof WorkerConfigError) {
-    console.error(`smart-routing-worker: ${err.message}`);
-    process.exit(2);
-  }
-  throw err;
-}
+const config = exitOnConfigError('smart-routing-worker', () => loadWorkerConfig(process.env, flags));
 
 // stderr always; the log collector too when LOG_COLLECTOR_URL is set.
 const service = createServiceLogger({

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { ConfigError, LOG_LEVELS, loadSettings, logLevelSchema } from '@smart-routing/service-kit';
 import { z } from 'zod';
 
 /** The worker's settings, from the environment (see contracts) and CLI flags. */
@@ -24,10 +25,10 @@ export interface WorkerConfig {
   logLevel: string;
 }
 
-/** A setting failed validation; the message names the variable. */
-export class WorkerConfigError extends Error {
-  override name = 'WorkerConfigError';
-}
+/** A setting failed validation; the message names the variable (the kit's ConfigError). */
+export const WorkerConfigError = ConfigError;
+/** The type of {@link WorkerConfigError}. */
+export type WorkerConfigError = ConfigError;
 
 const optionalString = z
   .string()
@@ -60,8 +61,6 @@ const positiveInt = (name: string, fallback: number) =>
       return n;
     });
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-
 const envSchema = z.object({
   DISPATCHER_URL: optionalString.pipe(httpOrWs('DISPATCHER_URL').optional()),
   WORKER_ID: optionalString.pipe(
@@ -82,7 +81,7 @@ const envSchema = z.object({
   WORKER_TOKEN: optionalString,
   LOG_COLLECTOR_URL: optionalString.pipe(httpOrWs('LOG_COLLECTOR_URL').optional()),
   LOG_LEVEL: optionalString.pipe(
-    z.enum(LOG_LEVELS, { error: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` }).optional(),
+    logLevelSchema(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`).optional(),
   ),
 });
 
@@ -110,35 +109,19 @@ export function randomWorkerId(): string {
 
 /**
  * Reads the worker settings from `env`, with `overrides` (CLI flags, as strings like the
- * environment) taking precedence. Validated once, returned frozen; throws `WorkerConfigError`
- * naming the bad variable.
+ * environment) taking precedence; empty or blank values count as unset. Validated once, returned
+ * frozen; throws `WorkerConfigError` naming the bad variable.
  */
 export function loadWorkerConfig(
   env: NodeJS.ProcessEnv = process.env,
   overrides: Partial<Record<keyof WorkerConfig, string>> = {},
 ): Readonly<WorkerConfig> {
-  const merged: Record<string, string | undefined> = { ...env };
-  for (const [key, value] of Object.entries(overrides)) {
-    if (value !== undefined) merged[WORKER_ENV[key as keyof WorkerConfig]] = value;
-  }
-  const parsed = envSchema.safeParse(merged);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const variable = issue.path.map(String).join('.');
-    throw new WorkerConfigError(
-      issue.message.includes(variable) ? issue.message : `${variable}: ${issue.message}`,
-    );
-  }
-  const e = parsed.data;
+  const s = loadSettings(envSchema, WORKER_ENV, { env, flags: overrides, trim: true });
   return Object.freeze({
-    dispatcherUrl: e.DISPATCHER_URL ?? 'ws://127.0.0.1:8080',
-    workerId: e.WORKER_ID ?? randomWorkerId(),
-    maxLabels: e.WORKER_MAX_LABELS,
-    slots: e.WORKER_SLOTS,
-    tritonUrl: e.TRITON_URL,
-    modelRepository: e.MODEL_REPOSITORY ?? './models',
-    workerToken: e.WORKER_TOKEN,
-    logCollectorUrl: e.LOG_COLLECTOR_URL,
-    logLevel: e.LOG_LEVEL ?? 'info',
+    ...s,
+    dispatcherUrl: s.dispatcherUrl ?? 'ws://127.0.0.1:8080',
+    workerId: s.workerId ?? randomWorkerId(),
+    modelRepository: s.modelRepository ?? './models',
+    logLevel: s.logLevel ?? 'info',
   });
 }

@@ -5,29 +5,27 @@ import {
   PROTOCOL_VERSION,
   type LabelOrder,
   type RunTask,
-  type TaskError as WireTaskError,
   type WorkerMessageInput,
   type WorkerState,
 } from '@smart-routing/proto';
 import { isValidModelName } from '@smart-routing/model-repo';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import { errorMessage, TaskError } from './errors.js';
-import type { ModelCache } from './handlers/model-cache.js';
-import type { TaskHandler } from './handlers/types.js';
+import { errorMessage } from './errors.js';
 import type { LabelChange, LabelManager } from './label-manager.js';
-import type { TritonClient } from './triton-client.js';
+import type { TaskOutcome, TaskRunner } from './task-runner.js';
 
 /**
- * The worker's WebSocket link to the dispatcher: announces itself, keeps the heartbeat going, runs
- * what it is told, reports every label change, and reconnects when the link drops.
+ * The worker's WebSocket link to the dispatcher (transport only): announces itself, keeps the
+ * heartbeat going, hands every RunTask to the task runner and sends its outcome back, forwards every
+ * label change, and reconnects when the link drops.
  *
  *   connect ─ open ─> Hello ─> (Welcome: heartbeat every N ms) ─> RunTask / LabelOrder / Drain / Ping
  *      ^                                                               │
  *      └──── backoff (capped, jittered) <─── close / error ────────────┘   (never after close())
  *
- * A RunTask runs as: slot check ─ parse parameters ─ evict the dispatcher's evictLabel ─ load the
- * label if needed (evicting our own LRU if still full) ─ handler ─ TaskResult.
+ *   RunTask ─ draining? ─ yes ─> runner.refuse('draining') ─┐
+ *                       └ no ──> runner.run ────────────────┴─> TaskResult (+ loaded_labels)
  */
 
 /** Longest delay a Node timer accepts. */
@@ -37,15 +35,15 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export interface WorkerConnectionOptions {
   /** Dispatcher base URL (`http(s)://` or `ws(s)://`); `/worker-listen` is appended. */
   dispatcherUrl: string;
+  /** Sent as the `Worker-Id` header and in Hello. */
   workerId: string;
   /** Sent as `Authorization: Bearer <token>` when set. */
   token?: string;
-  /** Concurrent tasks; a RunTask beyond them is answered `no_slot`. */
-  slots: number;
+  /** Runs the tasks (slots, labels, handlers); its slots and task types go into Hello. */
+  runner: TaskRunner;
+  /** What is loaded: sent in every frame that carries `loaded_labels`; LabelOrders go to it. */
   labels: LabelManager;
-  handlers: ReadonlyMap<string, TaskHandler>;
-  models: ModelCache;
-  client: TritonClient | undefined;
+  /** Receives the link's events (`dispatcher_connected`, `dispatcher_disconnected`, `malformed_frame`, ...). */
   logger: Logger;
   /** First reconnect delay. Default 250 ms; doubles per failed try. */
   reconnectInitialMs?: number;
@@ -57,8 +55,8 @@ export interface WorkerConnectionOptions {
 
 /** The worker side of `/worker-listen`. */
 export class WorkerConnection {
-  private readonly o: Required<Omit<WorkerConnectionOptions, 'token' | 'client'>> &
-    Pick<WorkerConnectionOptions, 'token' | 'client'>;
+  private readonly o: Required<Omit<WorkerConnectionOptions, 'token'>> &
+    Pick<WorkerConnectionOptions, 'token'>;
   private readonly url: string;
   private ws: WebSocket | undefined;
   private closed = false;
@@ -70,18 +68,14 @@ export class WorkerConnection {
   private drainingForGood = false;
   /** When the dispatcher was last heard from (a frame or a pong), performance.now() ms. */
   private lastHeardAt = 0;
-  private inFlight = 0;
   private attempt = 0;
   private heartbeatMs = 1000;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private idleWaiters: (() => void)[] = [];
   private closePromise: Promise<void> | undefined;
   private readonly onLabelChange = (change: LabelChange) => this.sendLabelEvent(change);
 
   constructor(options: WorkerConnectionOptions) {
-    if (!Number.isInteger(options.slots) || options.slots < 1)
-      throw new TypeError(`WorkerConnection: slots must be a positive integer, got ${options.slots}`);
     this.o = {
       reconnectInitialMs: 250,
       reconnectMaxMs: 10_000,
@@ -92,14 +86,9 @@ export class WorkerConnection {
     this.o.labels.on('change', this.onLabelChange);
   }
 
-  /** Task types this worker serves (sent in Hello). */
-  get taskTypes(): string[] {
-    return [...this.o.handlers.keys()];
-  }
-
   /** Tasks running now. */
   get tasksInFlight(): number {
-    return this.inFlight;
+    return this.o.runner.inFlight;
   }
 
   /** True while a WebSocket to the dispatcher is open. */
@@ -126,11 +115,10 @@ export class WorkerConnection {
   private async drainLink(reason: string): Promise<void> {
     if (this.state !== 'draining') {
       this.state = 'draining';
-      this.o.logger.info({ event: 'worker_draining', reason, in_flight: this.inFlight }, 'draining');
+      this.o.logger.info({ event: 'worker_draining', reason, in_flight: this.o.runner.inFlight }, 'draining');
       this.sendHeartbeat(0);
     }
-    if (this.inFlight === 0) return;
-    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    await this.o.runner.whenIdle();
   }
 
   /** Closes the link with 1000 and stops reconnecting. Safe to call twice. */
@@ -174,10 +162,11 @@ export class WorkerConnection {
           protocolVersion: PROTOCOL_VERSION,
           workerId: this.o.workerId,
           labelCapacity: this.o.labels.capacity,
-          taskSlots: this.o.slots,
+          taskSlots: this.o.runner.slots,
           loadedLabels: this.o.labels.loaded(),
-          taskTypes: this.taskTypes,
+          taskTypes: this.o.runner.taskTypes,
           state: this.state,
+          labelFreeTaskTypes: this.o.runner.labelFreeTaskTypes,
         },
       });
     });
@@ -269,7 +258,12 @@ export class WorkerConnection {
 
   private sendHeartbeat(pingId: number): void {
     this.send({
-      heartbeat: { inFlight: this.inFlight, state: this.state, loadedLabels: this.o.labels.loaded(), pingId },
+      heartbeat: {
+        inFlight: this.o.runner.inFlight,
+        state: this.state,
+        loadedLabels: this.o.labels.loaded(),
+        pingId,
+      },
     });
   }
 
@@ -337,12 +331,7 @@ export class WorkerConnection {
         );
         return;
       case 'runTask':
-        this.onRunTask(msg.runTask).catch((err: unknown) =>
-          this.o.logger.error(
-            { event: 'task_crashed', task_id: msg.runTask.taskId, message: errorMessage(err) },
-            'task crashed',
-          ),
-        );
+        this.onRunTask(msg.runTask);
         return;
     }
   }
@@ -372,144 +361,36 @@ export class WorkerConnection {
 
   // ------------------------------------------------------------------ tasks
 
-  private async onRunTask(task: RunTask): Promise<void> {
-    const { taskId, label } = task;
-    if (this.state === 'draining' || this.closed)
-      return this.sendResult(task, { code: 'draining', message: 'worker is draining' }, false, 0, 0);
-    if (this.inFlight >= this.o.slots)
-      return this.sendResult(
-        task,
-        { code: 'no_slot', message: `all ${this.o.slots} task slots are busy` },
-        false,
-        0,
-        0,
-      );
-    this.inFlight++;
-    let miss = false;
-    let loadMs = 0;
-    let runMs = 0;
-    let release: (() => void) | undefined;
-    try {
-      const handler = this.o.handlers.get(task.taskType);
-      if (!handler)
-        throw new TaskError(
-          'unknown_task_type',
-          `task type ${JSON.stringify(task.taskType)} is not served here (serves ${this.taskTypes.join(', ')})`,
-        );
-      let raw: unknown;
-      try {
-        raw = JSON.parse(task.parametersJson);
-      } catch {
-        throw new TaskError('bad_parameters', 'parameters_json is not valid JSON');
-      }
-      const params = handler.parse(raw);
-      // Label-free handlers skip the model server; without one (`none`), labels are bookkeeping
-      // for every task so routing still sees hits and misses.
-      const useLabel = label !== '' && (!handler.labelFree || this.o.labels.bookkeepingOnly);
-      if (!handler.labelFree && label === '')
-        throw new TaskError('bad_parameters', 'the task names no label');
-      if (useLabel) {
-        if (!isValidModelName(label))
-          throw new TaskError('label_not_found', `${JSON.stringify(label)} is not a valid model name`);
-        const evict = task.evictLabel;
-        if (evict && evict !== label && this.o.labels.isLoaded(evict)) {
-          try {
-            await this.o.labels.unload(evict, 'dispatcher order');
-          } catch (err) {
-            this.o.logger.warn(
-              { event: 'evict_failed', label: evict, message: errorMessage(err) },
-              'evict failed',
-            );
-          }
-        }
-        const loadStart = performance.now();
-        try {
-          const r = await this.o.labels.ensureLoaded(label);
-          release = r.release;
-          miss = r.miss;
-          loadMs = r.loadMs;
-        } catch (err) {
-          // A failed load is no miss (nothing ran), but its time is reported.
-          loadMs = performance.now() - loadStart;
-          throw err;
-        }
-        if (miss)
-          this.o.logger.info(
-            {
-              event: 'label_miss',
-              label,
-              task_id: taskId,
-              worker_id: this.o.workerId,
-              load_ms: round(loadMs),
-            },
-            'label miss',
-          );
-      }
-      const runStart = performance.now();
-      let result: unknown;
-      try {
-        result = await handler.run(params, { taskId, label, client: this.o.client, models: this.o.models });
-      } finally {
-        runMs = performance.now() - runStart;
-      }
-      this.sendResult(task, JSON.stringify(result ?? null), miss, loadMs, runMs);
-    } catch (err) {
-      const error: WireTaskError =
-        err instanceof TaskError
-          ? { code: err.code, message: err.message }
-          : { code: 'internal', message: `internal error: ${errorMessage(err)}` };
-      this.sendResult(task, error, miss, loadMs, runMs);
-    } finally {
-      release?.();
-      this.inFlight--;
-      if (this.inFlight === 0 && this.idleWaiters.length > 0) {
-        const waiters = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const w of waiters) w();
-      }
+  private onRunTask(task: RunTask): void {
+    const deliver = (outcome: TaskOutcome) => this.sendResult(outcome);
+    if (this.state === 'draining' || this.closed) {
+      this.o.runner.refuse(task, { code: 'draining', message: 'worker is draining' }, deliver);
+      return;
     }
+    // run() turns every failure into an outcome; a rejection here is a bug in the runner itself.
+    this.o.runner
+      .run(task, deliver)
+      .catch((err: unknown) =>
+        this.o.logger.error(
+          { event: 'task_crashed', task_id: task.taskId, message: errorMessage(err) },
+          'task crashed',
+        ),
+      );
   }
 
-  private sendResult(
-    task: RunTask,
-    outcome: string | WireTaskError,
-    miss: boolean,
-    loadMs: number,
-    runMs: number,
-  ): void {
-    const ok = typeof outcome === 'string';
-    const sent = this.send({
+  private sendResult({ taskId, resultJson, error, label, labelMiss, loadMs, runMs }: TaskOutcome): boolean {
+    return this.send({
       taskResult: {
-        taskId: task.taskId,
-        ...(ok ? { resultJson: outcome } : { error: outcome }),
-        label: task.label,
-        labelMiss: miss,
+        taskId,
+        ...(error ? { error } : { resultJson }),
+        label,
+        labelMiss,
         loadMs,
         runMs,
         loadedLabels: this.o.labels.loaded(),
       },
     });
-    const fields = {
-      event: 'task_completed',
-      task_id: task.taskId,
-      label: task.label,
-      worker_id: this.o.workerId,
-      task_type: task.taskType,
-      runtime_ms: round(runMs),
-      load_ms: round(loadMs),
-      label_miss: miss,
-      ok,
-      ...(ok ? {} : { error_code: outcome.code, message: outcome.message }),
-      ...(sent ? {} : { result_dropped: true }),
-    };
-    if (ok || outcome.code === 'no_slot' || outcome.code === 'draining')
-      this.o.logger.info(fields, 'task completed');
-    else this.o.logger.warn(fields, 'task failed');
   }
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 1000) / 1000;
 }
 
 /** `http://h:p` / `ws://h:p/` / `wss://h/base` -> `ws(s)://.../worker-listen`. */

@@ -39,6 +39,21 @@ export interface EnsureResult {
   release: () => void;
 }
 
+/**
+ * A load that failed: the `TaskError` the task reports, with the time the load took, measured once
+ * here (the same value the `load_failed` change carries).
+ */
+export class LabelLoadError extends TaskError {
+  override name = 'LabelLoadError';
+  /** Measured duration of the failed load, ms. */
+  readonly loadMs: number;
+
+  constructor(failure: TaskError, loadMs: number) {
+    super(failure.code, failure.message, { cause: failure.cause });
+    this.loadMs = loadMs;
+  }
+}
+
 /** Options of `LabelManager`. */
 export interface LabelManagerOptions {
   /** How many labels fit at once (WORKER_MAX_LABELS). */
@@ -97,8 +112,9 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
 
   /**
    * Makes sure `label` is loaded and pins it for a task; loads it (evicting the least recently used
-   * unpinned label if capacity is full) when needed. Rejects with a `TaskError`
-   * (`label_not_found` or `label_load_failed`) when the load fails.
+   * unpinned label if capacity is full) when needed. Rejects with a `LabelLoadError`
+   * (`label_not_found`, `label_load_failed` or `model_server_unavailable`) when the load fails, or a
+   * `TaskError` (`label_load_failed`) when no room could be made.
    */
   async ensureLoaded(label: string): Promise<EnsureResult> {
     return this.withLock(label, async () => {
@@ -241,15 +257,11 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
     } catch (err) {
       this.entries.delete(label);
       const error = await this.classifyLoadError(label, err);
-      this.report({
-        kind: 'load_failed',
-        label,
-        durationMs: performance.now() - start,
-        message: error.message,
-      });
-      throw error;
+      const durationMs = elapsedMs(start);
+      this.report({ kind: 'load_failed', label, durationMs, message: error.message });
+      throw new LabelLoadError(error, durationMs);
     }
-    const durationMs = performance.now() - start;
+    const durationMs = elapsedMs(start);
     this.entries.set(label, { state: 'loaded', pins: 0, lastUsed: ++this.clock });
     this.report({ kind: 'loaded', label, durationMs, message: '' });
     return durationMs;
@@ -272,7 +284,7 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
         throw err;
       }
     }
-    const durationMs = performance.now() - start;
+    const durationMs = elapsedMs(start);
     this.entries.delete(label);
     this.report({ kind: 'evicted', label, durationMs, message: reason });
     return durationMs;
@@ -297,7 +309,7 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
   }
 
   private report(change: LabelChange): void {
-    const durationMs = Math.round(change.durationMs * 1000) / 1000;
+    const durationMs = roundMs(change.durationMs);
     if (change.kind === 'loaded')
       this.logger.info(
         { event: 'label_loaded', label: change.label, duration_ms: durationMs },
@@ -331,4 +343,17 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
       if (this.locks.get(label) === settled) this.locks.delete(label);
     }
   }
+}
+
+/** Milliseconds to the microsecond, as every duration leaves the worker. */
+function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+/**
+ * Time since `start`, rounded once, so a load's LabelEvent and its task's TaskResult carry the very
+ * same number.
+ */
+function elapsedMs(start: number): number {
+  return roundMs(performance.now() - start);
 }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { createServiceLogger } from '@smart-routing/log-collector';
+import { createServiceLogger } from '@smart-routing/service-kit';
 
 /**
  * The worker's default logger: pino JSON to stderr, `service: "worker"` and `worker_id` on every

@@ -5,10 +5,12 @@ import { randomWorkerId } from './config.js';
 import { WorkerConnection } from './connection.js';
 import { errorMessage } from './errors.js';
 import { ModelCache } from './handlers/model-cache.js';
-import { createHandlerRegistry } from './handlers/registry.js';
+import { ALL_HANDLERS, createHandlerRegistry } from './handlers/registry.js';
+import type { TaskHandler } from './handlers/types.js';
 import { LabelManager } from './label-manager.js';
 import { createWorkerLogger } from './logger.js';
 import { startEmbeddedModelServer, type EmbeddedModelServer } from './model-server/index.js';
+import { TaskRunner } from './task-runner.js';
 import { TritonClient } from './triton-client.js';
 
 /**
@@ -16,7 +18,8 @@ import { TritonClient } from './triton-client.js';
  *
  *   startWorker ─ model server (embedded child | TRITON_URL | none)
  *               ─ LabelManager (what is loaded) ─ ModelCache (metadata, tokenizers)
- *               ─ WorkerConnection (dispatcher link, runs handlers)
+ *               ─ TaskRunner (slots, labels per task, handlers)
+ *               ─ WorkerConnection (dispatcher link: frames <-> runner calls)
  *
  * Shutdown (cli.ts): drain() [heartbeat draining, finish in-flight] -> close() [socket 1000,
  * then the model server child, last].
@@ -44,6 +47,12 @@ export interface WorkerOptions {
   reconnectInitialMs?: number;
   /** Longest reconnect delay. Default 10 000 ms. */
   reconnectMaxMs?: number;
+  /**
+   * Task types served beside the built-in `embed_texts`, `infer` and `echo`. A handler with
+   * `labelFree: false` is served only with a model server (not in `none` mode). A task type that
+   * is already taken throws. Default none.
+   */
+  taskHandlers?: readonly TaskHandler[];
 }
 
 /** A running worker. */
@@ -74,9 +83,17 @@ const optionsSchema = z.object({
 
 /** Starts a worker: its model server, label bookkeeping and dispatcher link. */
 export async function startWorker(options: WorkerOptions): Promise<WorkerHandle> {
-  const { logger: givenLogger, ...rest } = options;
+  const { logger: givenLogger, taskHandlers = [], ...rest } = options;
   const parsed = optionsSchema.safeParse(rest);
   if (!parsed.success) throw new TypeError(`startWorker: ${parsed.error.issues[0]!.message}`);
+  const withModelServer = parsed.data.tritonUrl !== 'none';
+  // Built before anything starts, so a clashing task type throws with nothing to clean up.
+  let handlers: ReadonlyMap<string, TaskHandler>;
+  try {
+    handlers = createHandlerRegistry({ withModelServer, handlers: [...ALL_HANDLERS, ...taskHandlers] });
+  } catch (err) {
+    throw new TypeError(`startWorker: taskHandlers: ${errorMessage(err)}`);
+  }
   const o = Object.freeze({
     ...parsed.data,
     workerId: parsed.data.workerId ?? randomWorkerId(),
@@ -131,15 +148,21 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
       );
   }
 
+  const runner = new TaskRunner({
+    workerId: o.workerId,
+    slots: o.slots,
+    labels,
+    handlers,
+    models,
+    client,
+    logger,
+  });
   const connection = new WorkerConnection({
     dispatcherUrl: o.dispatcherUrl,
     workerId: o.workerId,
     token: o.workerToken,
-    slots: o.slots,
+    runner,
     labels,
-    handlers: createHandlerRegistry({ withModelServer: client !== undefined }),
-    models,
-    client,
     logger,
     ...(o.reconnectInitialMs !== undefined ? { reconnectInitialMs: o.reconnectInitialMs } : {}),
     ...(o.reconnectMaxMs !== undefined ? { reconnectMaxMs: o.reconnectMaxMs } : {}),
@@ -153,7 +176,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
       model_server_url: client?.url,
       label_capacity: o.maxLabels,
       slots: o.slots,
-      task_types: connection.taskTypes,
+      task_types: runner.taskTypes,
     },
     'worker started',
   );

@@ -1,11 +1,13 @@
 import { PROTOCOL_VERSION } from '@smart-routing/proto';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { WorkerConnection, workerListenUrl } from '../src/connection.js';
 import { ModelCache } from '../src/handlers/model-cache.js';
 import { echoHandler } from '../src/handlers/echo.js';
-import type { TaskHandler } from '../src/handlers/types.js';
+import { parseWith, type TaskHandler } from '../src/handlers/types.js';
 import { LabelManager } from '../src/label-manager.js';
+import { TaskRunner } from '../src/task-runner.js';
 import { startWorker, type WorkerHandle } from '../src/worker.js';
 import { FakeDispatcher, memoryLogger } from './helpers/fake-dispatcher.js';
 
@@ -89,9 +91,49 @@ describe('startWorker (none mode) on a real socket', () => {
       loadedLabels: [],
       taskTypes: ['echo'],
       state: 'ready',
+      // Without a model server every label is bookkeeping, so echo is routed with one.
+      labelFreeTaskTypes: [],
     });
     expect(dispatcher.upgrades[0]!['worker-id']).toBe('w-test');
     expect(dispatcher.upgrades[0]!.authorization).toBe('Bearer s3cret');
+  });
+
+  it('serves custom task types from taskHandlers (label-bound ones only with a model server)', async () => {
+    const dispatcher = await FakeDispatcher.start();
+    cleanups.push(() => dispatcher.close());
+    const upper: TaskHandler<{ s: string }> = {
+      taskType: 'upper',
+      labelFree: true,
+      parse: (p) => parseWith(z.object({ s: z.string() }), p, 'upper'),
+      run: async ({ s }) => ({ upper: s.toUpperCase() }),
+    };
+    const bound: TaskHandler = { ...echoHandler, taskType: 'bound', labelFree: false };
+    const worker = await startWorker({
+      dispatcherUrl: dispatcher.url,
+      workerId: 'w-custom',
+      tritonUrl: 'none',
+      logger: silent,
+      taskHandlers: [upper, bound],
+    });
+    cleanups.push(() => worker.close());
+    const hello = await dispatcher.waitFor((m) => m.body === 'hello');
+    expect(hello.body === 'hello' && hello.hello.taskTypes).toEqual(['echo', 'upper']);
+    const ok = await dispatcher.result(
+      runTask(dispatcher, { taskType: 'upper', parametersJson: '{"s":"hi"}' }),
+    );
+    expect(ok.resultJson).toBe('{"upper":"HI"}');
+    const bad = await dispatcher.result(
+      runTask(dispatcher, { taskType: 'upper', parametersJson: '{"s":1}' }),
+    );
+    expect(bad.error?.code).toBe('bad_parameters');
+    await expect(
+      startWorker({
+        dispatcherUrl: dispatcher.url,
+        tritonUrl: 'none',
+        logger: silent,
+        taskHandlers: [echoHandler],
+      }),
+    ).rejects.toThrow('startWorker: taskHandlers: duplicate handler for task type "echo"');
   });
 
   it('keeps retrying while the dispatcher refuses its token', async () => {
@@ -283,8 +325,7 @@ describe('WorkerConnection with a slow handler', () => {
     cleanups.push(() => dispatcher.close());
     const g = gate();
     const labels = new LabelManager({ capacity: 2, logger: silent });
-    const connection = new WorkerConnection({
-      dispatcherUrl: dispatcher.url,
+    const runner = new TaskRunner({
       workerId: 'w-slow',
       slots,
       labels,
@@ -294,6 +335,13 @@ describe('WorkerConnection with a slow handler', () => {
       ]),
       models: new ModelCache({ client: undefined, modelRepository: '/nonexistent' }),
       client: undefined,
+      logger: silent,
+    });
+    const connection = new WorkerConnection({
+      dispatcherUrl: dispatcher.url,
+      workerId: 'w-slow',
+      runner,
+      labels,
       logger: silent,
     });
     cleanups.push(() => connection.close());
@@ -308,8 +356,9 @@ describe('WorkerConnection with a slow handler', () => {
     await expect.poll(() => pending.length).toBe(1);
     const busy = await dispatcher.result(runTask(dispatcher, { taskType: 'echo' }));
     expect(busy.error?.code).toBe('no_slot');
-    const hb = await dispatcher.waitFor((m) => m.body === 'heartbeat' && m.heartbeat.inFlight === 1);
-    expect(hb.body).toBe('heartbeat');
+    // The next heartbeat after the refusal: the waiting task still holds its slot.
+    const hb = await dispatcher.waitFor((m) => m.body === 'heartbeat', dispatcher.received.length);
+    expect(hb.body === 'heartbeat' && hb.heartbeat).toMatchObject({ inFlight: 1, state: 'ready' });
     release();
     expect((await dispatcher.result(t1)).resultJson).toBe('{"done":true}');
   });

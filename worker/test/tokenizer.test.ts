@@ -2,7 +2,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bytesToUnicode } from '../src/tokenizer/byte-level.js';
 import { loadTokenizer } from '../src/tokenizer/load.js';
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
 import { TokenizerError } from '../src/tokenizer/tokenizer-error.js';
@@ -118,6 +117,14 @@ function bertJson(overrides: Record<string, unknown> = {}): Record<string, unkno
 }
 
 const bert = Tokenizer.fromJSON(bertJson());
+
+/** GPT-2's byte -> printable character table (`bytes_to_unicode` in its encoder.py). */
+function bytesToUnicode(): string[] {
+  const printable = (b: number) =>
+    (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  let next = 256;
+  return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(printable(b) ? b : next++));
+}
 
 describe('Tokenizer (WordPiece, BERT layout)', () => {
   it('encodes sentences to bert-base-uncased ids', () => {
@@ -334,15 +341,6 @@ function byteLevelJson(mergeForm: 'string' | 'array'): Record<string, unknown> {
 describe('Tokenizer (byte-level BPE)', () => {
   const byId = (t: Tokenizer, ids: number[]) => ids.map((id) => t.idToToken(id));
 
-  it('maps bytes to the GPT-2 alphabet', () => {
-    const map = bytesToUnicode();
-    expect(map[0x20]).toBe('Ġ');
-    expect(map[0x0a]).toBe('Ċ');
-    expect(map[0x41]).toBe('A');
-    expect(map[0xc3]).toBe('Ã');
-    expect(new Set(map).size).toBe(256);
-  });
-
   for (const form of ['string', 'array'] as const) {
     it(`applies merges by rank (merges as ${form}s)`, () => {
       const t = Tokenizer.fromJSON(byteLevelJson(form));
@@ -396,47 +394,78 @@ describe('Tokenizer (byte-level BPE)', () => {
   });
 });
 
+// Expected tokens below were checked with Hugging Face's Python `tokenizers` 0.23.2 on the same JSON.
 describe('Tokenizer (other components)', () => {
-  it('BPE with continuing prefix, end-of-word suffix and unknown characters', () => {
+  it('BPE with an end-of-word suffix and unknown characters', () => {
     const t = Tokenizer.fromJSON({
       normalizer: { type: 'Lowercase' },
       pre_tokenizer: { type: 'WhitespaceSplit' },
       model: {
         type: 'BPE',
         unk_token: '<unk>',
-        continuing_subword_prefix: '##',
+        continuing_subword_prefix: null,
         end_of_word_suffix: '</w>',
         fuse_unk: true,
-        vocab: { '<unk>': 0, a: 1, '##b': 2, '##c</w>': 3, ab: 4, 'abc</w>': 5, 'a</w>': 6 },
-        merges: ['a ##b', 'ab ##c</w>'],
+        vocab: { '<unk>': 0, a: 1, b: 2, 'c</w>': 3, ab: 4, 'abc</w>': 5, 'a</w>': 6, 'b</w>': 7 },
+        merges: ['a b', 'ab c</w>'],
       },
     });
     expect(t.encode('ABC').tokens).toEqual(['abc</w>']);
     expect(t.encode('a').tokens).toEqual(['a</w>']);
-    // Two unknown characters fuse into one <unk>; "a" and "##b" are no longer adjacent to merge.
-    expect(t.encode('axxbc').tokens).toEqual(['a', '<unk>', '##b', '##c</w>']);
+    // Two unknown characters fuse into one <unk>; "a" and "b" are no longer adjacent to merge.
+    expect(t.encode('axxbc').tokens).toEqual(['a', '<unk>', 'b', 'c</w>']);
+    expect(t.encode('ab b').ids).toEqual([1, 7, 7]);
   });
 
-  it('Metaspace with prepend_scheme', () => {
-    const t = Tokenizer.fromJSON({
-      pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
-      model: {
-        type: 'WordLevel',
-        unk_token: '<unk>',
-        vocab: { '<unk>': 0, '▁hey': 1, '▁friend!': 2, '▁': 3 },
-      },
+  for (const [scheme, ids] of [
+    ['always', [1, 3, 2]],
+    ['first', [1, 3, 2]],
+    ['never', [4, 3, 2]],
+  ] as const) {
+    it(`Metaspace with prepend_scheme ${scheme} (Unigram)`, () => {
+      const t = Tokenizer.fromJSON({
+        pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: scheme, split: true },
+        model: {
+          type: 'Unigram',
+          unk_id: 0,
+          vocab: [
+            ['<unk>', 0],
+            ['▁hey', -1],
+            ['▁friend!', -1],
+            ['▁', -2],
+            ['hey', -1.5],
+          ],
+        },
+      });
+      expect(t.encode('hey  friend!').ids).toEqual(ids);
+      expect(t.modelType).toBe('Unigram');
     });
-    expect(t.encode('hey  friend!').ids).toEqual([1, 3, 2]);
-  });
+  }
 
-  it('rejects what it does not implement with a clear error', () => {
-    expect(() => Tokenizer.fromJSON(bertJson({ model: { type: 'Unigram', vocab: [] } }))).toThrow(
-      /unsupported model type "Unigram"/,
+  it('refuses, with a TokenizerError naming the part, what the library would get wrong or lacks', () => {
+    const refused = (json: unknown, message: RegExp) => {
+      let caught: unknown;
+      try {
+        Tokenizer.fromJSON(json);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(TokenizerError);
+      expect((caught as TokenizerError).reason).toBe('invalid');
+      expect((caught as Error).message).toMatch(message);
+    };
+    // The library has no WordLevel model: it would fall back to one that yields undefined ids.
+    refused({ model: { type: 'WordLevel', unk_token: '<unk>', vocab: { '<unk>': 0 } } }, /type "WordLevel"/);
+    // It ignores a BPE continuing_subword_prefix, so "abc" would not merge as Python merges it.
+    refused(
+      { model: { type: 'BPE', continuing_subword_prefix: '##', vocab: { a: 0 }, merges: [] } },
+      /continuing_subword_prefix/,
     );
-    expect(() => Tokenizer.fromJSON(bertJson({ normalizer: { type: 'Precompiled' } }))).toThrow(
-      /unsupported normalizer type "Precompiled"/,
-    );
-    expect(() => Tokenizer.fromJSON('nope')).toThrow(TokenizerError);
+    refused(bertJson({ normalizer: { type: 'NoSuchNormalizer' } }), /NoSuchNormalizer/);
+    refused(bertJson({ padding: { strategy: 'BatchLongest', pad_id: -1 } }), /padding\.pad_id/);
+    refused(bertJson({ truncation: { max_length: 'long' } }), /truncation\.max_length/);
+    refused({ normalizer: null }, /model: expected an object/);
+    refused('nope', /expected an object/);
   });
 });
 
@@ -467,7 +496,25 @@ describe('loadTokenizer', () => {
     expect((await loadTokenizer(dir, { maxLength: 16 })).maxLength).toBe(16);
   });
 
-  it('fails on a missing file', async () => {
-    await expect(loadTokenizer(path.join(dir, 'nope.json'))).rejects.toThrow(/ENOENT/);
+  it('fails with reason "missing" when there is no tokenizer.json', async () => {
+    const empty = await mkdtemp(path.join(tmpdir(), 'sr-tok-empty-'));
+    try {
+      for (const where of [path.join(dir, 'nope.json'), empty]) {
+        const err: unknown = await loadTokenizer(where).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(TokenizerError);
+        expect((err as TokenizerError).reason).toBe('missing');
+        expect((err as Error).message).toMatch(/does not exist/);
+      }
+    } finally {
+      await rm(empty, { recursive: true, force: true });
+    }
+  });
+
+  it('fails with reason "invalid" on a file that is not JSON', async () => {
+    await writeFile(path.join(dir, 'broken.json'), '{"model": ');
+    const err: unknown = await loadTokenizer(path.join(dir, 'broken.json')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TokenizerError);
+    expect((err as TokenizerError).reason).toBe('invalid');
+    expect((err as Error).message).toMatch(/not valid JSON/);
   });
 });

@@ -86,9 +86,10 @@ function expectedEmbedding(label: string, tokens: string[]): number[] {
 }
 
 describe('embed_texts on the embedded model server', () => {
-  it('advertises every task type', () => {
+  it('advertises every task type, echo as label-free', () => {
     const hello = dispatcher.received.find((m) => m.body === 'hello');
     expect(hello?.body === 'hello' && hello.hello.taskTypes.sort()).toEqual(['echo', 'embed_texts', 'infer']);
+    expect(hello?.body === 'hello' && hello.hello.labelFreeTaskTypes).toEqual(['echo']);
     expect(worker.modelServerUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   });
 
@@ -132,6 +133,17 @@ describe('embed_texts on the embedded model server', () => {
     const want = expectedEmbedding('label-2', ['[CLS]', 'hello', 'world', '[SEP]']);
     ea.forEach((v, k) => expect(v).toBeCloseTo(want[k]!, 5));
     expect(b.loadedLabels).toEqual(['label-2', 'label-1']);
+  });
+
+  it('runs a label-free echo without touching labels, whatever label and evict_label it carries', async () => {
+    const from = dispatcher.received.length;
+    const r = await dispatcher.result(
+      send({ taskType: 'echo', label: 'label-2', evictLabel: 'label-1', parameters: { x: 1 } }),
+      from,
+    );
+    expect(r).toMatchObject({ resultJson: '{"echo":{"x":1}}', labelMiss: false, loadMs: 0 });
+    expect(r.loadedLabels).toEqual(['label-2', 'label-1']);
+    expect(dispatcher.bodies('labelEvent', from)).toEqual([]);
   });
 
   it('splits more texts than max_batch_size (8) into several requests', async () => {

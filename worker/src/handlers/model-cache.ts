@@ -71,11 +71,9 @@ export class ModelCache {
       try {
         return await loadTokenizer(file);
       } catch (err) {
-        const reason =
-          (err as NodeJS.ErrnoException).code === 'ENOENT' ? `${file} does not exist` : errorMessage(err);
         throw new TaskError(
           'bad_parameters',
-          `label ${label} has no usable tokenizer for embed_texts: ${reason}`,
+          `label ${label} has no usable tokenizer for embed_texts: ${errorMessage(err)}`,
         );
       }
     });

@@ -15,15 +15,22 @@ export interface HandlerContext {
 }
 
 /**
- * One task type. `parse` runs before any label is loaded, so bad parameters never cost a load;
- * both steps throw `TaskError` for a failure the producer should hear about.
+ * One task type: the built-in ones, or a custom one given to `startWorker({ taskHandlers })`.
+ * `parse` runs before any label is loaded, so bad parameters never cost a load; both steps throw
+ * `TaskError` for a failure the producer should hear about (anything else becomes `internal`).
  */
 export interface TaskHandler<P = unknown> {
+  /** The `task_type` it serves; unique per worker. */
   readonly taskType: string;
-  /** Runs without a model (no load, no model server), like `echo`. */
+  /**
+   * Runs without a model, like `echo`: announced in `Hello.label_free_task_types`, and a RunTask
+   * for it ignores `label` and `evict_label` (no unload, no load, never a miss). Without a model
+   * server (TRITON_URL=none) only label-free handlers are served, and their labels are bookkeeping.
+   */
   readonly labelFree: boolean;
-  /** Validates the parsed `parameters_json`; throws `TaskError('bad_parameters')`. */
+  /** Validates `parameters_json`, already parsed once by the worker; throws `TaskError('bad_parameters')`. */
   parse(parameters: unknown): P;
+  /** Runs the task; the result is serialised once (`JSON.stringify`) into `result_json`. */
   run(parameters: P, context: HandlerContext): Promise<unknown>;
 }
 

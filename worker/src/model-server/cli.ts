@@ -9,9 +9,9 @@
  * so a parent that started it with --port 0 learns the port. Logs (pino JSON) go to stderr.
  * SIGTERM/SIGINT close it cleanly (exit code 0).
  */
+import { createServiceLogger, exitOnConfigError } from '@smart-routing/service-kit';
 import { Command, InvalidArgumentError } from 'commander';
-import { pino } from 'pino';
-import { ModelServerConfigError, loadModelServerConfig } from './config.js';
+import { loadModelServerConfig } from './config.js';
 import { startModelServer } from './server.js';
 
 function port(value: string): number {
@@ -31,30 +31,25 @@ const program = new Command()
 program.parse();
 const flags = program.opts<{ repository?: string; port?: number; host?: string; exitWithParent: boolean }>();
 
-let config;
-try {
-  config = loadModelServerConfig();
-} catch (err) {
-  if (!(err instanceof ModelServerConfigError)) throw err;
-  console.error(`smart-routing-model-server: invalid environment: ${err.message}`);
-  process.exit(2);
-}
-
-const logger = pino(
-  { level: config.logLevel, base: { service: 'model-server', pid: process.pid } },
-  pino.destination(2),
+const config = exitOnConfigError(
+  'smart-routing-model-server',
+  () => loadModelServerConfig(process.env, flags),
+  (err) => `invalid environment: ${err.variable}: ${err.detail}`,
 );
+
+const service = createServiceLogger({ service: 'model-server', level: config.logLevel });
+const logger = service.logger;
 const handle = await startModelServer({
-  repository: flags.repository ?? config.repository,
-  port: flags.port ?? config.port,
-  host: flags.host ?? config.host,
+  repository: config.repository,
+  port: config.port,
+  host: config.host,
   maxBodyBytes: config.maxBodyBytes,
   maxResponseBytes: config.maxResponseBytes,
   grpcPort: config.grpcPort,
   logger,
 }).catch((err: unknown) => {
   logger.fatal({ event: 'model_server_start_failed', err }, 'cannot start the model server');
-  process.exit(1);
+  return service.close().then(() => process.exit(1));
 });
 
 process.stdout.write(
@@ -68,10 +63,10 @@ function shutdown(reason: string): void {
   stopping = true;
   logger.info({ event: 'model_server_stopping', reason });
   handle.close().then(
-    () => process.exit(0),
+    () => service.close().then(() => process.exit(0)),
     (err: unknown) => {
       logger.error({ event: 'model_server_close_failed', err });
-      process.exit(1);
+      return service.close().then(() => process.exit(1));
     },
   );
 }

@@ -1,3 +1,4 @@
+import { ConfigError, loadSettings, logLevelSchema } from '@smart-routing/service-kit';
 import { z } from 'zod';
 
 /**
@@ -27,7 +28,7 @@ const schema = z.object({
   /** Port of the KServe v2 gRPC front; unset = no gRPC front. */
   GRPC_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   /** pino level. Default info. */
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_LEVEL: logLevelSchema().default('info'),
 });
 
 /** Validated model server settings. */
@@ -42,37 +43,38 @@ export interface ModelServerConfig {
   grpcPort?: number;
 }
 
-/** Thrown when a setting is invalid; the message names the variable. */
-export class ModelServerConfigError extends Error {
-  override name = 'ModelServerConfigError';
+/** Thrown when a setting is invalid; the message names the variable (the kit's ConfigError). */
+export const ModelServerConfigError = ConfigError;
+/** The type of {@link ModelServerConfigError}. */
+export type ModelServerConfigError = ConfigError;
+
+/** CLI flag values that override the environment (undefined = not given). */
+export interface ModelServerOverrides {
+  port?: string | number;
+  host?: string;
+  repository?: string;
 }
 
-/** Reads PORT, HOST, MODEL_REPOSITORY, LOG_LEVEL, MAX_BODY_BYTES, MAX_RESPONSE_BYTES and GRPC_PORT (empty strings count as unset). */
-export function loadModelServerConfig(env: NodeJS.ProcessEnv = process.env): ModelServerConfig {
-  const picked = Object.fromEntries(
-    [
-      'PORT',
-      'HOST',
-      'MODEL_REPOSITORY',
-      'LOG_LEVEL',
-      'MAX_BODY_BYTES',
-      'MAX_RESPONSE_BYTES',
-      'GRPC_PORT',
-    ].map((k) => [k, env[k] === '' ? undefined : env[k]]),
+/**
+ * Reads PORT, HOST, MODEL_REPOSITORY, LOG_LEVEL, MAX_BODY_BYTES, MAX_RESPONSE_BYTES and GRPC_PORT
+ * (empty strings count as unset), with `overrides` (CLI flags) on top; validated once, returned frozen.
+ * @throws ModelServerConfigError naming the variable.
+ */
+export function loadModelServerConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: ModelServerOverrides = {},
+): ModelServerConfig {
+  return loadSettings(
+    schema,
+    {
+      port: 'PORT',
+      host: 'HOST',
+      repository: 'MODEL_REPOSITORY',
+      logLevel: 'LOG_LEVEL',
+      maxBodyBytes: 'MAX_BODY_BYTES',
+      maxResponseBytes: 'MAX_RESPONSE_BYTES',
+      grpcPort: 'GRPC_PORT',
+    },
+    { env, flags: overrides },
   );
-  const parsed = schema.safeParse(picked);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ModelServerConfigError(`${issue.path.join('.')}: ${issue.message}`);
-  }
-  const c = parsed.data;
-  return Object.freeze({
-    port: c.PORT,
-    host: c.HOST,
-    repository: c.MODEL_REPOSITORY,
-    logLevel: c.LOG_LEVEL,
-    maxBodyBytes: c.MAX_BODY_BYTES,
-    maxResponseBytes: c.MAX_RESPONSE_BYTES,
-    ...(c.GRPC_PORT === undefined ? {} : { grpcPort: c.GRPC_PORT }),
-  });
 }

@@ -1,8 +1,8 @@
 import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServiceLogger, listen, readBody } from '@smart-routing/service-kit';
 import type { InferenceSession } from 'onnxruntime-node';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { MODEL_SERVER_ERRORS, ModelServerError } from './errors.js';
 import { INFERENCE_HEADER_CONTENT_LENGTH, type EncodedInferMessage } from '@smart-routing/kserve';
 import { startGrpcServer, type GrpcServerHandle } from './grpc-server.js';
@@ -73,10 +73,7 @@ const DEFAULTS = {
 
 /** A pino logger at `LOG_LEVEL` (default 'info') writing to stderr. */
 export function defaultModelServerLogger(): Logger {
-  return pino(
-    { level: process.env.LOG_LEVEL ?? 'info', base: { service: 'model-server' } },
-    pino.destination(2),
-  );
+  return createServiceLogger({ service: 'model-server' }).logger;
 }
 
 function send(res: ServerResponse, status: number, body?: unknown): void {
@@ -103,32 +100,12 @@ function sendInfer(res: ServerResponse, message: EncodedInferMessage): void {
   res.end();
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    // Too large: answer now, and drain the rest unread so the client can read the answer before
-    // the connection closes.
-    const tooLarge = (): void => {
-      req.removeAllListeners('data');
-      req.resume();
-      reject(MODEL_SERVER_ERRORS.bodyTooLarge(limit));
-    };
-    const declared = Number(req.headers['content-length']);
-    if (declared > limit) {
-      tooLarge();
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        tooLarge();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
+/** Reads a body whole, bounded (the kit's reader): binary for infer, JSON for the other routes. */
+function readRaw(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return readBody(req, {
+    limit,
+    tooLarge: () => MODEL_SERVER_ERRORS.bodyTooLarge(limit),
+    aborted: () => MODEL_SERVER_ERRORS.badRequest('the client closed the connection before the body ended'),
   });
 }
 
@@ -234,7 +211,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     const r = route(pathname);
     if (!r) throw MODEL_SERVER_ERRORS.notFound(method, pathname);
     if (METHODS[r.kind] !== method) throw MODEL_SERVER_ERRORS.methodNotAllowed(method, pathname);
-    const raw = method === 'POST' ? await readBody(req, maxBodyBytes) : undefined;
+    const raw = method === 'POST' ? await readRaw(req, maxBodyBytes) : undefined;
     if (r.kind === 'infer') {
       return sendInfer(
         res,
@@ -322,17 +299,8 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? DEFAULTS.port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  // A wildcard address is not something a client can dial: advertise loopback instead.
-  const urlHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
-  const url = `http://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${port}`;
+  const http = await listen(server, { port: options.port ?? DEFAULTS.port, host, closeGraceMs: 2000 });
+  const { url, port } = http;
   logger.info({ event: 'model_server_listening', url, repository: options.repository });
 
   let grpcServer: GrpcServerHandle | undefined;
@@ -350,7 +318,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
       });
     } catch (err) {
       // Leave nothing behind when the gRPC port cannot be bound.
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await http.close();
       await store.close();
       throw err;
     }
@@ -363,13 +331,8 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     close() {
       closed ??= (async () => {
         closing = true;
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeIdleConnections();
-          // In-flight requests get a moment to finish; then connections are dropped.
-          const timer = setTimeout(() => server.closeAllConnections(), 2000);
-          timer.unref();
-        });
+        // In-flight requests get a moment to finish; then connections are dropped.
+        await http.close();
         await grpcServer?.close();
         await store.close();
         logger.info({ event: 'model_server_closed' });

@@ -21,6 +21,6 @@ describe('loadModelServerConfig', () => {
     });
     expect(c).toMatchObject({ maxBodyBytes: 1024, maxResponseBytes: 2048, grpcPort: 0, port: 8000 });
     expect(() => loadModelServerConfig({ MAX_RESPONSE_BYTES: '0' })).toThrow(ModelServerConfigError);
-    expect(() => loadModelServerConfig({ GRPC_PORT: 'x' })).toThrow(/^GRPC_PORT: /);
+    expect(() => loadModelServerConfig({ GRPC_PORT: 'x' })).toThrow(/^invalid GRPC_PORT: /);
   });
 });

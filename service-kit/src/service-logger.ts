@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { pino, type DestinationStream, type Logger } from 'pino';
-import { createLogShipper, type LogShipper, type LogShipperOptions } from './shipper.js';
+import { createLogShipper, type LogShipper, type LogShipperOptions } from './log-shipper.js';
 
 /** Keys whose values are never written, wherever a caller puts them (secrets never reach a log). */
 const REDACT = {
@@ -57,7 +57,7 @@ function flushDestination(destination: DestinationStream): Promise<void> {
 /**
  * The logger every service CLI uses: pino JSON with `service` in each record, always to stderr and,
  * when `collectorUrl` is set, also to the log collector through a {@link LogShipper} (in-process,
- * batched, bounded; see shipper.ts for why it is not a worker-thread transport). Notes about the
+ * batched, bounded; see log-shipper.ts for why it is not a worker-thread transport). Notes about the
  * shipper itself (collector unreachable / back, records dropped) go to stderr only.
  */
 export function createServiceLogger(options: ServiceLoggerOptions): ServiceLogger {
