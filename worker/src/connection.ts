@@ -12,7 +12,7 @@ import {
 import { isValidModelName } from '@smart-routing/model-repo';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import { errorMessage, TaskError } from './errors.js';
+import { errorMessage, TaskError, taskLogLevel } from './errors.js';
 import type { ModelCache } from './handlers/model-cache.js';
 import type { TaskHandler } from './handlers/types.js';
 import type { LabelChange, LabelManager } from './label-manager.js';
@@ -502,8 +502,7 @@ export class WorkerConnection {
       ...(ok ? {} : { error_code: outcome.code, message: outcome.message }),
       ...(sent ? {} : { result_dropped: true }),
     };
-    if (ok || outcome.code === 'no_slot' || outcome.code === 'draining')
-      this.o.logger.info(fields, 'task completed');
+    if (taskLogLevel(ok ? undefined : outcome.code) === 'info') this.o.logger.info(fields, 'task completed');
     else this.o.logger.warn(fields, 'task failed');
   }
 }

@@ -58,7 +58,8 @@ export function evictionFor(
   registry: Registry,
   isProtected: (label: string) => boolean = () => false,
 ): string | undefined | null {
-  if (w.labels.includes(label) || w.labels.length < w.labelCapacity) return undefined;
+  // A label-free task ('') loads nothing, so it never needs an eviction.
+  if (label === '' || w.labels.includes(label) || w.labels.length < w.labelCapacity) return undefined;
   for (let i = w.labels.length - 1; i >= 0; i--) {
     const candidate = w.labels[i]!;
     if (!registry.inUse(w, candidate) && !isProtected(candidate)) return candidate;
