@@ -41,6 +41,8 @@ export interface FakeWorkerOptions {
   protocolVersion?: number;
   /** Answer tasks at all [true]; false leaves them hanging. */
   answer?: boolean;
+  /** The result_json text to answer with [`{"echo": <parameters>, "worker": <id>}`]. */
+  resultJson?: (task: RunTask) => string;
 }
 
 /** The HTTP answer to an upgrade attempt. */
@@ -278,10 +280,7 @@ export class FakeWorker {
         taskResult: {
           taskId,
           label,
-          resultJson: JSON.stringify({
-            echo: JSON.parse(task.parametersJson || 'null'),
-            worker: this.options.id,
-          }),
+          resultJson: this.resultFor(task),
           labelMiss: miss,
           loadMs,
           runMs,
@@ -293,6 +292,11 @@ export class FakeWorker {
     }
   }
 
+  private resultFor(task: RunTask): string {
+    if (this.options.resultJson) return this.options.resultJson(task);
+    return JSON.stringify({ echo: JSON.parse(task.parametersJson || 'null'), worker: this.options.id });
+  }
+
   /** A task sent without a label: no load, no eviction, labels untouched (as the real worker's echo). */
   private async runLabelFree(task: RunTask): Promise<void> {
     const runMs =
@@ -302,10 +306,7 @@ export class FakeWorker {
       taskResult: {
         taskId: task.taskId,
         label: '',
-        resultJson: JSON.stringify({
-          echo: JSON.parse(task.parametersJson || 'null'),
-          worker: this.options.id,
-        }),
+        resultJson: this.resultFor(task),
         labelMiss: false,
         loadMs: 0,
         runMs,
