@@ -83,7 +83,7 @@ describe('POST /run-task', () => {
     }
     // A content coding or charset nobody decodes.
     for (const headers of [
-      { 'content-encoding': 'zstd' },
+      { 'content-encoding': 'zstd' } as Record<string, string>,
       { 'content-type': 'application/json; charset=latin1' },
     ]) {
       const a = await send(d.url, JSON.stringify(task('a')), headers);

@@ -7,7 +7,7 @@
  * types, content types, charsets and encodings, bodies over the limit (sized and chunked),
  * unknown routes, wrong methods and malformed raw HTTP.
  *
- * Each request's expected status comes from an oracle written from contracts.md (not from the
+ * Each request's expected status comes from an oracle written from the README's API section (not from the
  * code), per input class. Every answer must arrive in bounded time, carry an expected status,
  * and every error must be `{"error": {"code", "message"}}` with a code from DISPATCHER_ERRORS
  * whose catalog status is the one sent. At the end the dispatcher must still serve a task and
@@ -98,7 +98,7 @@ function parseJsonBody(text: string): { value: unknown } | undefined {
   }
 }
 
-/** The contract of POST /run-task for a parsed body (contracts.md, "Producer HTTP API"). */
+/** The contract of POST /run-task for a parsed body (README, "API"). */
 function runTaskOutcome(value: unknown): Outcome {
   if (!isObject(value)) return INVALID;
   const fields = ['task_id', 'task_type', 'label', 'parameters_json'] as const;
