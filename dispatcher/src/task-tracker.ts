@@ -13,7 +13,7 @@ import { DISPATCHER_ERRORS, DispatcherError, type DispatcherErrorCode } from './
 import type { DispatcherMetrics } from './metrics.js';
 import type { RepositoryLabels } from './repository-labels.js';
 import type { Router } from './routing/router.js';
-import type { Decision, TaskSpec, WorkerInfo } from './routing/types.js';
+import { NO_LABEL, type Decision, type TaskSpec, type WorkerInfo } from './routing/types.js';
 import { isJsonDocument, type TaskOutcome } from './task-answer.js';
 import type { WorkerLink } from './worker-messages.js';
 
@@ -150,7 +150,7 @@ export class TaskTracker {
     // no eviction, no hit or miss) and needs no repository check.
     const labelFree = router.isLabelFree(req.taskType);
     const task: PendingTask = {
-      spec: { id: req.taskId, label: labelFree ? '' : req.label, taskType: req.taskType },
+      spec: { id: req.taskId, label: labelFree ? NO_LABEL : req.label, taskType: req.taskType },
       label: req.label,
       parametersJson: req.parametersJson,
       reply,
@@ -238,7 +238,7 @@ export class TaskTracker {
     // Our own record of what was sent says whether the task went label-free (the worker's echo of
     // the label is not trusted for counting).
     const sent = router.inFlightTask(result.taskId);
-    const labelFree = sent !== undefined && sent.workerId === workerId && sent.task.label === '';
+    const labelFree = sent !== undefined && sent.workerId === workerId && sent.task.label === NO_LABEL;
     if (!labelFree) {
       if (result.labelMiss) metrics.labelMisses.inc();
       else if (rule === undefined || rule.ran) metrics.labelHits.inc();

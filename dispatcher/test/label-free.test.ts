@@ -1,3 +1,4 @@
+import type { RunTask } from '@smart-routing/proto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Harness, eventually, get, post, task } from './harness.js';
 
@@ -46,7 +47,8 @@ describe('label-free task types over real sockets', () => {
       id: 'w',
       labels: ['a'],
       slots: 1,
-      runMs: 30,
+      // The labelled task holds the only slot long enough for the label-free one to queue behind it.
+      runMs: (t: RunTask) => (t.label === 'a' ? 1500 : 5),
       labelFreeTaskTypes: ['echo'],
     });
     const first = post(d.url, '/run-task', task('a'));
