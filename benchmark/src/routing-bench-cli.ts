@@ -5,7 +5,7 @@
  * becoming free and the policy really chooses); the time per submit+finish pair is reported.
  */
 import { Command } from 'commander';
-import { Router, seededRandom, type PolicyName } from '@smart-routing/dispatcher';
+import { Router, seededRandom, type PolicyName } from '@smart-routing/dispatcher/routing';
 
 const o = new Command('benchmark:routing')
   .option('--policy <name>', 'routing policy', 'affinity')

@@ -1,4 +1,10 @@
-import { LabelCache, Router, seededRandom, type Decision, type PolicyName } from '@smart-routing/dispatcher';
+import {
+  LabelCache,
+  Router,
+  seededRandom,
+  type Decision,
+  type PolicyName,
+} from '@smart-routing/dispatcher/routing';
 import { summariseLatency, type LatencySummary } from './stats.js';
 import { planTraffic, type PlannedRequest, type TrafficOptions } from './traffic.js';
 

@@ -1,13 +1,15 @@
 import { createServer, type Server } from 'node:http';
 import { listen, type ListeningServer } from '@smart-routing/service-kit';
 import { resolveOptions, type DispatcherOptions, type ResolvedOptions } from './config.js';
-import { answerClientError, createHttpApp, createRunTaskFastPath } from './http-routes.js';
+import { answerClientError, createHttpApp } from './http-routes.js';
 import { serviceLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { RepositoryLabels } from './repository-labels.js';
 import { Router } from './routing/router.js';
+import { createRunTaskHandler, isRunTaskRequest } from './run-task-route.js';
 import { TaskTracker } from './task-tracker.js';
 import { WorkerEndpoint } from './worker-endpoint.js';
+import { createWorkerLink } from './worker-messages.js';
 
 /** A running dispatcher. */
 export interface DispatcherHandle {
@@ -33,9 +35,9 @@ export interface DispatcherHandle {
  * Starts the dispatcher: one `http.Server` carrying the Express API and the worker WebSocket
  * endpoint, around one routing core.
  *
- *   producers ─HTTP─> http-routes ─> TaskTracker ─> Router (pure) ─> decisions
- *                                        ^   │ RunTask / LabelOrder / Drain
- *   workers  ─WS──> worker-endpoint ─────┘   v
+ *   producers ─HTTP─> run-task-route ─> TaskTracker ─> Router (pure) ─> decisions
+ *             (rest: http-routes)  <─ task-answer ─┘ ^   │ worker-messages: RunTask / LabelOrder
+ *   workers  ─WS──> worker-endpoint ─────────────────┘   v
  *                   (Hello, TaskResult, LabelEvent, Heartbeat)
  */
 export async function startDispatcher(options: DispatcherOptions = {}): Promise<DispatcherHandle> {
@@ -73,22 +75,22 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     metrics,
     logger,
     repository,
-    sendToWorker: (id, message) => endpoint.send(id, message),
+    workers: createWorkerLink((id, message) => endpoint.send(id, message)),
   });
-  const routeDeps = {
+  const runTask = createRunTaskHandler({ options: resolved, tracker, logger });
+  const app = createHttpApp({
     options: resolved,
     router,
-    tracker,
+    runTask,
     metrics,
     logger,
     repository,
     isDraining: () => draining,
-  };
-  const app = createHttpApp(routeDeps);
-  const runTaskFast = createRunTaskFastPath(routeDeps);
-  // POST /run-task skips Express (the hot path); everything else, and what the fast path declines, goes to it.
+  });
+  // POST /run-task skips Express (the hot path); every other request goes to it.
   server.on('request', (req, res) => {
-    if (!runTaskFast(req, res)) app(req, res);
+    if (isRunTaskRequest(req)) runTask(req, res);
+    else app(req, res);
   });
   server.on('clientError', answerClientError);
   const ticker = setInterval(() => {

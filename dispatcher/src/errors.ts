@@ -29,6 +29,10 @@ export const DISPATCHER_ERRORS = {
   shutting_down: { status: 503, message: 'the dispatcher is shutting down' },
   no_capable_worker: { status: 503, message: 'no connected worker serves this task type; retry later' },
   uploader_not_configured: { status: 503, message: 'no uploader is configured (UPLOADER_URL)' },
+  model_server_unavailable: {
+    status: 503,
+    message: 'the model servers of the workers tried did not answer; retry later',
+  },
   task_timeout: { status: 504, message: 'the task did not finish in time' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -32,7 +32,7 @@ export interface DispatcherMetrics {
   readonly routingDecisionSeconds: Histogram;
 }
 
-/** Creates the metrics named in contracts.md on a new registry. */
+/** Creates the metrics the README lists (`GET /metrics`) on a new registry. */
 export function createMetrics(source: MetricsSource, external: ExternalCounts = {}): DispatcherMetrics {
   const registry = new Registry();
   const registers = [registry];

@@ -1,44 +1,45 @@
 import { performance } from 'node:perf_hooks';
-import type {
-  DispatcherMessageInput,
-  Heartbeat,
-  LabelEvent,
-  TaskErrorCode,
-  TaskResult,
+import {
+  TASK_ERROR_TABLE,
+  taskErrorRule,
+  type Heartbeat,
+  type LabelEvent,
+  type TaskErrorCode,
+  type TaskResult,
 } from '@smart-routing/proto';
 import type { Logger } from 'pino';
 import type { ResolvedOptions } from './config.js';
-import { DispatcherError, type DispatcherErrorCode } from './errors.js';
+import { DISPATCHER_ERRORS, DispatcherError, type DispatcherErrorCode } from './errors.js';
 import type { DispatcherMetrics } from './metrics.js';
 import type { RepositoryLabels } from './repository-labels.js';
 import type { Router } from './routing/router.js';
-import type { Decision, TaskSpec, WorkerInfo } from './routing/types.js';
+import { NO_LABEL, type Decision, type TaskSpec, type WorkerInfo } from './routing/types.js';
+import { isJsonDocument, type TaskOutcome } from './task-answer.js';
+import type { WorkerLink } from './worker-messages.js';
 
 /** A validated POST /run-task body. */
 export interface RunTaskRequest {
   readonly taskId: string;
   readonly taskType: string;
   readonly label: string;
+  /** Already checked to be JSON at the edge (the HTTP route); passed on as it came. */
   readonly parametersJson: string;
 }
 
-/** Writes the HTTP answer for a task: status, JSON body, optional Retry-After seconds. */
-export type TaskReply = (status: number, body: unknown, retryAfterS?: number) => void;
+/** Called exactly once per submitted task with how it ended. */
+export type TaskReply = (outcome: TaskOutcome) => void;
 
-/** Task types that never touch a model, so the repository check does not apply to them. */
-const LABEL_FREE_TASK_TYPES = new Set(['echo']);
-
-/** Worker error codes after which the task did run (a hit counts; its run time means something). */
-const RAN_CODES = new Set<TaskErrorCode>(['bad_parameters', 'inference_failed', 'internal', 'unspecified']);
-
-/** Retry-After for `no_capable_worker`: long enough for a worker to restart. */
+/** Retry-After for `no_capable_worker` and other transient 503s: long enough for a worker to restart. */
 const NO_WORKER_RETRY_AFTER_S = 5;
 
 /** Longest Retry-After for `queue_full`: the drain estimate trusts run times workers report. */
 const MAX_RETRY_AFTER_S = 3600;
 
 interface PendingTask {
+  /** What the router routes: `label` is '' when the task type is label-free on the fleet. */
   readonly spec: TaskSpec;
+  /** The producer's label, for the answer. */
+  readonly label: string;
   readonly parametersJson: string;
   readonly reply: TaskReply;
   readonly receivedAt: number;
@@ -58,22 +59,30 @@ export interface TaskTrackerDeps {
   readonly logger: Logger;
   /** Set when MODEL_REPOSITORY is: unknown labels get a 404 before routing. */
   readonly repository: RepositoryLabels | undefined;
-  /** Sends a frame to a connected worker; false when it is gone (its close will follow). */
-  readonly sendToWorker: (workerId: string, message: DispatcherMessageInput) => boolean;
+  /** Carries send / load / unload decisions to the workers. */
+  readonly workers: WorkerLink;
 }
 
 /**
- * The tasks producers are waiting for, between HTTP and the routing core:
+ * The tasks producers are waiting for (the pending table) and what happens to them when a worker
+ * reports (the retry policy), between the HTTP route and the routing core:
  *
- *   POST /run-task ─> submit ─> Router.submit ─> send RunTask ─> worker
- *        ^                                                        │
- *        └── reply <── onTaskResult <── TaskResult ───────────────┘
+ *   POST /run-task ─> submit ─> Router.submit ─> WorkerLink.runTask ─> worker
+ *        ^                                                              │
+ *        └── reply(outcome) <── onTaskResult <── TaskResult ────────────┘
  *
  * Each task has one timer (504 at the deadline). A task whose worker is lost goes back to the
- * front of the queue with attempt + 1 until `maxAttempts`, then fails `worker_lost`; `draining` and
- * `no_slot` refusals are re-routed as they are; `label_load_failed` re-routes (the router avoids
- * that worker for the label) and `model_server_unavailable` re-routes (the worker gets nothing until
- * its next report), both with attempt + 1.
+ * front of the queue with attempt + 1 until `maxAttempts`, then fails `worker_lost`. A worker's
+ * error code is handled as `TASK_ERROR_TABLE` (@smart-routing/proto) says: `reroute` goes back to
+ * the front as it is, `next_attempt` with attempt + 1 until `maxAttempts`, `fail` (and a used-up
+ * `next_attempt`) answers the producer with the table's status and code.
+ *
+ * Each fact is counted once, from one message:
+ * - label hits / misses: TaskResult (`label_miss`, and the code's `ran`); label-free tasks neither;
+ * - label loads / evictions: LabelEvent (`loaded` / `evicted`);
+ * - the learned load time per label: LabelEvent `loaded` (`duration_ms`), in the router;
+ * - the learned run time per label: TaskResult `run_ms`, in the router;
+ * - TaskResult `load_ms` only goes into the producer's answer.
  */
 export class TaskTracker {
   private readonly pending = new Map<string, PendingTask>();
@@ -137,8 +146,12 @@ export class TaskTracker {
       );
       return;
     }
+    // A type every serving worker announced label-free is routed without a label (no label queue,
+    // no eviction, no hit or miss) and needs no repository check.
+    const labelFree = router.isLabelFree(req.taskType);
     const task: PendingTask = {
-      spec: { id: req.taskId, label: req.label, taskType: req.taskType },
+      spec: { id: req.taskId, label: labelFree ? NO_LABEL : req.label, taskType: req.taskType },
+      label: req.label,
       parametersJson: req.parametersJson,
       reply,
       receivedAt: performance.now(),
@@ -148,7 +161,7 @@ export class TaskTracker {
       workerId: undefined,
     };
     this.pending.set(req.taskId, task);
-    if (repository && !LABEL_FREE_TASK_TYPES.has(req.taskType)) {
+    if (repository && !labelFree) {
       const known = repository.cached(req.label);
       if (known === undefined) {
         repository.has(req.label).then(
@@ -221,8 +234,15 @@ export class TaskTracker {
     const { router, metrics, options } = this.deps;
     const now = performance.now();
     const code = result.error?.code;
-    if (result.labelMiss) metrics.labelMisses.inc();
-    else if (code === undefined || RAN_CODES.has(code)) metrics.labelHits.inc();
+    const rule = code === undefined ? undefined : taskErrorRule(code);
+    // Our own record of what was sent says whether the task went label-free (the worker's echo of
+    // the label is not trusted for counting).
+    const sent = router.inFlightTask(result.taskId);
+    const labelFree = sent !== undefined && sent.workerId === workerId && sent.task.label === NO_LABEL;
+    if (!labelFree) {
+      if (result.labelMiss) metrics.labelMisses.inc();
+      else if (rule === undefined || rule.ran) metrics.labelHits.inc();
+    }
     const started = performance.now();
     const decisions = router.taskFinished(now, workerId, result.taskId, {
       errorCode: code,
@@ -236,14 +256,11 @@ export class TaskTracker {
     // Results for tasks no one waits for (timed out, abandoned, re-sent elsewhere) only free the slot.
     if (task && task.workerId === workerId) {
       task.workerId = undefined;
-      if (code === undefined) this.complete(task, workerId, result);
-      else if (code === 'draining' || code === 'no_slot') {
+      if (code === undefined || rule === undefined) this.complete(task, workerId, result);
+      else if (rule.retry === 'reroute') {
         metrics.taskRetries.inc();
         this.resubmit(task, now);
-      } else if (
-        (code === 'label_load_failed' || code === 'model_server_unavailable') &&
-        task.attempt < options.maxAttempts
-      ) {
+      } else if (rule.retry === 'next_attempt' && task.attempt < options.maxAttempts) {
         task.attempt++;
         metrics.taskRetries.inc();
         this.resubmit(task, now);
@@ -319,32 +336,25 @@ export class TaskTracker {
 
   /** Carries out the router's decisions. */
   private apply(decisions: Decision[]): void {
+    const { workers, logger } = this.deps;
     for (const d of decisions) {
       switch (d.type) {
         case 'send': {
           const task = this.pending.get(d.taskId);
           if (!task) {
             // Cannot happen (cancelled tasks leave the queue); log loudly if it ever does.
-            this.deps.logger.error(
-              { event: 'routing_inconsistency', task_id: d.taskId },
-              'sent task is not pending',
-            );
+            logger.error({ event: 'routing_inconsistency', task_id: d.taskId }, 'sent task is not pending');
             break;
           }
           task.workerId = d.workerId;
-          this.deps.sendToWorker(d.workerId, {
-            runTask: {
-              taskId: d.taskId,
-              taskType: task.spec.taskType,
-              label: d.label,
-              parametersJson: task.parametersJson,
-              evictLabel: d.evictLabel ?? '',
-              attempt: task.attempt,
-              deadlineUnixMs: task.deadlineUnixMs,
-            },
+          workers.runTask(d, {
+            taskType: task.spec.taskType,
+            parametersJson: task.parametersJson,
+            attempt: task.attempt,
+            deadlineUnixMs: task.deadlineUnixMs,
           });
-          if (this.deps.logger.isLevelEnabled('debug'))
-            this.deps.logger.debug(
+          if (logger.isLevelEnabled('debug'))
+            logger.debug(
               {
                 event: 'task_routed',
                 task_id: d.taskId,
@@ -371,7 +381,7 @@ export class TaskTracker {
         }
         case 'load':
         case 'unload':
-          this.deps.sendToWorker(d.workerId, { labelOrder: { action: d.type, label: d.label } });
+          workers.labelOrder(d);
           break;
         case 'queue':
           break;
@@ -380,59 +390,54 @@ export class TaskTracker {
   }
 
   private complete(task: PendingTask, workerId: string, result: TaskResult): void {
-    let value: unknown;
-    try {
-      value = JSON.parse(result.resultJson ?? 'null');
-    } catch {
+    const resultJson = result.resultJson ?? 'null';
+    if (!isJsonDocument(resultJson)) {
       this.fail(
         task,
         new DispatcherError('worker_error', `worker ${workerId} returned a result that is not JSON`),
       );
       return;
     }
-    this.finish(task, 'completed', 200, {
-      task_id: task.spec.id,
-      status: 'completed',
-      worker_id: workerId,
-      label: task.spec.label,
-      label_miss: result.labelMiss,
-      load_ms: result.loadMs,
-      run_ms: result.runMs,
-      attempts: task.attempt,
-      result: value,
+    this.finish(task, 'completed', {
+      ok: true,
+      completed: {
+        taskId: task.spec.id,
+        workerId,
+        label: task.label,
+        labelMiss: result.labelMiss,
+        loadMs: result.loadMs,
+        runMs: result.runMs,
+        attempts: task.attempt,
+        resultJson,
+      },
     });
   }
 
-  private fail(task: PendingTask, err: DispatcherError): void {
-    this.finish(task, err.code, err.status, err.toBody(), err.retryAfterS);
+  private fail(task: PendingTask, error: DispatcherError): void {
+    this.finish(task, error.code, { ok: false, error });
   }
 
-  private refuse(reply: TaskReply, err: DispatcherError): void {
-    this.deps.metrics.tasks.inc({ outcome: err.code });
-    reply(err.status, err.toBody(), err.retryAfterS);
+  private refuse(reply: TaskReply, error: DispatcherError): void {
+    this.deps.metrics.tasks.inc({ outcome: error.code });
+    reply({ ok: false, error });
   }
 
-  private finish(
-    task: PendingTask,
-    outcome: string,
-    status?: number,
-    body?: unknown,
-    retryAfterS?: number,
-  ): void {
+  /** Takes the task out of the table and answers its producer (`outcome` undefined: no one waits). */
+  private finish(task: PendingTask, outcomeName: string, outcome?: TaskOutcome): void {
     clearTimeout(task.timer);
     this.pending.delete(task.spec.id);
-    this.deps.metrics.tasks.inc({ outcome });
+    this.deps.metrics.tasks.inc({ outcome: outcomeName });
     this.deps.logger.info(
       {
         event: 'task_finished',
         task_id: task.spec.id,
-        outcome,
+        outcome: outcomeName,
         latency_ms: Math.round((performance.now() - task.receivedAt) * 1000) / 1000,
         attempts: task.attempt,
       },
       'task finished',
     );
-    if (status !== undefined) task.reply(status, body, retryAfterS);
+    if (outcome !== undefined) task.reply(outcome);
     if (this.pending.size === 0 && this.idleWaiters.length > 0) {
       for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
@@ -450,17 +455,17 @@ export class TaskTracker {
   }
 }
 
-/** The producer-facing error for a worker's error code. */
-function workerFailure(code: TaskErrorCode, message: string, workerId: string): DispatcherError {
-  const detail = message ? `${message} (worker ${workerId})` : undefined;
-  switch (code) {
-    case 'bad_parameters':
-      return new DispatcherError('bad_parameters', detail);
-    case 'unknown_task_type':
-      return new DispatcherError('unknown_task_type', detail);
-    case 'label_not_found':
-      return new DispatcherError('label_not_found', detail);
-    default:
-      return new DispatcherError('worker_error', `${code}: ${message || 'no message'} (worker ${workerId})`);
-  }
+/** The producer's error for a task that failed on a worker with `code` (status and code from TASK_ERROR_TABLE). */
+export function workerFailure(code: TaskErrorCode, message: string, workerId: string): DispatcherError {
+  const producerCode: DispatcherErrorCode = (TASK_ERROR_TABLE[code] ?? TASK_ERROR_TABLE.unspecified)
+    .producerCode;
+  // Where the producer code differs from the worker's, the worker's code leads the message.
+  const detail =
+    producerCode === code
+      ? message
+        ? `${message} (worker ${workerId})`
+        : undefined
+      : `${code}: ${message || 'no message'} (worker ${workerId})`;
+  const status: number = DISPATCHER_ERRORS[producerCode].status;
+  return new DispatcherError(producerCode, detail, status === 503 ? NO_WORKER_RETRY_AFTER_S : undefined);
 }

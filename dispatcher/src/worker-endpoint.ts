@@ -270,6 +270,13 @@ export class WorkerEndpoint {
     const taskTypes = hello.taskTypes
       .filter((t) => t.length > 0 && t.length <= MAX_TASK_TYPE_LENGTH)
       .slice(0, MAX_TASK_TYPES);
+    // Only types it serves can be label-free (any type, when it announced none).
+    const labelFreeTaskTypes = hello.labelFreeTaskTypes
+      .filter(
+        (t) =>
+          t.length > 0 && (taskTypes.length === 0 ? t.length <= MAX_TASK_TYPE_LENGTH : taskTypes.includes(t)),
+      )
+      .slice(0, MAX_TASK_TYPES);
     clearTimeout(conn.helloTimer);
     conn.helloTimer = undefined;
     conn.ws.send(
@@ -286,6 +293,7 @@ export class WorkerEndpoint {
         task_slots: taskSlots,
         loaded_labels: loadedLabels,
         task_types: taskTypes,
+        label_free_task_types: labelFreeTaskTypes,
       },
       'worker joined',
     );
@@ -295,6 +303,7 @@ export class WorkerEndpoint {
       taskSlots,
       loadedLabels,
       taskTypes,
+      labelFreeTaskTypes,
       state: hello.state === 'draining' ? 'draining' : 'ready',
     });
   }

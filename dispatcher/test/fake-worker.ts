@@ -24,6 +24,8 @@ export interface FakeWorkerOptions {
   labelCapacity?: number;
   slots?: number;
   taskTypes?: string[];
+  /** Sent as Hello.label_free_task_types [none, like a worker older than the field]. */
+  labelFreeTaskTypes?: string[];
   /** Run time per task (ms) [5]. */
   runMs?: number | ((task: RunTask) => number);
   /** Load time per label (ms) [1]. */
@@ -39,6 +41,8 @@ export interface FakeWorkerOptions {
   protocolVersion?: number;
   /** Answer tasks at all [true]; false leaves them hanging. */
   answer?: boolean;
+  /** The result_json text to answer with [`{"echo": <parameters>, "worker": <id>}`]. */
+  resultJson?: (task: RunTask) => string;
 }
 
 /** The HTTP answer to an upgrade attempt. */
@@ -95,6 +99,7 @@ export class FakeWorker {
           taskSlots: options.slots ?? 1,
           loadedLabels: worker.cache.labels,
           taskTypes: options.taskTypes ?? ['embed_texts', 'infer', 'echo'],
+          labelFreeTaskTypes: options.labelFreeTaskTypes ?? [],
           state: 'ready',
         },
       });
@@ -244,6 +249,7 @@ export class FakeWorker {
     if (this.inFlight >= (this.options.slots ?? 1)) return error('no_slot', 'all slots busy');
     this.inFlight++;
     try {
+      if (label === '') return await this.runLabelFree(task);
       if (task.evictLabel && this.cache.evict(task.evictLabel))
         this.send({
           labelEvent: { kind: 'evicted', label: task.evictLabel, loadedLabels: this.cache.labels },
@@ -274,10 +280,7 @@ export class FakeWorker {
         taskResult: {
           taskId,
           label,
-          resultJson: JSON.stringify({
-            echo: JSON.parse(task.parametersJson || 'null'),
-            worker: this.options.id,
-          }),
+          resultJson: this.resultFor(task),
           labelMiss: miss,
           loadMs,
           runMs,
@@ -287,5 +290,28 @@ export class FakeWorker {
     } finally {
       this.inFlight--;
     }
+  }
+
+  private resultFor(task: RunTask): string {
+    if (this.options.resultJson) return this.options.resultJson(task);
+    return JSON.stringify({ echo: JSON.parse(task.parametersJson || 'null'), worker: this.options.id });
+  }
+
+  /** A task sent without a label: no load, no eviction, labels untouched (as the real worker's echo). */
+  private async runLabelFree(task: RunTask): Promise<void> {
+    const runMs =
+      typeof this.options.runMs === 'function' ? this.options.runMs(task) : (this.options.runMs ?? 5);
+    await this.delay(runMs);
+    this.send({
+      taskResult: {
+        taskId: task.taskId,
+        label: '',
+        resultJson: this.resultFor(task),
+        labelMiss: false,
+        loadMs: 0,
+        runMs,
+        loadedLabels: this.cache.labels,
+      },
+    });
   }
 }

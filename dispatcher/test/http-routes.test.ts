@@ -158,15 +158,27 @@ describe('model repository checks', () => {
 
   it('answers 404 label_not_found at once for a label the repository lacks', async () => {
     const d = await h.dispatcher({ modelRepository: repo });
-    const w = await h.worker({ url: d.url, id: 'w1' });
+    const w = await h.worker({ url: d.url, id: 'w1', labelFreeTaskTypes: ['echo'] });
     const res = await post(d.url, '/run-task', task('label-9'));
     expect(res.status).toBe(404);
     expect(res.body.error.code).toBe('label_not_found');
     expect((await post(d.url, '/run-task', task('../etc'))).status).toBe(404);
     expect((await post(d.url, '/run-task', task('label-1'))).status).toBe(200);
-    // Label-free task types skip the check.
-    expect((await post(d.url, '/run-task', task('anything', { task_type: 'echo' }))).status).toBe(200);
-    expect(w.received.map((r) => r.label)).toEqual(['label-1', 'anything']);
+    // A type the worker announced label-free skips the check and goes without a label.
+    const echo = await post(d.url, '/run-task', task('anything', { task_type: 'echo' }));
+    expect(echo.status).toBe(200);
+    expect(echo.body.label).toBe('anything');
+    expect(w.received.map((r) => r.label)).toEqual(['label-1', '']);
+  });
+
+  it('checks the label of a type the worker did not announce label-free (a worker older than the field)', async () => {
+    const d = await h.dispatcher({ modelRepository: repo });
+    const w = await h.worker({ url: d.url, id: 'old' });
+    const res = await post(d.url, '/run-task', task('anything', { task_type: 'echo' }));
+    expect(res.status).toBe(404);
+    expect(res.body.error.code).toBe('label_not_found');
+    expect((await post(d.url, '/run-task', task('label-1', { task_type: 'echo' }))).status).toBe(200);
+    expect(w.received.map((r) => r.label)).toEqual(['label-1']);
   });
 
   it('GET /labels lists repository models no worker holds with an empty list', async () => {

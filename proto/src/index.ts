@@ -7,6 +7,8 @@ export {
   encodeWorkerMessage,
 } from './codec.js';
 export { PROTOCOL_VERSION } from './messages.js';
+export { TASK_ERROR_TABLE, taskErrorRule } from './task-errors.js';
+export type { TaskErrorRule, TaskProducerCode } from './task-errors.js';
 export type {
   DispatcherMessage,
   DispatcherMessageInput,

@@ -21,6 +21,8 @@ export interface EchoWorkerOptions {
   id: string;
   /** Task types announced [echo, embed_texts]. */
   taskTypes?: string[];
+  /** Announced as run without a model (Hello.label_free_task_types) [none]. */
+  labelFreeTaskTypes?: string[];
   /** Loaded at start, most recent first [[]]. */
   labels?: string[];
   labelCapacity?: number;
@@ -88,6 +90,7 @@ export class EchoWorker {
         taskSlots: options.slots ?? 1,
         loadedLabels: worker.labels,
         taskTypes: options.taskTypes ?? ['echo', 'embed_texts'],
+        labelFreeTaskTypes: options.labelFreeTaskTypes ?? [],
         state: 'ready',
       },
     });

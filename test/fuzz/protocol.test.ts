@@ -464,8 +464,12 @@ describe(`worker endpoint fuzz, dispatcher side (seed ${SEED})`, () => {
   let dispatcher: DispatcherHandle;
   let good: EchoWorker;
   const logs = captureLogger('warn');
+  let cases: ReturnType<typeof buildProtoCorpus>;
 
   beforeAll(async () => {
+    // Built before the good worker connects: on a busy machine the build holds the event loop
+    // longer than the dispatcher waits for a silent worker.
+    cases = buildProtoCorpus(new Rng(SEED));
     dispatcher = await startDispatcher({
       port: 0,
       host: '127.0.0.1',
@@ -492,7 +496,6 @@ describe(`worker endpoint fuzz, dispatcher side (seed ${SEED})`, () => {
   });
 
   it('closes each bad connection with the right code while a good worker keeps serving', async () => {
-    const cases = buildProtoCorpus(new Rng(SEED));
     const fates = new Tally();
     const failures: string[] = [];
     const clients: RawWorker[] = [];

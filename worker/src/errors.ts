@@ -1,24 +1,26 @@
-import type { TaskErrorCode } from '@smart-routing/proto';
+import { TASK_ERROR_TABLE, type TaskErrorCode } from '@smart-routing/proto';
+
+/** A `TaskError` code the worker can send (every code of the proto's table but `unspecified`). */
+export type WorkerTaskErrorCode = Exclude<TaskErrorCode, 'unspecified'>;
 
 /**
- * The worker's error catalog: every `TaskError` code it sends in a `TaskResult`, with the HTTP
- * status the dispatcher maps it to and a default message. One place, so the dispatcher's table, the
- * README and this file can be checked against each other.
+ * The worker's view of the task error table (`TASK_ERROR_TABLE` in @smart-routing/proto, which
+ * the dispatcher reads too): every code it sends, with the HTTP status the producer gets for it
+ * and a default message.
  */
-export const TASK_ERRORS = {
-  bad_parameters: { status: 400, message: 'parameters_json is not valid for this task type' },
-  unknown_task_type: { status: 400, message: 'this worker does not serve the task type' },
-  label_load_failed: { status: 502, message: 'the model server could not load the label' },
-  label_not_found: { status: 404, message: 'the model repository has no such label' },
-  inference_failed: { status: 502, message: 'the model server failed to run the model' },
-  internal: { status: 502, message: 'internal worker error' },
-  draining: { status: 503, message: 'the worker is draining and takes no new tasks' },
-  no_slot: { status: 503, message: 'all task slots of the worker are busy' },
-  model_server_unavailable: { status: 503, message: 'the model server did not answer; retry elsewhere' },
-} as const satisfies Record<Exclude<TaskErrorCode, 'unspecified'>, { status: number; message: string }>;
+export const TASK_ERRORS: Readonly<Record<WorkerTaskErrorCode, { status: number; message: string }>> =
+  Object.freeze(
+    Object.fromEntries(
+      Object.entries(TASK_ERROR_TABLE)
+        .filter(([code]) => code !== 'unspecified')
+        .map(([code, rule]) => [code, { status: rule.status, message: rule.message }]),
+    ) as Record<WorkerTaskErrorCode, { status: number; message: string }>,
+  );
 
-/** A `TaskError` code the worker can send. */
-export type WorkerTaskErrorCode = keyof typeof TASK_ERRORS;
+/** The log level for a task that ended with `code` (success: `info`). */
+export function taskLogLevel(code: TaskErrorCode | undefined): 'info' | 'warn' {
+  return code === undefined ? 'info' : (TASK_ERROR_TABLE[code]?.logLevel ?? 'warn');
+}
 
 /** A task failed in a way the producer should hear about; becomes `TaskResult.error`. */
 export class TaskError extends Error {

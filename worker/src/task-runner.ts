@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { isValidModelName } from '@smart-routing/model-repo';
 import type { RunTask, TaskError as WireTaskError } from '@smart-routing/proto';
 import type { Logger } from 'pino';
-import { errorMessage, TaskError } from './errors.js';
+import { errorMessage, TaskError, taskLogLevel } from './errors.js';
 import type { ModelCache } from './handlers/model-cache.js';
 import type { TaskHandler } from './handlers/types.js';
 import { LabelLoadError, type LabelManager } from './label-manager.js';
@@ -243,8 +243,7 @@ export class TaskRunner {
       ...(error ? { error_code: error.code, message: error.message } : {}),
       ...(sent ? {} : { result_dropped: true }),
     };
-    if (!error || error.code === 'no_slot' || error.code === 'draining')
-      this.o.logger.info(fields, 'task completed');
+    if (taskLogLevel(error?.code) === 'info') this.o.logger.info(fields, 'task completed');
     else this.o.logger.warn(fields, 'task failed');
   }
 }

@@ -2,7 +2,7 @@ import type { CostModel } from './cost-model.js';
 import type { QueuedTask, TaskQueues } from './queues.js';
 import type { RandomSource } from './random.js';
 import type { Registry, WorkerRecord } from './registry.js';
-import type { TaskSpec } from './types.js';
+import { NO_LABEL, type TaskSpec } from './types.js';
 
 /** Where a task should run, and the label the worker must unload first (if any). */
 export interface Placement {
@@ -58,7 +58,8 @@ export function evictionFor(
   registry: Registry,
   isProtected: (label: string) => boolean = () => false,
 ): string | undefined | null {
-  if (w.labels.includes(label) || w.labels.length < w.labelCapacity) return undefined;
+  // A label-free task loads nothing, so it never needs an eviction.
+  if (label === NO_LABEL || w.labels.includes(label) || w.labels.length < w.labelCapacity) return undefined;
   for (let i = w.labels.length - 1; i >= 0; i--) {
     const candidate = w.labels[i]!;
     if (!registry.inUse(w, candidate) && !isProtected(candidate)) return candidate;

@@ -1,6 +1,12 @@
 import { IndexedHeap } from './indexed-heap.js';
 import { IndexedSet } from './indexed-set.js';
-import type { InFlightTask, RoutingWorkerState, TaskSpec, WorkerInfo } from './types.js';
+import {
+  NO_LABEL,
+  type InFlightTask,
+  type RoutingWorkerState,
+  type TaskSpec,
+  type WorkerInfo,
+} from './types.js';
 
 /** A worker as the router sees it (read-only view; the registry owns the record). */
 export interface WorkerView {
@@ -18,6 +24,8 @@ export interface WorkerView {
   readonly state: RoutingWorkerState;
   /** Task types served; empty = any. */
   readonly taskTypes: ReadonlySet<string>;
+  /** Task types it runs without a model (it said so in its Hello). */
+  readonly labelFreeTypes: ReadonlySet<string>;
   /** Labels that failed to load here, with the router time until which they are avoided. */
   readonly failing: ReadonlyMap<string, number>;
   /** True after a `no_slot` answer: not given tasks until its next report. */
@@ -42,8 +50,6 @@ export interface WorkerRecord extends WorkerView {
   inFlightByLabel: Map<string, number>;
   /** Evictions sent with in-flight tasks (label -> count): the worker may still report them loaded. */
   pendingEvictions: Map<string, number>;
-  /** When a load of a label was last measured through a LabelEvent (avoids counting it twice). */
-  loadSampledAt: Map<string, number>;
   state: RoutingWorkerState;
   failing: Map<string, number>;
   blocked: boolean;
@@ -96,6 +102,8 @@ export class Registry {
   private readonly fullHeap = new IndexedHeap<WorkerRecord>();
   private readonly typeWorkers = new Map<string, number>();
   private readonly seenTypes = new Set<string>();
+  /** Task type -> connected workers that serve it and announced it label-free. */
+  private readonly labelFreeWorkers = new Map<string, number>();
   private anyTypeWorkers = 0;
   private readySlots = 0;
   private everJoined = false;
@@ -145,9 +153,9 @@ export class Registry {
       inFlight: new Map(),
       inFlightByLabel: new Map(),
       pendingEvictions: new Map(),
-      loadSampledAt: new Map(),
       state: info.state ?? 'ready',
       taskTypes: new Set(info.taskTypes),
+      labelFreeTypes: new Set(info.labelFreeTaskTypes ?? []),
       failing: new Map(),
       blocked: false,
       ix: { available: false, holderOf: [], slots: 0, bucket: -1, inHeap: false },
@@ -159,6 +167,7 @@ export class Registry {
       bump(this.typeWorkers, t, 1);
       this.seenTypes.add(t);
     }
+    for (const t of w.labelFreeTypes) if (this.serves(w, t)) bump(this.labelFreeWorkers, t, 1);
     this.sync(w);
     return w;
   }
@@ -172,6 +181,7 @@ export class Registry {
     for (const taskId of w.inFlight.keys()) this.inFlightTasks.delete(taskId);
     if (w.taskTypes.size === 0) this.anyTypeWorkers--;
     for (const t of w.taskTypes) bump(this.typeWorkers, t, -1);
+    for (const t of w.labelFreeTypes) if (this.serves(w, t)) bump(this.labelFreeWorkers, t, -1);
     return w;
   }
 
@@ -184,6 +194,15 @@ export class Registry {
     if (this.anyTypeWorkers > 0 || this.typeWorkers.has(taskType)) return 'served';
     if (this.seenTypes.has(taskType)) return 'gone';
     return this.everJoined ? 'unknown' : 'waiting';
+  }
+
+  /**
+   * Whether tasks of this type are routed without a label: every connected worker serving it
+   * announced it label-free (so one older worker that did not say keeps the type labelled).
+   */
+  isLabelFree(taskType: string): boolean {
+    const free = this.labelFreeWorkers.get(taskType) ?? 0;
+    return free > 0 && free === (this.typeWorkers.get(taskType) ?? 0) + this.anyTypeWorkers;
   }
 
   /** Whether `w` takes a task now. */
@@ -281,10 +300,16 @@ export class Registry {
    * loaded or loading and most recent.
    */
   startTask(w: WorkerRecord, task: TaskSpec, evictLabel: string | undefined, now: number): InFlightTask {
-    const expectMiss = !w.labels.includes(task.label);
+    const labelFree = task.label === NO_LABEL;
+    const expectMiss = !labelFree && !w.labels.includes(task.label);
     const entry: InFlightTask = { task, workerId: w.id, sentAt: now, evictLabel, expectMiss };
     w.inFlight.set(task.id, entry);
     this.inFlightTasks.set(task.id, entry);
+    if (labelFree) {
+      // Touches no label: nothing loads, nothing is evicted, recency stays as it was.
+      this.sync(w);
+      return entry;
+    }
     bump(w.inFlightByLabel, task.label, 1);
     if (evictLabel !== undefined && evictLabel !== task.label) {
       this.dropLabel(w, evictLabel);
@@ -302,7 +327,7 @@ export class Registry {
     if (!entry) return undefined;
     w.inFlight.delete(taskId);
     this.inFlightTasks.delete(taskId);
-    bump(w.inFlightByLabel, entry.task.label, -1);
+    if (entry.task.label !== NO_LABEL) bump(w.inFlightByLabel, entry.task.label, -1);
     // The worker handled the RunTask, eviction included, before it reported.
     if (entry.evictLabel !== undefined) bump(w.pendingEvictions, entry.evictLabel, -1);
     this.sync(w);
@@ -342,9 +367,8 @@ export class Registry {
   }
 
   /** A LabelEvent `loaded` confirmed `label` on `w`. */
-  confirmLoaded(w: WorkerRecord, label: string, now: number): void {
+  confirmLoaded(w: WorkerRecord, label: string): void {
     w.loading.delete(label);
-    w.loadSampledAt.set(label, now);
   }
 
   /** A LabelEvent `evicted`: the pending eviction of `label` (if any) is done. */

@@ -15,6 +15,10 @@
  *     └─> in-flight tasks back       ├── CostModel EWMA load / run times per label
  *   cancel(taskId)                   └── RoutingPolicy  random | idle-first | affinity
  *
+ * A label-free task (`label` = NO_LABEL, for a type `isLabelFree` says every serving worker runs
+ * without a model) skips the policy: any available worker serving its type takes it, else it waits
+ * in the common queue; it touches no label, never carries an eviction and teaches no costs.
+ *
  * The registry is optimistic: a `send` marks the label loaded-or-loading on that worker and the
  * eviction done, at once; the worker's reports (loadedLabels in task results, label events and
  * heartbeats) are the truth and correct it. Every call is O(capacity + log n) in workers and
@@ -24,19 +28,21 @@ import { CostModel, type CostModelOptions } from './cost-model.js';
 import { affinityPolicy } from './policies/affinity.js';
 import { idleFirstPolicy } from './policies/idle-first.js';
 import { randomPolicy } from './policies/random.js';
-import type { PolicyContext, RoutingPolicy } from './policy.js';
-import { TaskQueues } from './queues.js';
+import type { Placement, PolicyContext, RoutingPolicy } from './policy.js';
+import { COMMON_QUEUE, TaskQueues } from './queues.js';
 import { seededRandom, type RandomSource } from './random.js';
 import { Registry, type WorkerRecord, type WorkerView } from './registry.js';
-import type {
-  Decision,
-  InFlightTask,
-  LabelReport,
-  PolicyName,
-  TaskReport,
-  TaskSpec,
-  WorkerInfo,
-  WorkerStatus,
+import { taskErrorRule } from '@smart-routing/proto';
+import {
+  NO_LABEL,
+  type Decision,
+  type InFlightTask,
+  type LabelReport,
+  type PolicyName,
+  type TaskReport,
+  type TaskSpec,
+  type WorkerInfo,
+  type WorkerStatus,
 } from './types.js';
 
 /** Options of {@link Router}. */
@@ -63,9 +69,6 @@ export const POLICIES: Readonly<Record<PolicyName, RoutingPolicy>> = Object.free
   'idle-first': idleFirstPolicy,
   affinity: affinityPolicy,
 });
-
-/** Error codes after which the task did run on the worker (its run time is meaningful). */
-const RAN_CODES = new Set(['bad_parameters', 'inference_failed', 'internal', 'unspecified']);
 
 /** The routing core; see the file header for the event/decision flow. */
 export class Router {
@@ -139,8 +142,8 @@ export class Router {
       throw new Error(`task ${task.id} is already queued or in flight`);
     const out: Decision[] = [];
     const front = options.front === true;
-    const queue = this.policy.queueFor(task);
-    const placement = this.policy.place(task, this.ctx, now);
+    const queue = task.label === NO_LABEL ? COMMON_QUEUE : this.policy.queueFor(task);
+    const placement = this.place(task, now);
     if (placement) {
       const head = front ? undefined : this.queues.headOf(queue);
       if (head && head.task.label === task.label && this.registry.canRun(placement.worker, head.task, now)) {
@@ -167,30 +170,27 @@ export class Router {
   }
 
   /**
-   * A worker reported on a task (its TaskResult, success or error): the slot is free, costs are
-   * learned, the label picture corrected, and the worker takes its next task. Error codes that
-   * change routing: `label_load_failed` (the worker avoids that label for `failureBackoffMs`),
-   * `draining` (the worker takes no more tasks), `no_slot` (no tasks until its next report).
+   * A worker reported on a task (its TaskResult, success or error): the slot is free, the run time
+   * is learned (load times come from `labelEvent`), the label picture corrected, and the worker
+   * takes its next task. What an error code says about the worker is TASK_ERROR_TABLE's `worker`
+   * (@smart-routing/proto): `label_failing` (it avoids that label for `failureBackoffMs`),
+   * `draining` (it takes no more tasks), `blocked` (no tasks until its next report).
    * Re-submitting the task is the caller's choice.
    */
   taskFinished(now: number, workerId: string, taskId: string, report: TaskReport): Decision[] {
     const w = this.registry.get(workerId);
     if (!w) return [];
     const entry = this.registry.finishTask(w, taskId);
-    const code = report.errorCode;
-    if (entry) {
+    const rule = report.errorCode === undefined ? undefined : taskErrorRule(report.errorCode);
+    if (entry && entry.task.label !== NO_LABEL) {
       const label = entry.task.label;
-      if ((code === undefined || RAN_CODES.has(code)) && report.runMs !== undefined && report.runMs > 0)
+      if ((rule === undefined || rule.ran) && report.runMs !== undefined && report.runMs > 0)
         this.costs.observeRun(label, report.runMs);
-      // A LabelEvent since the send already gave this load's duration.
-      const sampled = w.loadSampledAt.get(label);
-      if (report.labelMiss && report.loadMs && (sampled === undefined || sampled < entry.sentAt))
-        this.costs.observeLoad(label, report.loadMs);
-      if (code === 'label_load_failed') this.registry.markFailing(w, label, now + this.failureBackoffMs);
+      if (rule?.worker === 'label_failing') this.registry.markFailing(w, label, now + this.failureBackoffMs);
     }
-    if (code === 'draining') this.registry.setState(w, 'draining');
+    if (rule?.worker === 'draining') this.registry.setState(w, 'draining');
     // A full worker, or one whose model server is down, gets nothing until its next report.
-    this.registry.setBlocked(w, code === 'no_slot' || code === 'model_server_unavailable');
+    this.registry.setBlocked(w, rule?.worker === 'blocked');
     if (report.loadedLabels) this.registry.applyLoadedLabels(w, report.loadedLabels, now);
     return this.pump(now, w);
   }
@@ -201,7 +201,7 @@ export class Router {
     if (!w) return [];
     if (report.kind === 'loaded') {
       if (report.durationMs && report.durationMs > 0) this.costs.observeLoad(report.label, report.durationMs);
-      this.registry.confirmLoaded(w, report.label, now);
+      this.registry.confirmLoaded(w, report.label);
     } else if (report.kind === 'evicted') {
       this.registry.confirmEvicted(w, report.label);
     } else {
@@ -231,7 +231,7 @@ export class Router {
     if (this.registry.availableCount === 0 || this.queues.size === 0) return out;
     for (const queued of [...this.queues.inOrder(this.ctx.scanLimit)]) {
       if (this.registry.availableCount === 0) break;
-      const placement = this.policy.place(queued.task, this.ctx, now, now - queued.enqueuedAt);
+      const placement = this.place(queued.task, now, now - queued.enqueuedAt);
       if (!placement) continue;
       this.queues.remove(queued.task.id);
       this.send(now, placement.worker, queued.task, placement.evictLabel, out);
@@ -240,6 +240,19 @@ export class Router {
   }
 
   // ------------------------------------------------------------------ queries
+
+  /**
+   * Whether tasks of this type go label-free (submit them with `label` = NO_LABEL): every
+   * connected worker serving the type announced it in `labelFreeTaskTypes`.
+   */
+  isLabelFree(taskType: string): boolean {
+    return this.registry.isLabelFree(taskType);
+  }
+
+  /** The in-flight task with this id (where it was sent, with what), if any. */
+  inFlightTask(taskId: string): InFlightTask | undefined {
+    return this.registry.inFlight(taskId);
+  }
 
   /** Whether a task with this id is queued or in flight. */
   has(taskId: string): boolean {
@@ -295,6 +308,14 @@ export class Router {
   }
 
   // ------------------------------------------------------------------ internals
+
+  /** Where a task runs now: the policy's answer, or for a label-free task any available server of its type. */
+  private place(task: TaskSpec, now: number, waitedMs?: number): Placement | undefined {
+    if (task.label !== NO_LABEL) return this.policy.place(task, this.ctx, now, waitedMs);
+    for (const worker of this.registry.available(this.ctx.random, this.ctx.scanLimit))
+      if (this.registry.serves(worker, task.taskType)) return { worker, evictLabel: undefined };
+    return undefined;
+  }
 
   private send(
     now: number,

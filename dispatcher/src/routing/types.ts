@@ -19,6 +19,9 @@ export interface TaskSpec {
   readonly taskType: string;
 }
 
+/** The `label` of a label-free task (see {@link Router.isLabelFree}): no label queue, no eviction, no hit or miss. */
+export const NO_LABEL = '';
+
 /** What a worker says about itself when it joins (the Hello). */
 export interface WorkerInfo {
   readonly id: string;
@@ -30,6 +33,11 @@ export interface WorkerInfo {
   readonly loadedLabels: readonly string[];
   /** Task types it serves; empty means any. */
   readonly taskTypes: readonly string[];
+  /**
+   * The task types it runs without a model (Hello.label_free_task_types). Default none: a worker
+   * that does not say is sent every task with its label, as before the field existed.
+   */
+  readonly labelFreeTaskTypes?: readonly string[];
   /** Default `ready`. */
   readonly state?: RoutingWorkerState;
 }
@@ -40,7 +48,10 @@ export interface TaskReport {
   readonly errorCode?: TaskErrorCode;
   /** The worker had to load the label first. */
   readonly labelMiss?: boolean;
-  /** Measured load time for this task (ms, 0 on a hit). */
+  /**
+   * Measured load time for this task (ms, 0 on a hit). Not learned from: the same load arrives as
+   * a LabelEvent `loaded` (see {@link LabelReport.durationMs}), which is the one the router uses.
+   */
   readonly loadMs?: number;
   /** Measured run time (ms). */
   readonly runMs?: number;
@@ -52,7 +63,7 @@ export interface TaskReport {
 export interface LabelReport {
   readonly kind: 'loaded' | 'evicted' | 'load_failed';
   readonly label: string;
-  /** Measured duration of the load or unload (ms). */
+  /** Measured duration of the load or unload (ms); a `loaded` one is the router's load-time sample. */
   readonly durationMs?: number;
   /** Labels loaded after the change, most recent first. Undefined = not reported. */
   readonly loadedLabels?: readonly string[];

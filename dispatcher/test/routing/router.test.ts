@@ -60,6 +60,7 @@ describe('Router registry picture', () => {
     r.updateWorker(2, 'w1', { loadedLabels: ['a', 'b'] });
     expect(r.worker('w1')!.labels).toEqual(['c', 'a']);
     // The result is the truth: the worker in fact evicted a too (say it is a smaller machine).
+    r.labelEvent(3, 'w1', { kind: 'loaded', label: 'c', durationMs: 40, loadedLabels: ['c', 'a'] });
     r.taskFinished(3, 'w1', 'x', { runMs: 5, labelMiss: true, loadMs: 40, loadedLabels: ['c'] });
     expect(r.worker('w1')!.labels).toEqual(['c']);
     expect(r.worker('w1')!.loading.size).toBe(0);
@@ -67,13 +68,17 @@ describe('Router registry picture', () => {
     expect(Object.fromEntries(r.labelHolders())).toEqual({ c: ['w1'] });
   });
 
-  it('learns a load once whether it comes from a label event or the task result', () => {
-    const r = new Router({ costs: { alpha: 0.5 } });
+  it('learns a load from its LabelEvent only, never from the TaskResult that reports it again', () => {
+    const r = new Router({ costs: { alpha: 0.5, defaultLoadMs: 1000 } });
     r.addWorker(0, info('w1'));
     r.submit(0, t('x', 'a'));
-    r.labelEvent(5, 'w1', { kind: 'loaded', label: 'a', durationMs: 100, loadedLabels: ['a'] });
+    // The result alone teaches nothing about the load (its load_ms is for the producer).
     r.taskFinished(6, 'w1', 'x', { runMs: 5, labelMiss: true, loadMs: 300, loadedLabels: ['a'] });
-    expect(r.costs.loadMs('a')).toBe(100);
+    expect(r.costs.loadMs('a')).toBe(1000);
+    r.submit(7, t('y', 'b'));
+    r.labelEvent(8, 'w1', { kind: 'loaded', label: 'b', durationMs: 100, loadedLabels: ['b', 'a'] });
+    r.taskFinished(9, 'w1', 'y', { runMs: 5, labelMiss: true, loadMs: 300, loadedLabels: ['b', 'a'] });
+    expect(r.costs.loadMs('b')).toBe(100);
   });
 
   it('hands back in-flight tasks when a worker leaves, for a retry at the front', () => {

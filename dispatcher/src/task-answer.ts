@@ -1,0 +1,56 @@
+/**
+ * The producer's answer to POST /run-task: the JSON text for a completed task (the worker's
+ * result spliced in as it came) or for a failed one (the catalog error body).
+ */
+import type { DispatcherError } from './errors.js';
+
+/** A task a worker completed, as the producer hears of it. */
+export interface CompletedTask {
+  readonly taskId: string;
+  readonly workerId: string;
+  /** The producer's label (also for a task routed label-free). */
+  readonly label: string;
+  readonly labelMiss: boolean;
+  readonly loadMs: number;
+  readonly runMs: number;
+  /** Tries it took (1 = first). */
+  readonly attempts: number;
+  /** The worker's result, one JSON document (checked with {@link isJsonDocument}). */
+  readonly resultJson: string;
+}
+
+/** How a task ended, for the producer. */
+export type TaskOutcome =
+  | { readonly ok: true; readonly completed: CompletedTask }
+  | { readonly ok: false; readonly error: DispatcherError };
+
+/**
+ * Whether `text` is one JSON document. The worker's result is spliced into the answer unparsed,
+ * so it must be checked: V8's native `JSON.parse` is the check (its tree is dropped at once); what
+ * the splice saves is serialising the tree again.
+ */
+export function isJsonDocument(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// JSON.stringify turns NaN / Infinity into null, as the answer always did.
+const num = (n: number): string => JSON.stringify(n);
+
+/**
+ * The 200 answer's text:
+ * `{"task_id","status":"completed","worker_id","label","label_miss","load_ms","run_ms","attempts","result"}`,
+ * with `result` the worker's `result_json` text as it arrived (never parsed and re-serialised).
+ */
+export function completedAnswer(c: CompletedTask): string {
+  return (
+    `{"task_id":${JSON.stringify(c.taskId)},"status":"completed",` +
+    `"worker_id":${JSON.stringify(c.workerId)},"label":${JSON.stringify(c.label)},` +
+    `"label_miss":${c.labelMiss ? 'true' : 'false'},"load_ms":${num(c.loadMs)},"run_ms":${num(c.runMs)},` +
+    `"attempts":${num(c.attempts)},"result":${c.resultJson}}`
+  );
+}

@@ -1,0 +1,58 @@
+/**
+ * The frames the dispatcher sends because of a routing decision: a `send` becomes a RunTask, a
+ * `load` / `unload` a LabelOrder. The task tracker speaks decisions; this module and the worker
+ * endpoint speak the wire.
+ */
+import type { DispatcherMessageInput } from '@smart-routing/proto';
+import type { Decision } from './routing/types.js';
+
+/** A `send` decision. */
+export type SendDecision = Extract<Decision, { type: 'send' }>;
+
+/** A `load` or `unload` decision. */
+export type LabelOrderDecision = Extract<Decision, { type: 'load' | 'unload' }>;
+
+/** What the RunTask carries beyond the decision. */
+export interface OutgoingTask {
+  readonly taskType: string;
+  readonly parametersJson: string;
+  /** 1 for the first try. */
+  readonly attempt: number;
+  readonly deadlineUnixMs: number;
+}
+
+/** Carries decisions to the workers; each call returns false when the worker is gone (its close follows). */
+export interface WorkerLink {
+  runTask(decision: SendDecision, task: OutgoingTask): boolean;
+  labelOrder(decision: LabelOrderDecision): boolean;
+}
+
+/** The RunTask frame for a `send` (a label-free task has label '' and never an eviction). */
+export function runTaskFrame(decision: SendDecision, task: OutgoingTask): DispatcherMessageInput {
+  return {
+    runTask: {
+      taskId: decision.taskId,
+      taskType: task.taskType,
+      label: decision.label,
+      parametersJson: task.parametersJson,
+      evictLabel: decision.evictLabel ?? '',
+      attempt: task.attempt,
+      deadlineUnixMs: task.deadlineUnixMs,
+    },
+  };
+}
+
+/** The LabelOrder frame for a `load` / `unload`. */
+export function labelOrderFrame(decision: LabelOrderDecision): DispatcherMessageInput {
+  return { labelOrder: { action: decision.type, label: decision.label } };
+}
+
+/** A {@link WorkerLink} over `send` (the worker endpoint's). */
+export function createWorkerLink(
+  send: (workerId: string, message: DispatcherMessageInput) => boolean,
+): WorkerLink {
+  return {
+    runTask: (decision, task) => send(decision.workerId, runTaskFrame(decision, task)),
+    labelOrder: (decision) => send(decision.workerId, labelOrderFrame(decision)),
+  };
+}
