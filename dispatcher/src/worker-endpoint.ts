@@ -281,7 +281,14 @@ export class WorkerEndpoint {
     conn.helloTimer = undefined;
     conn.ws.send(
       encodeDispatcherMessage({
-        welcome: { protocolVersion: PROTOCOL_VERSION, heartbeatIntervalMs: options.heartbeatIntervalMs },
+        // The worker learns what was accepted, so a clamped worker knows it is routed less than it offered.
+        welcome: {
+          protocolVersion: PROTOCOL_VERSION,
+          heartbeatIntervalMs: options.heartbeatIntervalMs,
+          labelCapacity,
+          taskSlots,
+          maxFrameBytes: options.maxPayloadBytes,
+        },
       }),
     );
     conn.registered = true;

@@ -43,12 +43,18 @@ describe('worker upgrade checks', () => {
 });
 
 describe('worker protocol', () => {
-  it('welcomes a Hello with the protocol version and heartbeat interval', async () => {
-    const d = await h.dispatcher({ heartbeatIntervalMs: 250 });
+  it('welcomes a Hello with the protocol version, heartbeat interval and what it accepted', async () => {
+    const d = await h.dispatcher({ heartbeatIntervalMs: 250, maxPayloadBytes: 1 << 20 });
     const w = await h.worker({ url: d.url, id: 'w1', labels: ['a'], slots: 3, labelCapacity: 4 });
     expect(w.frames[0]).toEqual({
       body: 'welcome',
-      welcome: { protocolVersion: PROTOCOL_VERSION, heartbeatIntervalMs: 250 },
+      welcome: {
+        protocolVersion: PROTOCOL_VERSION,
+        heartbeatIntervalMs: 250,
+        labelCapacity: 4,
+        taskSlots: 3,
+        maxFrameBytes: 1 << 20,
+      },
     });
     expect(d.router.worker('w1')).toMatchObject({
       taskSlots: 3,
@@ -56,6 +62,12 @@ describe('worker protocol', () => {
       labels: ['a'],
       state: 'ready',
     });
+  });
+
+  it('tells a worker that claims too much what it was clamped to', async () => {
+    const d = await h.dispatcher({ maxWorkerLabels: 2, maxWorkerSlots: 5 });
+    const w = await h.worker({ url: d.url, id: 'w-big', slots: 50, labelCapacity: 9 });
+    expect(w.frames[0]).toMatchObject({ body: 'welcome', welcome: { labelCapacity: 2, taskSlots: 5 } });
   });
 
   it('closes 1002 on a malformed frame and keeps serving others', async () => {
