@@ -33,6 +33,11 @@ export interface OnnxCheckOptions {
 
 const require = createRequire(import.meta.url);
 
+// onnxruntime-node sends telemetry (/tmp/mat-debug-<pid>.log, a database under ~/.cache/Microsoft/)
+// unless this is set when its first session is created (the check thread shares the process env).
+// An explicit setting (ORT_DISABLE_TELEMETRY=0 turns it on) is kept.
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+
 // Plain CommonJS run by `new Worker(..., { eval: true })`: works the same from src (vitest) and dist.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
