@@ -38,7 +38,7 @@ program
   .command('serve', { isDefault: true })
   .description('run the HTTP service (POST /upload-model, GET /models, GET /health)')
   .option('--port <port>', 'port to listen on (PORT, default 8002)')
-  .option('--host <host>', 'address to bind (HOST, default 0.0.0.0)')
+  .option('--host <host>', 'address to bind (HOST, default 127.0.0.1)')
   .option('--repository <dir>', 'model repository folder (MODEL_REPOSITORY, default ./models)')
   .action(async (flags: { port?: string; host?: string; repository?: string }) => {
     const cfg = config(flags);
@@ -55,6 +55,8 @@ program
       repository: cfg.repository,
       hfEndpoint: cfg.hfEndpoint,
       ...(cfg.hfToken ? { hfToken: cfg.hfToken } : {}),
+      apiKeys: cfg.apiKeys,
+      ...(cfg.localImportRoot ? { localImportRoot: cfg.localImportRoot } : {}),
       logger,
     });
     console.error(`smart-routing-uploader listening on ${handle.url} (repository ${cfg.repository})`);
