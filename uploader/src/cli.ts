@@ -49,6 +49,17 @@ program
       collectorUrl: cfg.logCollectorUrl,
     });
     const logger = service.logger;
+    // Signal handlers go in before the start: 'uploader_listening' is logged before startUploader
+    // resolves, and a SIGTERM right after it must close cleanly, not kill the process.
+    let stop: ((signal: string) => void) | undefined = undefined;
+    let pendingSignal: string | undefined;
+    const onSignal = (signal: string): void => {
+      if (stop) return stop(signal);
+      if (pendingSignal) process.exit(1); // a second signal while starting: give up at once
+      pendingSignal = signal;
+    };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
     const handle = await startUploader({
       port: cfg.port,
       host: cfg.host,
@@ -60,7 +71,7 @@ program
       logger,
     });
     console.error(`smart-routing-uploader listening on ${handle.url} (repository ${cfg.repository})`);
-    const stop = (signal: string): void => {
+    stop = (signal: string): void => {
       logger.info({ event: 'signal', signal }, 'shutting down');
       handle
         .close()
@@ -73,8 +84,7 @@ program
           },
         );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    if (pendingSignal) stop(pendingSignal);
   });
 
 program
