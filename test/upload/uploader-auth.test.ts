@@ -62,7 +62,7 @@ describe('dispatcher -> uploader with API_KEYS', () => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
   });
 
-  it.each([{ authorization: 'Bearer key-b' }, { 'x-api-key': 'key-a' }])(
+  it.each<Record<string, string>>([{ authorization: 'Bearer key-b' }, { 'x-api-key': 'key-a' }])(
     "POST /upload-model forwards the producer's key (%o)",
     async (headers) => {
       const res = await fetch(`${dispatcher.url}/upload-model`, {

@@ -137,7 +137,12 @@ describe('API keys', () => {
     await writeEmbeddingFixture(join(root, 'm'), { layout: 'flat' });
     await start({ apiKeys: ['key-one', 'key-two'], localImportRoot: root });
     const body = { model_id: 'm', source: 'local', path: 'm' };
-    for (const headers of [{}, { authorization: 'Bearer nope' }, { 'x-api-key': 'key-one-and-more' }]) {
+    const wrong: Record<string, string>[] = [
+      {},
+      { authorization: 'Bearer nope' },
+      { 'x-api-key': 'key-one-and-more' },
+    ];
+    for (const headers of wrong) {
       const res = await post(body, headers);
       expect(res.status).toBe(401);
       expect(res.body.error?.code).toBe('unauthorized');
