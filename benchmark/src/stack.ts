@@ -470,6 +470,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     } finally {
       registered = true;
     }
+    // Aborted (options.signal) while waiting: the polls ended without the stack being up.
+    if (closed) throw new Error('the stack start was aborted');
 
     for (const s of services) {
       // One that exited in the last instant of start-up: report it too.
