@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -121,6 +121,7 @@ describe('smart-routing-start (npm start)', () => {
     const models = join(dir, 'models');
     await generateDemoModels({ dir: models, count: 1, sizeMb: 1 });
     const port = await freePort();
+    const startedAt = Date.now() - 1000; // mtime granularity
     const run = launch(
       process.execPath,
       [
@@ -178,7 +179,9 @@ describe('smart-routing-start (npm start)', () => {
     expect(collected).toContain('uploader_closed');
     // onnxruntime-node's telemetry (source: strings in its libonnxruntime.so; files seen on this
     // machine): /tmp/mat-debug-<pid>.log and ~/.cache/Microsoft/DeveloperTools/.onnxruntime/.
-    for (const pid of pids) expect(existsSync(`/tmp/mat-debug-${pid}.log`)).toBe(false);
+    // (A file of that name from before this run belongs to an earlier process with the same pid.)
+    const writtenNow = (file: string): boolean => existsSync(file) && statSync(file).mtimeMs >= startedAt;
+    for (const pid of pids) expect(writtenNow(`/tmp/mat-debug-${pid}.log`), `pid ${pid}`).toBe(false);
     expect(existsSync(join(home, '.cache', 'Microsoft'))).toBe(false);
   }, 60_000);
 
