@@ -9,5 +9,7 @@ export default defineConfig({
     // Two cores: real processes and ONNX sessions contend, so keep files from piling up.
     fileParallelism: true,
     maxWorkers: 2,
+    // Tests that load onnxruntime-node in-process: no telemetry files (/tmp/mat-debug-*, ~/.cache/Microsoft).
+    env: { ORT_DISABLE_TELEMETRY: '1' },
   },
 });

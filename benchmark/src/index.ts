@@ -1,5 +1,5 @@
-export { startStack, freePort } from './stack.js';
-export type { Stack, StackOptions } from './stack.js';
+export { startStack, freePort, StackStartError } from './stack.js';
+export type { ServiceFailure, Stack, StackOptions } from './stack.js';
 export { simulate } from './simulator.js';
 export type { SimulationOptions, SimulationResult } from './simulator.js';
 export { planTraffic, parseLabelDistribution } from './traffic.js';

@@ -1,19 +1,34 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 /**
  * Starts a whole local stack as separate processes, the way a user runs it:
  *
  *   log-collector ──< logs ──┬── dispatcher ──ws── worker 1 ── model server (child of the worker)
+ *                            │        └─ /upload-model ── uploader (optional)
  *                            └──────────────────── worker N ── model server
  *
  * Used by `npm start` and by the benchmark when no `--dispatcher-url` is given.
+ *
+ * Start-up: collector, dispatcher, uploader, workers, in that order. A service counts as up only
+ * when *its own* process logged that it listens (matched by pid, so a second stack on taken ports
+ * cannot mistake the first stack's services for its own) and it answers; workers are up when the
+ * dispatcher lists them. A child that exits first fails the start at once with the last lines of
+ * its log.
+ *
  * Shutdown order (close): workers first (they drain and stop their model servers), then the
- * dispatcher, then the collector last so it receives everyone's final logs.
+ * dispatcher, then the uploader, then the collector last so it receives everyone's final logs.
+ * Children run in their own process groups, so a Ctrl-C in the terminal reaches only the launcher,
+ * which then stops them in that order.
+ *
+ * Each child gets exactly its own environment: a few basics (PATH, HOME, locale, TMPDIR) plus its
+ * own settings, never the launcher's whole env (a stray PORT must not move a service).
  */
 
 /** Options of `startStack`. */
@@ -32,6 +47,10 @@ export interface StackOptions {
   dispatcherPort?: number;
   /** Log collector port; 0 picks a free one. Default 0. */
   collectorPort?: number;
+  /** Start an uploader (the dispatcher forwards `POST /upload-model` to it). Default false. */
+  uploader?: boolean;
+  /** Uploader port; 0 picks a free one. Default 0. */
+  uploaderPort?: number;
   /** Folder for the collector's runs. Default './logs'. */
   logDir?: string;
   /** Run id (folder under logDir). Default a timestamp. */
@@ -42,31 +61,100 @@ export interface StackOptions {
   tritonUrl?: string;
   /** Whether the dispatcher checks labels against the repository (404 for unknown ones). Default true. */
   dispatcherChecksRepository?: boolean;
+  /** Producer API keys for the dispatcher and the uploader (API_KEYS). Default none (no producer auth). */
+  apiKeys?: readonly string[];
+  /** Token the workers present to the dispatcher (WORKER_TOKEN). Default a random one per stack. */
+  workerToken?: string;
   /** Extra env for the dispatcher. */
   dispatcherEnv?: Record<string, string>;
+  /** Extra env for every worker. */
+  workerEnv?: Record<string, string>;
+  /** Extra env for the uploader (e.g. HF_ENDPOINT, HF_TOKEN). */
+  uploaderEnv?: Record<string, string>;
   /**
    * Where each child's own output (pino JSON on stderr) goes: 'inherit' (this terminal), 'ignore',
    * or 'files' (`<logDir>/<runId>/<service>.log`, beside the collector's file). Default 'ignore'.
+   * Either way the last lines are kept, to explain a failure.
    */
   output?: 'inherit' | 'ignore' | 'files';
   /** Log level of the children. Default 'info'. */
   logLevel?: string;
   /** How long to wait for everything to come up. Default 60 s. */
   readyTimeoutMs?: number;
+  /** Aborting it during start-up stops what has started; startStack then rejects. */
+  signal?: AbortSignal;
+}
+
+/** A service of the stack that exited while the stack was running (not during close). */
+export interface ServiceFailure {
+  /** `log-collector`, `dispatcher`, `uploader` or `worker-<i>`. */
+  readonly service: string;
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  /** The last lines of its log, formatted for people. */
+  readonly lastLines: string[];
 }
 
 /** A running stack. */
 export interface Stack {
   readonly dispatcherUrl: string;
   readonly collectorUrl: string;
+  /** Set when the stack runs an uploader. */
+  readonly uploaderUrl?: string;
   readonly runId: string;
   /** The collector's JSON Lines file for this run. */
   readonly logFile: string;
   readonly workerIds: string[];
   /** Process ids, for CPU accounting. */
-  readonly pids: { dispatcher: number; collector: number; workers: number[] };
+  readonly pids: { dispatcher: number; collector: number; uploader?: number; workers: number[] };
+  /** Resolves when a service exits on its own after start-up (never once `close()` was called). */
+  readonly failed: Promise<ServiceFailure>;
   /** Stops every process, workers first, collector last. Safe to call twice. */
   close(): Promise<void>;
+}
+
+/** `startStack` failed: a service exited or did not come up in time. */
+export class StackStartError extends Error {
+  override name = 'StackStartError';
+  constructor(
+    message: string,
+    /** The service that failed. */
+    readonly service: string,
+    /** The last lines of its log, formatted for people. */
+    readonly lastLines: string[],
+  ) {
+    super(lastLines.length > 0 ? `${message}; its last log lines:\n  ${lastLines.join('\n  ')}` : message);
+  }
+}
+
+/** Lines of a child's output kept to explain its failure. */
+const TAIL_LINES = 12;
+
+/** Launcher env passed through to every child: what a Node process needs, nothing of ours. */
+const BASE_ENV = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'LANG',
+  'LC_ALL',
+  'LC_CTYPE',
+  'TZ',
+  'TMPDIR',
+  'SYSTEMROOT',
+];
+/** Also passed to the uploader, which fetches from the hub. */
+const PROXY_ENV = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy'];
+
+function childEnv(names: string[], own: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of names) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  // onnxruntime-node writes telemetry (/tmp/mat-debug-<pid>.log, ~/.cache/Microsoft/) unless told not to.
+  env.ORT_DISABLE_TELEMETRY = process.env.ORT_DISABLE_TELEMETRY ?? '1';
+  return { ...env, ...own };
 }
 
 function packageDist(name: string): string {
@@ -84,151 +172,333 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   return port;
 }
 
-async function waitFor(
-  what: string,
-  check: () => Promise<boolean>,
-  deadline: number,
-  child?: ChildProcess,
-): Promise<void> {
-  for (;;) {
-    if (child && child.exitCode !== null)
-      throw new Error(`${what} exited with code ${child.exitCode} before it was ready`);
+/** One pino JSON line as `LEVEL message (error)`; other lines as they are. */
+function formatLine(line: string): string {
+  let rec: Record<string, unknown>;
+  try {
+    rec = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line;
+  }
+  if (typeof rec !== 'object' || rec === null) return line;
+  const levels: Record<number, string> = {
+    10: 'TRACE',
+    20: 'DEBUG',
+    30: 'INFO',
+    40: 'WARN',
+    50: 'ERROR',
+    60: 'FATAL',
+  };
+  const err = rec.err as { message?: unknown } | undefined;
+  const detail = [err?.message, rec.message, rec.error].find((d) => typeof d === 'string');
+  const msg = typeof rec.msg === 'string' ? rec.msg : typeof rec.event === 'string' ? rec.event : line;
+  return `${levels[rec.level as number] ?? 'LOG'} ${msg}${detail && detail !== msg ? ` (${detail as string})` : ''}`;
+}
+
+/** A spawned service: its output is scanned for events and its last lines kept. */
+class Service {
+  readonly child: ChildProcess;
+  readonly tail: string[] = [];
+  /** Resolves when stdout and stderr are drained and the process has exited. */
+  readonly done: Promise<void>;
+  private readonly sink: WriteStream | NodeJS.WriteStream | undefined;
+  private readonly waiters = new Map<string, () => void>();
+  private readonly seen = new Set<string>();
+
+  constructor(
+    readonly name: string,
+    script: string,
+    env: Record<string, string>,
+    sink: WriteStream | NodeJS.WriteStream | undefined,
+  ) {
+    this.sink = sink;
+    // Own process group (detached): a terminal's Ctrl-C or hang-up reaches the launcher only, which
+    // stops the children in order. Not unref'd: the launcher waits for them.
+    this.child = spawn(process.execPath, [script], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    const streams = [this.child.stdout!, this.child.stderr!];
+    for (const stream of streams) createInterface({ input: stream }).on('line', (line) => this.onLine(line));
+    this.done = Promise.all([
+      ...streams.map((s) => once(s, 'close').catch(() => undefined)),
+      this.exited(),
+    ]).then(() => undefined);
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  exited(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return once(this.child, 'exit').then(() => undefined);
+  }
+
+  private onLine(line: string): void {
+    this.tail.push(formatLine(line));
+    if (this.tail.length > TAIL_LINES) this.tail.shift();
+    if (this.sink && this.sink.writable)
+      this.sink.write(this.sink === process.stderr ? `[${this.name}] ${line}\n` : `${line}\n`);
+    if (!line.startsWith('{')) return;
+    try {
+      const rec = JSON.parse(line) as { event?: unknown; pid?: unknown };
+      if (typeof rec.event === 'string' && rec.pid === this.child.pid) {
+        this.seen.add(rec.event);
+        this.waiters.get(rec.event)?.();
+      }
+    } catch {
+      // not JSON after all
+    }
+  }
+
+  /** Resolves when this very process logs `event`; rejects if it exits first or at `deadline`. */
+  async waitForEvent(event: string, deadline: number): Promise<void> {
+    if (this.seen.has(event)) return;
+    const logged = new Promise<void>((resolve) => this.waiters.set(event, resolve));
+    try {
+      await this.orFail(logged, deadline, `logged ${event}`);
+    } finally {
+      this.waiters.delete(event);
+    }
+  }
+
+  /** `work`, unless this process exits first (StackStartError with its last lines) or time runs out. */
+  async orFail<T>(work: Promise<T>, deadline: number, what = 'was ready'): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const exit = this.exited().then(async () => {
+      await this.done; // its last lines explain why
+      const how = this.child.signalCode ? `signal ${this.child.signalCode}` : `code ${this.child.exitCode}`;
+      throw new StackStartError(`${this.name} exited with ${how} before it ${what}`, this.name, [
+        ...this.tail,
+      ]);
+    });
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new StackStartError(`${this.name} was not ready in time`, this.name, [...this.tail])),
+        Math.max(0, deadline - Date.now()),
+      );
+    });
+    try {
+      return await Promise.race([work, exit, timeout]);
+    } finally {
+      clearTimeout(timer);
+      exit.catch(() => undefined);
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves when its output is drained. */
+  async stop(graceMs: number): Promise<void> {
+    if (this.running) {
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+      await this.exited();
+      clearTimeout(timer);
+    }
+    await this.done;
+  }
+}
+
+function failureOf(s: Service): ServiceFailure {
+  return { service: s.name, code: s.child.exitCode, signal: s.child.signalCode, lastLines: [...s.tail] };
+}
+
+/** Polls `check` every 100 ms until it returns true. */
+async function poll(check: () => Promise<boolean>, stopped: () => boolean): Promise<void> {
+  while (!stopped()) {
     try {
       if (await check()) return;
     } catch {
       // not up yet
     }
-    if (Date.now() > deadline) throw new Error(`${what} was not ready in time`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
-async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** Starts collector, dispatcher and workers; resolves when every worker has registered. */
+/** Starts collector, dispatcher (uploader) and workers; resolves when every worker has registered. */
 export async function startStack(options: StackOptions): Promise<Stack> {
   const host = options.host ?? '127.0.0.1';
   const workers = options.workers ?? 2;
   const runId = options.runId ?? new Date().toISOString().replace(/[:.]/g, '-');
   const logDir = options.logDir ?? './logs';
   const runDir = join(logDir, runId);
-  if (options.output === 'files') mkdirSync(runDir, { recursive: true });
-  const outputFor = (name: string): 'inherit' | 'ignore' | number =>
-    options.output === 'files' ? openSync(join(runDir, `${name}.log`), 'a') : (options.output ?? 'ignore');
   const logLevel = options.logLevel ?? 'info';
   const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
-  const children: ChildProcess[] = [];
-  const spawnService = (pkg: string, env: Record<string, string>, name = pkg): ChildProcess => {
-    const out = outputFor(name);
-    const child = spawn(process.execPath, [join(packageDist(pkg), 'cli.js')], {
-      env: { ...process.env, LOG_LEVEL: logLevel, ...env },
-      stdio: ['ignore', out, out],
+  const apiKeys = options.apiKeys ?? [];
+  const workerToken = options.workerToken ?? randomBytes(24).toString('base64url');
+  // The launcher's own probes authenticate like a producer.
+  const authHeaders: Record<string, string> = apiKeys[0] ? { authorization: `Bearer ${apiKeys[0]}` } : {};
+  if (options.output === 'files') mkdirSync(runDir, { recursive: true });
+
+  const services: Service[] = [];
+  const files: WriteStream[] = [];
+  const start = (name: string, script: string, env: Record<string, string>, baseEnv = BASE_ENV): Service => {
+    if (closed) throw new Error('the stack start was aborted');
+    let sink: WriteStream | NodeJS.WriteStream | undefined;
+    if (options.output === 'files') {
+      const file = createWriteStream(join(runDir, `${name}.log`), { flags: 'a' });
+      files.push(file);
+      sink = file;
+    } else if (options.output === 'inherit') {
+      sink = process.stderr;
+    }
+    const service = new Service(name, script, childEnv(baseEnv, { LOG_LEVEL: logLevel, ...env }), sink);
+    services.push(service);
+    // Before start-up is done, an exit fails startStack instead (StackStartError).
+    service.child.once('exit', () => {
+      if (closed || !up) return;
+      void service.done.then(() => reportFailure(failureOf(service)));
     });
-    if (typeof out === 'number') closeSync(out); // the child has its own copy
-    children.push(child);
-    return child;
+    return service;
   };
 
+  let up = false;
   let closed: Promise<void> | undefined;
-  const workerProcs: ChildProcess[] = [];
-  // If this process exits without close() (a signal, a crash), take the children down with it.
+  let reportFailure: (failure: ServiceFailure) => void = () => {};
+  const failed = new Promise<ServiceFailure>((resolve) => (reportFailure = resolve));
+  // If this process exits without close() (a crash, process.exit), take the children down with it.
   const killChildren = (): void => {
-    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+    for (const s of services) if (s.running) s.child.kill('SIGTERM');
   };
   process.on('exit', killChildren);
   const close = (): Promise<void> => {
     closed ??= (async () => {
+      const workerServices = services.filter((s) => s.name.startsWith('worker-'));
+      await Promise.all(workerServices.map((w) => w.stop(15_000)));
+      // The rest in reverse start order: dispatcher, uploader, collector last.
+      for (const s of services.filter((x) => !workerServices.includes(x)).reverse()) await s.stop(10_000);
+      await Promise.all(files.map((f) => new Promise((resolve) => f.end(resolve))));
       process.off('exit', killChildren);
-      await Promise.all(workerProcs.map((w) => stopChild(w, 15_000)));
-      const rest = children.filter((c) => !workerProcs.includes(c)).reverse();
-      for (const child of rest) await stopChild(child, 10_000);
     })();
     return closed;
   };
 
+  const onAbort = (): void => void close();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    options.signal?.throwIfAborted();
     const collectorPort = options.collectorPort || (await freePort(host));
     const collectorUrl = `http://${host}:${collectorPort}`;
-    const collector = spawnService('log-collector', {
+    const collector = start('log-collector', join(packageDist('log-collector'), 'cli.js'), {
       PORT: String(collectorPort),
       HOST: host,
       LOG_DIR: logDir,
       RUN_ID: runId,
     });
-    await waitFor(
-      'log collector',
-      async () => (await fetch(`${collectorUrl}/health`)).ok,
+    await collector.waitForEvent('collector_started', deadline);
+    await collector.orFail(
+      poll(
+        async () => (await fetch(`${collectorUrl}/health`)).ok,
+        () => !!closed,
+      ),
       deadline,
-      collector,
     );
 
     const dispatcherPort = options.dispatcherPort || (await freePort(host));
     const dispatcherUrl = `http://${host}:${dispatcherPort}`;
-    const dispatcher = spawnService('dispatcher', {
+    let uploaderUrl: string | undefined;
+    let uploader: Service | undefined;
+    if (options.uploader) {
+      const uploaderPort = options.uploaderPort || (await freePort(host));
+      uploaderUrl = `http://${host}:${uploaderPort}`;
+      uploader = start(
+        'uploader',
+        join(packageDist('uploader'), 'cli.js'),
+        {
+          PORT: String(uploaderPort),
+          HOST: host,
+          MODEL_REPOSITORY: options.modelRepository,
+          LOG_COLLECTOR_URL: collectorUrl,
+          ...(apiKeys.length > 0 ? { API_KEYS: apiKeys.join(',') } : {}),
+          ...options.uploaderEnv,
+        },
+        [...BASE_ENV, ...PROXY_ENV],
+      );
+      await uploader.waitForEvent('uploader_listening', deadline);
+    }
+
+    const dispatcher = start('dispatcher', join(packageDist('dispatcher'), 'cli.js'), {
       PORT: String(dispatcherPort),
       HOST: host,
       ROUTING_POLICY: options.policy ?? 'affinity',
       ...(options.dispatcherChecksRepository === false ? {} : { MODEL_REPOSITORY: options.modelRepository }),
       LOG_COLLECTOR_URL: collectorUrl,
+      WORKER_TOKEN: workerToken,
+      ...(apiKeys.length > 0 ? { API_KEYS: apiKeys.join(',') } : {}),
+      ...(uploaderUrl ? { UPLOADER_URL: uploaderUrl } : {}),
       ...options.dispatcherEnv,
     });
-    await waitFor(
-      'dispatcher',
-      async () => (await fetch(`${dispatcherUrl}/health`)).ok,
+    await dispatcher.waitForEvent('dispatcher_listening', deadline);
+    await dispatcher.orFail(
+      poll(
+        async () => (await fetch(`${dispatcherUrl}/health`)).ok,
+        () => !!closed,
+      ),
       deadline,
-      dispatcher,
     );
 
     const workerIds = Array.from({ length: workers }, (_, i) => `worker-${i + 1}`);
-    for (const id of workerIds) {
-      const env: Record<string, string> = {
+    const workerServices = workerIds.map((id) =>
+      start(id, join(packageDist('worker'), 'cli.js'), {
         DISPATCHER_URL: dispatcherUrl.replace(/^http/, 'ws'),
         WORKER_ID: id,
         WORKER_MAX_LABELS: String(options.labelCapacity ?? 2),
         WORKER_SLOTS: String(options.slots ?? 1),
         MODEL_REPOSITORY: options.modelRepository,
         LOG_COLLECTOR_URL: collectorUrl,
-      };
-      if (options.tritonUrl) env.TRITON_URL = options.tritonUrl;
-      workerProcs.push(spawnService('worker', env, id));
-    }
-    await waitFor(
-      `${workers} workers`,
+        WORKER_TOKEN: workerToken,
+        ...(options.tritonUrl ? { TRITON_URL: options.tritonUrl } : {}),
+        ...options.workerEnv,
+      }),
+    );
+    let registered = false;
+    const allRegistered = poll(
       async () => {
-        const res = await fetch(`${dispatcherUrl}/workers`);
+        const res = await fetch(`${dispatcherUrl}/workers`, { headers: authHeaders });
         const list = (await res.json()) as { id: string }[];
         return workerIds.every((id) => list.some((w) => w.id === id));
       },
-      deadline,
+      () => registered || !!closed,
     );
-    for (const w of workerProcs) {
-      w.on('exit', (code, signal) => {
-        if (!closed) process.emitWarning(`worker process ${w.pid} exited (code ${code}, signal ${signal})`);
-      });
+    // Every worker (and the dispatcher) can fail the wait: the first to exit explains why.
+    try {
+      await Promise.race([
+        ...workerServices.map((w) => w.orFail(allRegistered, deadline, 'registered')),
+        dispatcher.orFail(allRegistered, deadline),
+      ]);
+    } finally {
+      registered = true;
     }
+    // Aborted (options.signal) while waiting: the polls ended without the stack being up.
+    if (closed) throw new Error('the stack start was aborted');
+
+    for (const s of services) {
+      // One that exited in the last instant of start-up: report it too.
+      if (!s.running) void s.done.then(() => reportFailure(failureOf(s)));
+    }
+    up = true;
 
     return {
       dispatcherUrl,
       collectorUrl,
+      ...(uploaderUrl ? { uploaderUrl } : {}),
       runId,
       logFile: join(runDir, 'collector.log'),
       workerIds,
       pids: {
-        dispatcher: dispatcher.pid ?? 0,
-        collector: collector.pid ?? 0,
-        workers: workerProcs.map((w) => w.pid ?? 0),
+        dispatcher: dispatcher.child.pid ?? 0,
+        collector: collector.child.pid ?? 0,
+        ...(uploader ? { uploader: uploader.child.pid ?? 0 } : {}),
+        workers: workerServices.map((w) => w.child.pid ?? 0),
       },
+      failed,
       close,
     };
   } catch (err) {
     await close();
     throw err;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
   }
 }

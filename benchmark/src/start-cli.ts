@@ -1,79 +1,116 @@
 #!/usr/bin/env node
 /**
- * `npm start`: demo models (generated if missing), log collector, dispatcher and workers on
- * loopback, each in its own process. Ctrl-C / SIGTERM stops every child cleanly.
+ * `npm start`: demo models (generated if missing), log collector, dispatcher, uploader and workers
+ * on loopback, each in its own process.
+ *
+ *   start ──> ready line ──(SIGINT | SIGTERM | SIGHUP | parent gone)──> stop in order ──> exit 0
+ *     │                  └─(a service exits)──> its last log lines ──> stop the rest ──> exit 1
+ *     └─(a service fails to start)──> its last log lines ──> exit 1
+ *
+ * The launcher reads only its own settings (flags, or NUM_WORKERS, WORKER_MAX_LABELS, WORKER_SLOTS,
+ * ROUTING_POLICY, RANDOM_DISPATCH, MODEL_REPOSITORY, LOG_LEVEL, API_KEYS, WORKER_TOKEN, HF_ENDPOINT,
+ * HF_TOKEN); each service gets exactly its own environment.
  */
 import { resolve } from 'node:path';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { generateDemoModels } from '@smart-routing/model-repo';
-import { startStack } from './stack.js';
+import { StackStartError, startStack, type Stack } from './stack.js';
+
+function intArg(min: number) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > 65535)
+      throw new InvalidArgumentError(`must be an integer >= ${min}`);
+    return Number(value);
+  };
+}
+
+/** An env default for a numeric flag, validated like the flag (a bad value is an error, not NaN). */
+function envInt(name: string, fallback: number, min: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  try {
+    return intArg(min)(raw);
+  } catch {
+    console.error(`smart-routing-start: invalid ${name}: must be an integer >= ${min}`);
+    process.exit(2);
+  }
+}
 
 const program = new Command('smart-routing-start')
   .description(
-    'Start a local smart-routing stack: log collector, dispatcher, workers with embedded model servers.',
+    'Start a local smart-routing stack: log collector, dispatcher, uploader, workers with embedded model servers.',
   )
-  .option('--port <n>', 'dispatcher port', process.env.PORT ?? '8080')
-  .option('--collector-port <n>', 'log collector port', process.env.LOG_COLLECTOR_PORT ?? '8001')
-  .option('--workers <n>', 'worker processes', process.env.NUM_WORKERS ?? '2')
-  .option('--label-capacity <n>', 'labels per worker', process.env.WORKER_MAX_LABELS ?? '2')
-  .option('--slots <n>', 'task slots per worker', process.env.WORKER_SLOTS ?? '1')
+  // Not PORT: that is every service's own variable, and the launcher starts several services.
+  .option('--port <n>', 'dispatcher port (0 = any free port)', intArg(0), 8080)
+  .option('--collector-port <n>', 'log collector port', intArg(0), envInt('LOG_COLLECTOR_PORT', 8001, 0))
+  .option('--uploader-port <n>', 'uploader port', intArg(0), envInt('UPLOADER_PORT', 8002, 0))
+  .option('--no-uploader', 'do not start the uploader')
+  .option('--workers <n>', 'worker processes', intArg(1), envInt('NUM_WORKERS', 2, 1))
+  .option('--label-capacity <n>', 'labels per worker', intArg(1), envInt('WORKER_MAX_LABELS', 2, 1))
+  .option('--slots <n>', 'task slots per worker', intArg(1), envInt('WORKER_SLOTS', 1, 1))
   .option(
     '--policy <name>',
     'routing policy: affinity | idle-first | random',
     process.env.ROUTING_POLICY ?? 'affinity',
   )
   .option('--models <dir>', 'model repository', process.env.MODEL_REPOSITORY ?? './models')
-  .option('--labels <n>', 'demo models to generate when missing', '5')
+  .option('--labels <n>', 'demo models to generate when missing', intArg(0), 5)
+  .option('--triton-url <url>', "workers' TRITON_URL: unset = embedded model servers; 'none' = echo only")
+  .option('--log-dir <dir>', 'folder for the run logs', './logs')
   .option('--log-level <level>', 'log level of the services', process.env.LOG_LEVEL ?? 'info')
   .parse();
 
 const opts = program.opts<{
-  port: string;
-  collectorPort: string;
-  workers: string;
-  labelCapacity: string;
-  slots: string;
+  port: number;
+  collectorPort: number;
+  uploaderPort: number;
+  uploader: boolean;
+  workers: number;
+  labelCapacity: number;
+  slots: number;
   policy: string;
   models: string;
-  labels: string;
+  labels: number;
+  tritonUrl?: string;
+  logDir: string;
   logLevel: string;
 }>();
 
 const modelRepository = resolve(opts.models);
 console.log(`model repository: ${modelRepository}`);
-const made = await generateDemoModels({ dir: modelRepository, count: Number(opts.labels) });
-console.log(`demo models ready: ${made.join(', ')}`);
+const made = await generateDemoModels({ dir: modelRepository, count: opts.labels });
+console.log(`demo models ready: ${made.length > 0 ? made.join(', ') : '(none)'}`);
 
 const policy = process.env.RANDOM_DISPATCH === 'true' ? 'random' : opts.policy;
-const stack = await startStack({
-  modelRepository,
-  workers: Number(opts.workers),
-  labelCapacity: Number(opts.labelCapacity),
-  slots: Number(opts.slots),
-  policy,
-  dispatcherPort: Number(opts.port),
-  collectorPort: Number(opts.collectorPort),
-  output: 'files',
-  logLevel: opts.logLevel,
-});
+const apiKeys = (process.env.API_KEYS ?? '')
+  .split(',')
+  .map((k) => k.trim())
+  .filter((k) => k.length > 0);
+const hubEnv: Record<string, string> = {};
+for (const name of ['HF_ENDPOINT', 'HF_TOKEN']) {
+  const value = process.env[name];
+  if (value) hubEnv[name] = value;
+}
 
-const example = `curl -s ${stack.dispatcherUrl}/run-task -H 'content-type: application/json' -d '{"task_id":"t1","task_type":"embed_texts","label":"label-1","parameters_json":"{\\"texts\\":[\\"hello world\\"]}"}'`;
-console.log(
-  `\nsmart-routing ready: dispatcher ${stack.dispatcherUrl} (policy ${policy}), ${stack.workerIds.length} workers, log collector ${stack.collectorUrl} -> ${stack.logFile} (each service's own log beside it)`,
-);
-console.log(
-  `try:\n  ${example}\n  curl -s ${stack.dispatcherUrl}/labels\n  curl -s ${stack.dispatcherUrl}/metrics | grep smart_routing_label\nCtrl-C to stop.`,
-);
-
+let stack: Stack | undefined;
 let stopping = false;
-const stop = (signal: string): void => {
-  if (stopping) return;
+let exitCode = 0;
+const starting = new AbortController();
+const stop = (why: string, code: number): void => {
+  if (stopping) {
+    // A second Ctrl-C: do not wait for the drain (the exit handler still signals every child).
+    console.log(`${why}: stopping now`);
+    process.exit(exitCode || 130);
+  }
   stopping = true;
-  console.log(`\n${signal}: stopping workers, dispatcher, log collector...`);
+  exitCode = code;
+  console.log(`\n${why}: stopping workers, dispatcher, uploader, log collector...`);
+  // Still starting: startStack stops what it started, then rejects (handled below).
+  if (!stack) return starting.abort();
   stack.close().then(
     () => {
       console.log('stopped.');
-      process.exit(0);
+      process.exit(exitCode);
     },
     (err: unknown) => {
       console.error(err);
@@ -81,5 +118,64 @@ const stop = (signal: string): void => {
     },
   );
 };
-process.on('SIGINT', () => stop('SIGINT'));
-process.on('SIGTERM', () => stop('SIGTERM'));
+// Installed before the start, so a signal during start-up stops what has started.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(signal, 0));
+// npm forwards SIGINT and SIGTERM, not SIGHUP: if npm (our parent) goes away, stop too.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) stop('parent process exited', 0);
+}, 1000).unref();
+
+try {
+  stack = await startStack({
+    modelRepository,
+    workers: opts.workers,
+    labelCapacity: opts.labelCapacity,
+    slots: opts.slots,
+    policy,
+    dispatcherPort: opts.port,
+    collectorPort: opts.collectorPort,
+    uploader: opts.uploader,
+    uploaderPort: opts.uploaderPort,
+    apiKeys,
+    ...(process.env.WORKER_TOKEN ? { workerToken: process.env.WORKER_TOKEN } : {}),
+    ...(opts.tritonUrl ? { tritonUrl: opts.tritonUrl } : {}),
+    uploaderEnv: hubEnv,
+    logDir: opts.logDir,
+    output: 'files',
+    logLevel: opts.logLevel,
+    signal: starting.signal,
+  });
+} catch (err) {
+  if (stopping) {
+    console.log('stopped.');
+    process.exit(exitCode);
+  }
+  if (!(err instanceof StackStartError)) throw err;
+  console.error(`\nsmart-routing-start: ${err.message}`);
+  process.exit(1);
+}
+if (stopping) {
+  await stack.close();
+  console.log('stopped.');
+  process.exit(exitCode);
+}
+
+const s = stack;
+const auth = apiKeys.length > 0 ? ` -H 'authorization: Bearer <one of API_KEYS>'` : '';
+const example = `curl -s ${s.dispatcherUrl}/run-task -H 'content-type: application/json'${auth} -d '{"task_id":"t1","task_type":"embed_texts","label":"label-1","parameters_json":"{\\"texts\\":[\\"hello world\\"]}"}'`;
+console.log(
+  `\nsmart-routing ready: dispatcher ${s.dispatcherUrl} (policy ${policy}), ${s.workerIds.length} workers, log collector ${s.collectorUrl} -> ${s.logFile} (each service's own log beside it)${s.uploaderUrl ? `, uploader ${s.uploaderUrl}` : ''}`,
+);
+console.log(
+  `try:\n  ${example}\n  curl -s ${s.dispatcherUrl}/labels${auth}\n  curl -s ${s.dispatcherUrl}/metrics | grep smart_routing_label\nCtrl-C to stop.`,
+);
+
+void s.failed.then((failure) => {
+  if (stopping) return;
+  const how = failure.signal ? `signal ${failure.signal}` : `code ${failure.code}`;
+  console.error(
+    `\nsmart-routing-start: ${failure.service} exited with ${how}; its last log lines:\n  ${failure.lastLines.join('\n  ')}`,
+  );
+  stop(`${failure.service} failed`, 1);
+});

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startStack } from '../src/stack.js';
+import { StackStartError, startStack } from '../src/stack.js';
 import { summariseLogFile } from '../src/summary.js';
 
 describe('startStack', () => {
@@ -51,5 +51,136 @@ describe('startStack', () => {
     expect(await readFile(join(dir, 'logs', stack.runId, 'worker-1.log'), 'utf8')).toContain(
       '"service":"worker"',
     );
+  }, 60_000);
+
+  // Regression (issue 11, item 8): a second stack on taken ports printed "ready", its probes
+  // answered by the first stack's services while its own had died.
+  it('fails, with the reason from its log, when its ports are taken by another stack', async () => {
+    const repo = await mkdtemp(join(tmpdir(), 'sr-stack-ports-'));
+    const first = await startStack({
+      modelRepository: repo,
+      dispatcherChecksRepository: false,
+      workers: 1,
+      tritonUrl: 'none',
+      logDir: join(repo, 'logs'),
+    });
+    try {
+      const collectorPort = Number(new URL(first.collectorUrl).port);
+      const dispatcherPort = Number(new URL(first.dispatcherUrl).port);
+      const second = startStack({
+        modelRepository: repo,
+        dispatcherChecksRepository: false,
+        workers: 1,
+        tritonUrl: 'none',
+        collectorPort,
+        dispatcherPort,
+        logDir: join(repo, 'logs'),
+      });
+      const err = (await second.catch((e: unknown) => e)) as StackStartError;
+      expect(err).toBeInstanceOf(StackStartError);
+      expect(err.service).toBe('log-collector');
+      expect(err.message).toMatch(/EADDRINUSE/);
+      // The first stack is untouched.
+      expect((await fetch(`${first.dispatcherUrl}/health`)).status).toBe(200);
+    } finally {
+      await first.close();
+      await rm(repo, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  // Regression (issue 11, item 8): a worker that died at start showed only after the 60 s timeout.
+  it('fails as soon as a worker exits during start-up, with its reason', async () => {
+    const repo = await mkdtemp(join(tmpdir(), 'sr-stack-worker-'));
+    try {
+      const err = (await startStack({
+        modelRepository: repo,
+        dispatcherChecksRepository: false,
+        workers: 2,
+        tritonUrl: 'none',
+        logDir: join(repo, 'logs'),
+        workerEnv: { WORKER_MAX_LABELS: 'lots' },
+        // Longer than the test's own timeout: only an early failure passes.
+        readyTimeoutMs: 120_000,
+      }).catch((e: unknown) => e)) as StackStartError;
+      expect(err).toBeInstanceOf(StackStartError);
+      expect(err.service).toMatch(/^worker-[12]$/);
+      expect(err.message).toMatch(/exited with code 2/);
+      expect(err.message).toMatch(/WORKER_MAX_LABELS/);
+    } finally {
+      await rm(repo, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  // Regression (issue 11, item 8): env vars leaked from the launcher into every child, so a stray
+  // PORT moved the dispatcher and broke the model servers; the readiness probe sent no API key.
+  it('passes each child only its own env, and becomes ready with API_KEYS set', async () => {
+    const repo = await mkdtemp(join(tmpdir(), 'sr-stack-env-'));
+    const saved = process.env.PORT;
+    process.env.PORT = 'abc';
+    try {
+      const stack = await startStack({
+        modelRepository: repo,
+        dispatcherChecksRepository: false,
+        workers: 1,
+        tritonUrl: 'none',
+        apiKeys: ['key-1'],
+        logDir: join(repo, 'logs'),
+      });
+      try {
+        const env = await readFile(`/proc/${stack.pids.dispatcher}/environ`, 'utf8');
+        const names = env
+          .split('\0')
+          .filter(Boolean)
+          .map((kv) => kv.slice(0, kv.indexOf('=')));
+        expect(names).toContain('API_KEYS');
+        expect(names).toContain('WORKER_TOKEN');
+        expect(env).not.toContain('PORT=abc');
+        // Nothing of the test runner's own environment (vitest sets VITEST in its workers).
+        expect(names.filter((n) => n.startsWith('VITEST'))).toEqual([]);
+        const task = (key?: string) =>
+          fetch(`${stack.dispatcherUrl}/run-task`, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              ...(key ? { authorization: `Bearer ${key}` } : {}),
+            },
+            body: JSON.stringify({
+              task_id: `k-${key}`,
+              task_type: 'echo',
+              label: 'echo',
+              parameters_json: '{}',
+            }),
+          });
+        expect((await task()).status).toBe(401);
+        expect((await task('key-1')).status).toBe(200);
+      } finally {
+        await stack.close();
+      }
+    } finally {
+      if (saved === undefined) delete process.env.PORT;
+      else process.env.PORT = saved;
+      await rm(repo, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('reports a service that exits after start-up through `failed`', async () => {
+    const repo = await mkdtemp(join(tmpdir(), 'sr-stack-failed-'));
+    const stack = await startStack({
+      modelRepository: repo,
+      dispatcherChecksRepository: false,
+      workers: 1,
+      tritonUrl: 'none',
+      logDir: join(repo, 'logs'),
+    });
+    try {
+      process.kill(stack.pids.workers[0]!, 'SIGKILL');
+      const failure = await stack.failed;
+      expect(failure.service).toBe('worker-1');
+      expect(failure.signal).toBe('SIGKILL');
+      expect(failure.lastLines.length).toBeGreaterThan(0);
+    } finally {
+      await stack.close();
+      await rm(repo, { recursive: true, force: true });
+    }
   }, 60_000);
 });

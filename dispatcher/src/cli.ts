@@ -59,6 +59,18 @@ const exit = (code: number): void => {
   void service.close().then(() => process.exit(code));
 };
 
+// Signal handlers go in before the start: the ready line ('dispatcher_listening') is logged before
+// startDispatcher resolves, and a SIGTERM right after it must drain, not kill the process.
+let started = false;
+let pendingSignal: string | undefined;
+const onSignal = (signal: string): void => {
+  if (started) return stop(signal);
+  if (pendingSignal) process.exit(1); // a second signal while starting: give up at once
+  pendingSignal = signal;
+};
+process.on('SIGTERM', () => onSignal('SIGTERM'));
+process.on('SIGINT', () => onSignal('SIGINT'));
+
 const shipper = service.shipper;
 const handle = await startDispatcher({
   ...config,
@@ -87,5 +99,5 @@ const stop = (signal: string): void => {
     },
   );
 };
-process.on('SIGTERM', () => stop('SIGTERM'));
-process.on('SIGINT', () => stop('SIGINT'));
+started = true;
+if (pendingSignal) stop(pendingSignal);

@@ -10,7 +10,7 @@ import { invalidRequest, sendError, toDispatcherError } from './http-json.js';
 import type { DispatcherMetrics } from './metrics.js';
 import type { RepositoryLabels } from './repository-labels.js';
 import type { Router } from './routing/router.js';
-import { forwardUpload, listUploaderModels } from './uploader-client.js';
+import { forwardUpload, listUploaderModels, uploaderAuth } from './uploader-client.js';
 
 /** What the routes need. */
 export interface HttpRoutesDeps {
@@ -99,7 +99,11 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
     if (repository) for (const label of await repository.list()) known.add(label);
     if (options.uploaderUrl) {
       try {
-        for (const label of await listUploaderModels(options.uploaderUrl, LABELS_UPLOADER_TIMEOUT_MS))
+        for (const label of await listUploaderModels(
+          options.uploaderUrl,
+          LABELS_UPLOADER_TIMEOUT_MS,
+          uploaderAuth({}, options.apiKeys),
+        ))
           known.add(label);
       } catch (err) {
         logger.warn({ err, event: 'uploader_models_failed' }, 'could not list the uploader models');
@@ -119,7 +123,8 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
     if (!options.uploaderUrl) throw new DispatcherError('uploader_not_configured', undefined, 60);
     const parsed = uploadSchema.safeParse(req.body);
     if (!parsed.success) throw invalidRequest(parsed.error);
-    const answer = await forwardUpload(options.uploaderUrl, parsed.data, options.uploadTimeoutMs);
+    const auth = uploaderAuth(req.headers, options.apiKeys);
+    const answer = await forwardUpload(options.uploaderUrl, parsed.data, options.uploadTimeoutMs, auth);
     if (answer.status >= 200 && answer.status < 300) repository?.invalidate();
     res.status(answer.status).json(answer.body);
   });

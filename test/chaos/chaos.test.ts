@@ -259,6 +259,8 @@ describe('chaos', () => {
     // Regression: workers drained for the old dispatcher stayed draining, so nothing ran after a restart.
     expect(counts.completedAfterRestart).toBeGreaterThan(0);
     expect(counts.reasons['504 task_timeout'] ?? 0).toBe(0);
-    expect(counts.completed).toBeGreaterThan(counts.sent / 2);
+    expect(counts.completed, `failure reasons: ${JSON.stringify(counts.reasons)}`).toBeGreaterThan(
+      counts.sent / 2,
+    );
   }, 180_000);
 });

@@ -858,6 +858,9 @@ describe(`HTTP API fuzz (seed ${SEED})`, () => {
       logger: logs.logger,
       random: seededRandom(SEED),
       taskTimeoutMs: 3000,
+      // Not a liveness test: on a starved machine a 5 s window dropped the only worker mid-fuzz
+      // (every task then 503 no_capable_worker).
+      workerTimeoutMs: 60_000,
       modelRepository: dir,
       uploaderUrl: `http://127.0.0.1:${(uploader.address() as AddressInfo).port}`,
     });

@@ -30,7 +30,7 @@ program
   .command('serve', { isDefault: true })
   .description('run the HTTP service (POST /upload-model, GET /models, GET /health)')
   .option('--port <port>', 'port to listen on (PORT, default 8002)')
-  .option('--host <host>', 'address to bind (HOST, default 0.0.0.0)')
+  .option('--host <host>', 'address to bind (HOST, default 127.0.0.1)')
   .option('--repository <dir>', 'model repository folder (MODEL_REPOSITORY, default ./models)')
   .action(async (flags: { port?: string; host?: string; repository?: string }) => {
     const cfg = config(flags);
@@ -41,16 +41,29 @@ program
       collectorUrl: cfg.logCollectorUrl,
     });
     const logger = service.logger;
+    // Signal handlers go in before the start: 'uploader_listening' is logged before startUploader
+    // resolves, and a SIGTERM right after it must close cleanly, not kill the process.
+    let stop: ((signal: string) => void) | undefined = undefined;
+    let pendingSignal: string | undefined;
+    const onSignal = (signal: string): void => {
+      if (stop) return stop(signal);
+      if (pendingSignal) process.exit(1); // a second signal while starting: give up at once
+      pendingSignal = signal;
+    };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
     const handle = await startUploader({
       port: cfg.port,
       host: cfg.host,
       repository: cfg.repository,
       hfEndpoint: cfg.hfEndpoint,
       ...(cfg.hfToken ? { hfToken: cfg.hfToken } : {}),
+      apiKeys: cfg.apiKeys,
+      ...(cfg.localImportRoot ? { localImportRoot: cfg.localImportRoot } : {}),
       logger,
     });
     console.error(`smart-routing-uploader listening on ${handle.url} (repository ${cfg.repository})`);
-    const stop = (signal: string): void => {
+    stop = (signal: string): void => {
       logger.info({ event: 'signal', signal }, 'shutting down');
       handle
         .close()
@@ -63,8 +76,7 @@ program
           },
         );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    if (pendingSignal) stop(pendingSignal);
   });
 
 program

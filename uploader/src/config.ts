@@ -8,12 +8,18 @@ const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or http
 
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8002),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  HOST: z.string().min(1).default('127.0.0.1'),
   MODEL_REPOSITORY: z.string().min(1).default('./models'),
   HF_ENDPOINT: httpUrl.default('https://huggingface.co'),
   HF_TOKEN: z.string().min(1).optional(),
   LOG_COLLECTOR_URL: httpUrl.optional(),
   LOG_LEVEL: logLevelSchema().default('info'),
+  API_KEYS: z
+    .string()
+    .transform((v) => v.split(',').map((k) => k.trim()))
+    .refine((keys) => keys.every((k) => k.length > 0), 'keys must not be empty')
+    .optional(),
+  LOCAL_IMPORT_ROOT: z.string().min(1).optional(),
 });
 
 /** The variable behind each setting. */
@@ -25,13 +31,15 @@ const UPLOADER_ENV = {
   hfToken: 'HF_TOKEN',
   logCollectorUrl: 'LOG_COLLECTOR_URL',
   logLevel: 'LOG_LEVEL',
+  apiKeys: 'API_KEYS',
+  localImportRoot: 'LOCAL_IMPORT_ROOT',
 } as const;
 
 /** The uploader's process configuration (env vars, then CLI flags on top). */
 export interface UploaderConfig {
   /** PORT, default 8002 (0 = any free port). */
   readonly port: number;
-  /** HOST, default `0.0.0.0`. */
+  /** HOST, default `127.0.0.1` (loopback; set `0.0.0.0` to serve other hosts). */
   readonly host: string;
   /** MODEL_REPOSITORY, default `./models`: the local folder models are written to. */
   readonly repository: string;
@@ -43,6 +51,10 @@ export interface UploaderConfig {
   readonly logCollectorUrl?: string;
   /** LOG_LEVEL, default `info`. */
   readonly logLevel: LogLevel;
+  /** API_KEYS, comma-separated, default none (no auth): the same keys as the dispatcher's. Never logged. */
+  readonly apiKeys: readonly string[];
+  /** LOCAL_IMPORT_ROOT, default unset: `source: "local"` over HTTP is refused unless set. */
+  readonly localImportRoot?: string;
 }
 
 /** CLI flag values that override the environment (undefined = not given). */
@@ -54,7 +66,8 @@ export interface ConfigOverrides {
 }
 
 /**
- * Reads PORT, HOST, MODEL_REPOSITORY, HF_ENDPOINT, HF_TOKEN, LOG_COLLECTOR_URL and LOG_LEVEL from
+ * Reads PORT, HOST, MODEL_REPOSITORY, HF_ENDPOINT, HF_TOKEN, LOG_COLLECTOR_URL, LOG_LEVEL, API_KEYS
+ * and LOCAL_IMPORT_ROOT from
  * `env` (empty strings count as unset), applies `overrides` (CLI flags) on top, validates once and
  * returns a frozen config.
  * @throws ConfigError naming the variable.
@@ -64,9 +77,14 @@ export function loadConfig(
   overrides: ConfigOverrides = {},
 ): UploaderConfig {
   // HF_ENDPOINT, HF_TOKEN and LOG_COLLECTOR_URL come from the environment only (no flags).
-  const { hfToken, logCollectorUrl, ...d } = loadSettings(envSchema, UPLOADER_ENV, { env, flags: overrides });
+  const { hfToken, logCollectorUrl, apiKeys, localImportRoot, ...d } = loadSettings(envSchema, UPLOADER_ENV, {
+    env,
+    flags: overrides,
+  });
   const config: UploaderConfig = {
     ...d,
+    apiKeys: Object.freeze(apiKeys ?? []),
+    ...(localImportRoot !== undefined ? { localImportRoot } : {}),
     hfEndpoint: d.hfEndpoint.replace(/\/+$/, ''),
     ...(hfToken !== undefined ? { hfToken } : {}),
     ...(logCollectorUrl !== undefined ? { logCollectorUrl } : {}),

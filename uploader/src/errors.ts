@@ -10,6 +10,12 @@ export const UPLOADER_ERRORS = {
     status: 400,
     message: "model_id must look like 'name' or 'owner/name' (letters, digits, '_', '.', '-'; no '..')",
   },
+  unauthorized: {
+    status: 401,
+    message: 'missing or wrong API key (Authorization: Bearer <key> or x-api-key)',
+  },
+  local_import_disabled: { status: 403, message: 'local imports are off on this uploader' },
+  local_path_forbidden: { status: 403, message: 'the local path is not allowed' },
   not_found: { status: 404, message: 'no such route' },
   model_not_found: { status: 404, message: 'the model does not exist' },
   hub_unauthorized: {

@@ -1,5 +1,7 @@
-import { copyFile, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { constants, createWriteStream, type Stats } from 'node:fs';
+import { lstat, open, realpath, stat } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { TOKENIZER_CONFIG_FILE, TOKENIZER_FILE } from '@smart-routing/model-repo';
 import type { Logger } from 'pino';
 import { UploaderError } from './errors.js';
@@ -95,48 +97,132 @@ export async function fetchFromHub(
   }
 }
 
-async function fileExists(path: string): Promise<boolean> {
+/** Options of {@link copyFromLocal}. */
+export interface LocalSourceOptions {
+  /**
+   * The only folder local imports may read from (LOCAL_IMPORT_ROOT): `path` is resolved against it
+   * and must stay inside it. `false` refuses every local import. Default undefined: any folder
+   * (for the CLI, where the caller already has the shell).
+   */
+  root?: string | false;
+}
+
+function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException).code;
+}
+
+/**
+ * lstat of `path`, refusing symbolic links; undefined when it does not exist.
+ * Symlinks are refused rather than followed: one inside the root could point anywhere.
+ */
+async function lstatNoLink(path: string, shown: string): Promise<Stats | undefined> {
+  let st: Stats;
   try {
-    return (await stat(path)).isFile();
+    st = await lstat(path);
   } catch (err) {
-    if (
-      (err as NodeJS.ErrnoException).code === 'ENOENT' ||
-      (err as NodeJS.ErrnoException).code === 'ENOTDIR'
-    ) {
-      return false;
+    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return undefined;
+    throw err;
+  }
+  if (st.isSymbolicLink()) {
+    throw new UploaderError('local_path_forbidden', `'${shown}' is a symbolic link; links are not followed`);
+  }
+  return st;
+}
+
+/** Copies one regular file, opened with O_NOFOLLOW so a link swapped in after the check is refused too. */
+async function copyRegularFile(from: string, to: string, shown: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(from, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    if (errno(err) === 'ELOOP') {
+      throw new UploaderError(
+        'local_path_forbidden',
+        `'${shown}' is a symbolic link; links are not followed`,
+      );
     }
     throw err;
+  }
+  try {
+    if (!(await handle.stat()).isFile()) {
+      throw new UploaderError('local_path_forbidden', `'${shown}' is not a regular file`);
+    }
+    await pipeline(handle.createReadStream({ autoClose: false }), createWriteStream(to));
+  } finally {
+    await handle.close();
   }
 }
 
 /**
- * Copies a local folder's `model.onnx` (or `onnx/model.onnx`) and tokenizer files into `staging`.
- * @throws UploaderError `model_not_found` (no such folder), `invalid_request` (not a folder),
- *   `no_onnx_export` (no model file).
+ * Resolves the folder a local import reads, inside `root` when one is set, checking every path
+ * component below the root with lstat (no symlinks anywhere on the way).
  */
-export async function copyFromLocal(folder: string, staging: Staging): Promise<FetchedFiles> {
-  const root = resolve(folder);
-  try {
-    if (!(await stat(root)).isDirectory())
-      throw new UploaderError('invalid_request', `path '${folder}' is not a folder`);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new UploaderError('model_not_found', `no folder at path '${folder}'`);
-    }
-    throw err;
+async function localFolder(folder: string, root: string | false | undefined): Promise<string> {
+  if (root === false) {
+    throw new UploaderError(
+      'local_import_disabled',
+      'set LOCAL_IMPORT_ROOT on the uploader to allow local imports from that folder',
+    );
   }
+  if (root === undefined) {
+    const dir = resolve(folder);
+    const st = await lstatNoLink(dir, folder);
+    if (!st) throw new UploaderError('model_not_found', `no folder at path '${folder}'`);
+    if (!st.isDirectory()) throw new UploaderError('invalid_request', `path '${folder}' is not a folder`);
+    return dir;
+  }
+  // The root itself may be a link (an operator's choice); what is below it may not.
+  const base = await realpath(root);
+  const dir = resolve(base, folder);
+  const rel = relative(base, dir);
+  if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+    throw new UploaderError('local_path_forbidden', `path '${folder}' is outside LOCAL_IMPORT_ROOT`);
+  }
+  let current = base;
+  for (const part of rel === '' ? [] : rel.split(sep)) {
+    current = join(current, part);
+    const st = await lstatNoLink(current, folder);
+    if (!st) throw new UploaderError('model_not_found', `no folder at path '${folder}'`);
+    if (!st.isDirectory()) throw new UploaderError('invalid_request', `path '${folder}' is not a folder`);
+  }
+  return dir;
+}
+
+/**
+ * Copies a local folder's `model.onnx` (or `onnx/model.onnx`) and tokenizer files into `staging`.
+ * Only regular files are read, never through a symbolic link.
+ * @throws UploaderError `model_not_found` (no such folder), `invalid_request` (not a folder),
+ *   `no_onnx_export` (no model file), `local_import_disabled` (`root: false`),
+ *   `local_path_forbidden` (outside the root, a symlink, not a regular file).
+ */
+export async function copyFromLocal(
+  folder: string,
+  staging: Staging,
+  options: LocalSourceOptions = {},
+): Promise<FetchedFiles> {
+  const dir = await localFolder(folder, options.root);
+  /** `name` under dir when it is there (a regular file, or a folder for `onnx`). */
+  const present = async (name: string): Promise<boolean> => {
+    const parts = name.split('/');
+    let current = dir;
+    for (const part of parts) {
+      current = join(current, part);
+      if (!(await lstatNoLink(current, `${folder}/${name}`))) return false;
+    }
+    return true;
+  };
   let source: string | undefined;
-  for (const candidate of [join(root, 'model.onnx'), join(root, HUB_ONNX_PATH)]) {
-    if (await fileExists(candidate)) {
+  for (const candidate of ['model.onnx', HUB_ONNX_PATH]) {
+    if (await present(candidate)) {
       source = candidate;
       break;
     }
   }
   if (!source) throw new UploaderError('no_onnx_export', `no model.onnx or ${HUB_ONNX_PATH} in '${folder}'`);
-  await copyFile(source, staging.modelPath);
+  await copyRegularFile(join(dir, source), staging.modelPath, `${folder}/${source}`);
   const copyOptional = async (name: string, dest: string): Promise<boolean> => {
-    if (!(await fileExists(join(root, name)))) return false;
-    await copyFile(join(root, name), dest);
+    if (!(await present(name))) return false;
+    await copyRegularFile(join(dir, name), dest, `${folder}/${name}`);
     return true;
   };
   const hasTokenizer = await copyOptional(TOKENIZER_FILE, staging.tokenizerPath);

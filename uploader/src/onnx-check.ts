@@ -19,10 +19,26 @@ export interface OnnxCheckResult {
   outputNames: string[];
 }
 
-/** The bytes are not a model ONNX Runtime can load. */
+/**
+ * The bytes are not a model ONNX Runtime can load. `message` never quotes the file (parser and ONNX
+ * Runtime messages can: names, strings, a linked system file's lines); `detail` has the original,
+ * for the operator's log only.
+ */
 export class InvalidOnnxError extends Error {
   override name = 'InvalidOnnxError';
+  constructor(
+    message: string,
+    /** The parser's or ONNX Runtime's own message, at most 300 characters. */
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
 }
+
+const STAGE_MESSAGES = {
+  parse: 'the file is not an ONNX model protobuf',
+  load: 'ONNX Runtime cannot load it',
+} as const;
 
 /** Options of {@link checkOnnxModel}. */
 export interface OnnxCheckOptions {
@@ -32,6 +48,11 @@ export interface OnnxCheckOptions {
 }
 
 const require = createRequire(import.meta.url);
+
+// onnxruntime-node sends telemetry (/tmp/mat-debug-<pid>.log, a database under ~/.cache/Microsoft/)
+// unless this is set when its first session is created (the check thread shares the process env).
+// An explicit setting (ORT_DISABLE_TELEMETRY=0 turns it on) is kept.
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
 
 // Plain CommonJS run by `new Worker(..., { eval: true })`: works the same from src (vitest) and dist.
 const WORKER_SOURCE = `
@@ -103,10 +124,12 @@ export function checkOnnxModel(path: string, options: OnnxCheckOptions = {}): Pr
       } else if (reply.stage === 'read') {
         finish(new Error(`cannot read ${path}: ${reply.message}`));
       } else {
-        finish(new InvalidOnnxError(reply.message));
+        finish(new InvalidOnnxError(STAGE_MESSAGES[reply.stage], reply.message.slice(0, 300)));
       }
     });
-    worker.once('error', (err) => finish(new InvalidOnnxError(`ONNX Runtime failed: ${err.message}`)));
+    worker.once('error', (err) =>
+      finish(new InvalidOnnxError(STAGE_MESSAGES.load, err.message.slice(0, 300))),
+    );
     worker.once('exit', (code) =>
       finish(new InvalidOnnxError(`the ONNX check thread exited with code ${code}`)),
     );

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import { listen } from '@smart-routing/service-kit';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -23,8 +24,18 @@ export interface UploaderOptions {
   repository: string;
   /** Default 8002; 0 picks a free port. */
   port?: number;
-  /** Default `0.0.0.0`. */
+  /** Default `127.0.0.1` (loopback only). */
   host?: string;
+  /**
+   * Producer API keys, the same as the dispatcher's API_KEYS: every route but `/health` then needs
+   * `Authorization: Bearer <key>` or `x-api-key: <key>`. Default none (no auth). Never logged.
+   */
+  apiKeys?: readonly string[];
+  /**
+   * The only folder `source: "local"` may read (LOCAL_IMPORT_ROOT); `path` resolves inside it.
+   * Default unset: local imports are refused (403 local_import_disabled).
+   */
+  localImportRoot?: string;
   /** Hub base URL, default `https://huggingface.co`. */
   hfEndpoint?: string;
   /** Hub token, default none; sent as a bearer token to the hub only, never logged. */
@@ -49,7 +60,9 @@ export interface UploaderHandle {
 const optionsSchema = z.object({
   repository: z.string().min(1),
   port: z.number().int().min(0).max(65535).default(8002),
-  host: z.string().min(1).default('0.0.0.0'),
+  host: z.string().min(1).default('127.0.0.1'),
+  apiKeys: z.array(z.string().min(1)).default([]),
+  localImportRoot: z.string().min(1).optional(),
   hfEndpoint: z.url({ protocol: /^https?$/ }).default('https://huggingface.co'),
   hfToken: z.string().min(1).optional(),
   checkTimeoutMs: z.number().int().positive().optional(),
@@ -77,6 +90,23 @@ const uploadBody = z
     }
   });
 
+const digest = (key: string): Buffer => createHash('sha256').update(key).digest();
+
+/** Constant-time check of `Authorization: Bearer <key>` or `x-api-key` against `keys` (none = open). */
+function createAuthorizer(keys: readonly string[]): (req: Request) => boolean {
+  const digests = keys.map(digest);
+  return (req) => {
+    if (digests.length === 0) return true;
+    const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const header = req.headers['x-api-key'];
+    const key = bearer ?? (typeof header === 'string' ? header : undefined);
+    if (!key) return false;
+    const d = digest(key.trim());
+    // Compare with every key, so the time does not say which one matched.
+    return digests.reduce((ok, k) => timingSafeEqual(d, k) || ok, false);
+  };
+}
+
 function firstIssue(error: z.ZodError): string {
   const issue = error.issues[0];
   if (!issue) return 'invalid body';
@@ -96,13 +126,13 @@ export async function startUploader(options: UploaderOptions): Promise<UploaderH
     logger,
     ...(options.hub ? { hub: options.hub } : {}),
     ...(opts.checkTimeoutMs ? { checkTimeoutMs: opts.checkTimeoutMs } : {}),
+    localImportRoot: opts.localImportRoot ?? false,
   });
   const shutdown = new AbortController();
   const inFlight = new Set<Promise<unknown>>();
 
   const app = express();
   app.disable('x-powered-by');
-  app.use(express.json({ limit: '16kb' }));
 
   app.get('/health', (_req, res) => {
     res.json({
@@ -110,6 +140,13 @@ export async function startUploader(options: UploaderOptions): Promise<UploaderH
       uploads_in_progress: inFlight.size,
     });
   });
+
+  // Everything but /health needs a key when keys are set; checked before the body is read.
+  const authorized = createAuthorizer(opts.apiKeys);
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    next(authorized(req) ? undefined : new UploaderError('unauthorized'));
+  });
+  app.use(express.json({ limit: '16kb' }));
 
   app.get('/models', async (_req, res) => {
     const models = await uploader.listModels();
@@ -188,6 +225,8 @@ export async function startUploader(options: UploaderOptions): Promise<UploaderH
       repository: opts.repository,
       hf_endpoint: opts.hfEndpoint,
       hf_token_set: opts.hfToken !== undefined,
+      api_keys_set: opts.apiKeys.length > 0,
+      local_import_root: opts.localImportRoot ?? null,
     },
     `uploader listening on ${url}`,
   );

@@ -76,6 +76,11 @@ export interface UploaderCoreOptions {
   hub?: Omit<HubClientOptions, 'endpoint' | 'token' | 'logger'>;
   /** Limit for the ONNX Runtime check, default 300 000 ms. */
   checkTimeoutMs?: number;
+  /**
+   * Where `source: 'local'` may read: a folder (paths resolve inside it), `false` (refused), or
+   * undefined (default: anywhere, for the CLI). The HTTP service passes LOCAL_IMPORT_ROOT or false.
+   */
+  localImportRoot?: string | false;
 }
 
 /** Uploads models into one repository. */
@@ -129,7 +134,7 @@ export function createUploader(options: UploaderCoreOptions): Uploader {
     try {
       let files: FetchedFiles;
       if (source === 'local') {
-        files = await copyFromLocal(request.path!, staging);
+        files = await copyFromLocal(request.path!, staging, { root: options.localImportRoot });
       } else {
         files = await fetchFromHub(hub, request.modelId, revision, staging, {
           logger: log,
@@ -144,8 +149,11 @@ export function createUploader(options: UploaderCoreOptions): Uploader {
           ...(options.checkTimeoutMs ? { timeoutMs: options.checkTimeoutMs } : {}),
         });
       } catch (err) {
-        if (err instanceof InvalidOnnxError)
+        if (err instanceof InvalidOnnxError) {
+          // The detail can quote the file: the operator's log only, never the caller's error.
+          log.warn({ event: 'onnx_check_failed', detail: err.detail }, 'the ONNX check failed');
           throw new UploaderError('invalid_onnx', err.message, { cause: err });
+        }
         throw err;
       }
       const { signature } = check;

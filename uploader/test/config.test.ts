@@ -5,10 +5,11 @@ describe('loadConfig', () => {
   it('applies the documented defaults', () => {
     expect(loadConfig({})).toEqual({
       port: 8002,
-      host: '0.0.0.0',
+      host: '127.0.0.1',
       repository: './models',
       hfEndpoint: 'https://huggingface.co',
       logLevel: 'info',
+      apiKeys: [],
     });
   });
 
@@ -42,5 +43,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PORT: 'abc' })).toThrow(/PORT/);
     expect(() => loadConfig({ HF_ENDPOINT: 'ftp://x' })).toThrow(/HF_ENDPOINT/);
     expect(() => loadConfig({ LOG_LEVEL: 'loud' })).toThrow(ConfigError);
+    expect(() => loadConfig({ API_KEYS: 'secret-key,,other' })).toThrow(
+      /^invalid API_KEYS: keys must not be empty$/,
+    );
+  });
+
+  it('reads API_KEYS (comma-separated, trimmed) and LOCAL_IMPORT_ROOT', () => {
+    const config = loadConfig({ API_KEYS: 'a, b', LOCAL_IMPORT_ROOT: '/srv/imports' });
+    expect(config.apiKeys).toEqual(['a', 'b']);
+    expect(config.localImportRoot).toBe('/srv/imports');
+    expect(loadConfig({}).localImportRoot).toBeUndefined();
   });
 });

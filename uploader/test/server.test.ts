@@ -395,7 +395,7 @@ describe('POST /upload-model from a local folder', () => {
   it('copies model.onnx (flat or onnx/) and the tokenizer files', async () => {
     const flat = await writeEmbeddingFixture(join(scratch, 'flat'), { layout: 'flat', hiddenSize: 5 });
     await writeEmbeddingFixture(join(scratch, 'nested'), { layout: 'hub' });
-    await start();
+    await start({ localImportRoot: scratch });
     const res = await post({ model_id: 'local-model', source: 'local', path: join(scratch, 'flat') });
     expect(res.status).toBe(201);
     expect(res.body.model_name).toBe('local-model');
@@ -409,7 +409,7 @@ describe('POST /upload-model from a local folder', () => {
   });
 
   it('answers 404 for a missing folder and 422 for a folder without a model', async () => {
-    await start();
+    await start({ localImportRoot: scratch });
     const missing = await post({ model_id: 'x', source: 'local', path: join(scratch, 'nope') });
     expect(missing.status).toBe(404);
     expect(missing.body.error?.code).toBe('model_not_found');

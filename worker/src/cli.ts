@@ -39,6 +39,18 @@ const service = createServiceLogger({
 });
 const logger = service.logger;
 
+// Signal handlers go in before the start: 'worker_started' is logged before startWorker resolves,
+// and a SIGTERM right after it must drain, not kill the process (and orphan its model server).
+let shutdown: ((signal: NodeJS.Signals) => void) | undefined;
+let pendingSignal: NodeJS.Signals | undefined;
+const onSignal = (signal: NodeJS.Signals): void => {
+  if (shutdown) return shutdown(signal);
+  if (pendingSignal) process.exit(1); // a second signal while starting: give up at once
+  pendingSignal = signal;
+};
+process.on('SIGTERM', onSignal);
+process.on('SIGINT', onSignal);
+
 try {
   const worker = await startWorker({
     dispatcherUrl: config.dispatcherUrl,
@@ -52,7 +64,7 @@ try {
   });
 
   let signals = 0;
-  const shutdown = (signal: NodeJS.Signals) => {
+  shutdown = (signal: NodeJS.Signals) => {
     signals++;
     logger.info({ event: 'worker_signal', signal }, signals === 1 ? 'draining, then exiting' : 'closing now');
     const steps = signals === 1 ? worker.drain().then(() => worker.close()) : worker.close();
@@ -63,8 +75,7 @@ try {
         exit(1);
       });
   };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
+  if (pendingSignal) shutdown(pendingSignal);
 } catch (err) {
   logger.fatal({ event: 'worker_start_failed', message: (err as Error).message }, 'worker failed to start');
   exit(1);

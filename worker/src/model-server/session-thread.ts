@@ -55,6 +55,11 @@ type ThreadReply =
 
 const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
 
+// onnxruntime-node sends telemetry (/tmp/mat-debug-<pid>.log, a database under ~/.cache/Microsoft/)
+// unless this is set when its first session is created; it reads the process env, shared with
+// the threads. An explicit setting (ORT_DISABLE_TELEMETRY=0 turns it on) is kept.
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+
 /**
  * The thread's program. It is sent as source (`eval: true`), so it must not use anything from
  * this module's scope: it loads its modules with `require` (the thread runs as a CommonJS script)

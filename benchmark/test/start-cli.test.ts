@@ -1,0 +1,341 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, statSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { generateDemoModels } from '@smart-routing/model-repo';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../src/stack.js';
+
+// `npm start` is `npm run build && exec node benchmark/dist/start-cli.js`; these tests run the built
+// launcher (and once `npm start` itself) as real processes, the way a user does.
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const startCli = join(root, 'benchmark', 'dist', 'start-cli.js');
+
+interface Launch {
+  child: ChildProcess;
+  stdout: string[];
+  stderr: string[];
+  /** Resolves with the first stdout line that matches. */
+  line(pattern: RegExp): Promise<string>;
+  exit: Promise<[number | null, NodeJS.Signals | null]>;
+}
+
+function launch(command: string, args: string[], env: NodeJS.ProcessEnv, detached = false): Launch {
+  const child = spawn(command, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    stdout.push(line);
+    for (const w of waiters.filter((x) => x.pattern.test(line))) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(line);
+    }
+  });
+  createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
+  const exit = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  return {
+    child,
+    stdout,
+    stderr,
+    exit,
+    line: (pattern) => {
+      const seen = stdout.find((l) => pattern.test(l));
+      if (seen) return Promise.resolve(seen);
+      return Promise.race([
+        new Promise<string>((resolve) => waiters.push({ pattern, resolve })),
+        exit.then(([code]) => {
+          throw new Error(`exited (${code}) before ${pattern}:\n${stdout.join('\n')}\n${stderr.join('\n')}`);
+        }),
+      ]);
+    },
+  };
+}
+
+/** Env for the launcher: this test's env minus what the launcher must not rely on. */
+function launcherEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete env.ORT_DISABLE_TELEMETRY; // the launcher must turn telemetry off by itself
+  return env;
+}
+
+/** The run folder named in the ready line. */
+function runDirOf(readyLine: string): string {
+  const m = / -> (\S+)\/collector\.log/.exec(readyLine);
+  if (!m) throw new Error(`no log file in: ${readyLine}`);
+  return resolve(root, m[1]!);
+}
+
+/** Every pid the services logged (their own, and their model servers'). */
+async function loggedPids(runDir: string): Promise<Set<number>> {
+  const pids = new Set<number>();
+  for (const file of await readdir(runDir)) {
+    for (const line of (await readFile(join(runDir, file), 'utf8')).split('\n')) {
+      if (!line.startsWith('{')) continue;
+      const rec = JSON.parse(line) as { pid?: unknown; model_server_pid?: unknown };
+      for (const pid of [rec.pid, rec.model_server_pid]) if (typeof pid === 'number') pids.add(pid);
+    }
+  }
+  return pids;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function events(file: string): Promise<string[]> {
+  return (await readFile(file, 'utf8'))
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => (JSON.parse(l) as { event?: string }).event ?? '');
+}
+
+describe('smart-routing-start (npm start)', () => {
+  const dirs: string[] = [];
+  const launched: ChildProcess[] = [];
+  afterEach(async () => {
+    for (const child of launched.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+    for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+  });
+  const tempDir = async (): Promise<string> => {
+    const dir = await mkdtemp(join(tmpdir(), 'sr-start-'));
+    dirs.push(dir);
+    return dir;
+  };
+
+  // Regression (issue 11, items 8 and 10): Ctrl-C stopped the collector together with the others (one
+  // process group), losing the last logs; PORT leaked into the children; API_KEYS made the launcher's
+  // probe fail; ONNX Runtime wrote its telemetry files.
+  it('serves a real task, then on Ctrl-C stops every process with the collector last; no env leak, no telemetry', async () => {
+    const dir = await tempDir();
+    const home = join(dir, 'home');
+    const models = join(dir, 'models');
+    await generateDemoModels({ dir: models, count: 1, sizeMb: 1 });
+    const port = await freePort();
+    const startedAt = Date.now() - 1000; // mtime granularity
+    const run = launch(
+      process.execPath,
+      [
+        startCli,
+        '--models',
+        models,
+        '--labels',
+        '1',
+        '--port',
+        String(port),
+        '--collector-port',
+        '0',
+        '--uploader-port',
+        '0',
+        '--workers',
+        '1',
+        '--log-dir',
+        join(dir, 'logs'),
+      ],
+      launcherEnv({ PORT: 'abc', API_KEYS: 'key-a,key-b', WORKER_TOKEN: 'worker-secret', HOME: home }),
+      true, // its own process group, like a shell's foreground job
+    );
+    launched.push(run.child);
+    const ready = await run.line(/smart-routing ready/);
+    expect(ready).toContain(`dispatcher http://127.0.0.1:${port} `);
+    const runDir = runDirOf(ready);
+
+    const body = JSON.stringify({
+      task_id: 'cli-1',
+      task_type: 'embed_texts',
+      label: 'label-1',
+      parameters_json: JSON.stringify({ texts: ['hello world'] }),
+    });
+    const post = (key?: string) =>
+      fetch(`http://127.0.0.1:${port}/run-task`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(key ? { 'x-api-key': key } : {}) },
+        body,
+      });
+    expect((await post()).status).toBe(401);
+    const res = await post('key-b');
+    expect(res.status).toBe(200);
+    const result = (await res.json()) as { result: { dimensions: number; embeddings: number[][] } };
+    expect(result.result.embeddings[0]).toHaveLength(result.result.dimensions);
+
+    const pids = await loggedPids(runDir);
+    expect(pids.size).toBeGreaterThanOrEqual(5); // collector, uploader, dispatcher, worker, model server
+    process.kill(-run.child.pid!, 'SIGINT'); // what Ctrl-C does: the whole foreground group
+    expect(await run.exit).toEqual([0, null]);
+    for (const pid of pids) expect(alive(pid), `pid ${pid} still running`).toBe(false);
+    // The collector stopped last, so it has the others' final records.
+    const collected = await events(join(runDir, 'collector.log'));
+    expect(collected).toContain('worker_closed');
+    expect(collected).toContain('dispatcher_closed');
+    expect(collected).toContain('uploader_closed');
+    // onnxruntime-node's telemetry (source: strings in its libonnxruntime.so; files seen on this
+    // machine): /tmp/mat-debug-<pid>.log and ~/.cache/Microsoft/DeveloperTools/.onnxruntime/.
+    // (A file of that name from before this run belongs to an earlier process with the same pid.)
+    const writtenNow = (file: string): boolean => existsSync(file) && statSync(file).mtimeMs >= startedAt;
+    for (const pid of pids) expect(writtenNow(`/tmp/mat-debug-${pid}.log`), `pid ${pid}`).toBe(false);
+    expect(existsSync(join(home, '.cache', 'Microsoft'))).toBe(false);
+  }, 60_000);
+
+  // Regression (issue 11, item 8): npm runs the script in `sh -c`, which died of npm's SIGTERM and
+  // left all the services running.
+  it('stops every process when npm running `npm start` gets SIGTERM', async () => {
+    const dir = await tempDir();
+    const run = launch(
+      'npm',
+      [
+        'start',
+        '--',
+        '--models',
+        join(dir, 'models'),
+        '--labels',
+        '0',
+        '--port',
+        '0',
+        '--collector-port',
+        '0',
+        '--uploader-port',
+        '0',
+        '--workers',
+        '1',
+        '--log-dir',
+        join(dir, 'logs'),
+      ],
+      launcherEnv({}),
+    );
+    launched.push(run.child);
+    const ready = await run.line(/smart-routing ready/);
+    const runDir = runDirOf(ready);
+    const pids = await loggedPids(runDir);
+    const launcher = Number(
+      (await readFile(`/proc/${run.child.pid}/task/${run.child.pid}/children`, 'utf8')).trim(),
+    );
+    expect(alive(launcher)).toBe(true);
+    run.child.kill('SIGTERM');
+    await run.exit;
+    await waitUntil(() => !alive(launcher));
+    for (const pid of pids) expect(alive(pid), `pid ${pid} still running`).toBe(false);
+  }, 60_000);
+
+  it('stops on SIGHUP too', async () => {
+    const dir = await tempDir();
+    const run = launch(
+      process.execPath,
+      [
+        startCli,
+        '--models',
+        join(dir, 'models'),
+        '--labels',
+        '0',
+        '--port',
+        '0',
+        '--collector-port',
+        '0',
+        '--no-uploader',
+        '--workers',
+        '1',
+        '--triton-url',
+        'none',
+        '--log-dir',
+        join(dir, 'logs'),
+      ],
+      launcherEnv({}),
+    );
+    launched.push(run.child);
+    const runDir = runDirOf(await run.line(/smart-routing ready/));
+    const pids = await loggedPids(runDir);
+    run.child.kill('SIGHUP');
+    expect(await run.exit).toEqual([0, null]);
+    for (const pid of pids) expect(alive(pid), `pid ${pid} still running`).toBe(false);
+  }, 60_000);
+
+  // Regression (issue 11, item 8): a failing service showed only a stack trace, its reason in a file.
+  it('prints the reason and exits non-zero when a service fails to start', async () => {
+    const dir = await tempDir();
+    const taken = await freePort();
+    const blocker = (await import('node:net')).createServer().listen(taken, '127.0.0.1');
+    await once(blocker, 'listening');
+    try {
+      const run = launch(
+        process.execPath,
+        [
+          startCli,
+          '--models',
+          join(dir, 'models'),
+          '--labels',
+          '0',
+          '--port',
+          String(taken),
+          '--collector-port',
+          '0',
+          '--no-uploader',
+          '--workers',
+          '1',
+          '--triton-url',
+          'none',
+          '--log-dir',
+          join(dir, 'logs'),
+        ],
+        launcherEnv({}),
+      );
+      launched.push(run.child);
+      expect(await run.exit).toEqual([1, null]);
+      const err = run.stderr.join('\n');
+      expect(err).toMatch(/dispatcher exited with code 1/);
+      expect(err).toMatch(/EADDRINUSE/);
+      expect(run.stdout.join('\n')).not.toMatch(/smart-routing ready/);
+    } finally {
+      blocker.close();
+    }
+  }, 60_000);
+
+  it('prints the reason and exits non-zero when a service dies after start-up', async () => {
+    const dir = await tempDir();
+    const run = launch(
+      process.execPath,
+      [
+        startCli,
+        '--models',
+        join(dir, 'models'),
+        '--labels',
+        '0',
+        '--port',
+        '0',
+        '--collector-port',
+        '0',
+        '--no-uploader',
+        '--workers',
+        '1',
+        '--triton-url',
+        'none',
+        '--log-dir',
+        join(dir, 'logs'),
+      ],
+      launcherEnv({}),
+    );
+    launched.push(run.child);
+    const runDir = runDirOf(await run.line(/smart-routing ready/));
+    const workerPid = (await loggedPidsOf(join(runDir, 'worker-1.log')))[0]!;
+    process.kill(workerPid, 'SIGKILL');
+    expect(await run.exit).toEqual([1, null]);
+    expect(run.stderr.join('\n')).toMatch(/worker-1 exited with signal SIGKILL/);
+  }, 60_000);
+});
+
+async function loggedPidsOf(file: string): Promise<number[]> {
+  const text = await readFile(file, 'utf8');
+  return [...new Set([...text.matchAll(/"pid":(\d+)/g)].map((m) => Number(m[1])))];
+}
+
+/** Waits until `check` holds (for a process that is not our child, so no exit event to wait for). */
+async function waitUntil(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((resolve) => setTimeout(resolve, 50));
+}
