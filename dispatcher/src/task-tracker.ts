@@ -267,6 +267,11 @@ export class TaskTracker {
       } else {
         this.fail(task, workerFailure(code, result.error?.message ?? '', workerId));
       }
+    } else {
+      this.deps.logger.debug(
+        { event: 'result_for_unknown_task', task_id: result.taskId, worker_id: workerId },
+        'result for a task no one waits for: ignored',
+      );
     }
     this.apply(decisions);
   }
