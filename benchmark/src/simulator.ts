@@ -19,11 +19,15 @@ export interface SimulationOptions {
   labelCapacity: number;
   slots: number;
   /** Load time, ms: one number for every label, or per label. */
-  loadMs: number | Record<string, number>;
+  loadMs: number | Readonly<Record<string, number>>;
   /** Handler run time, ms. */
   runMs: number;
   /** How often the dispatcher re-examines waiting tasks, ms (the live dispatcher's tick). Default 20. */
   tickMs?: number;
+  /** Memory budget of each worker, bytes. Default: none (label count only). */
+  memoryBudgetBytes?: number;
+  /** Footprint per label, bytes (with `memoryBudgetBytes`); labels not named weigh 0. */
+  footprintBytes?: Readonly<Record<string, number>>;
 }
 
 export interface SimulationResult {
@@ -32,6 +36,8 @@ export interface SimulationResult {
   completed: number;
   rejected: number;
   evictions: number;
+  /** Loads started, for tasks and ahead of demand (`load` orders). */
+  loads: number;
   latencyMs: LatencySummary;
   /** Virtual duration of the run, s. */
   virtualS: number;
@@ -117,6 +123,7 @@ export function simulate(o: SimulationOptions): SimulationResult {
   const router = new Router({ policy: o.policy as PolicyName, random: seededRandom(o.traffic.seed + 1) });
   const plan = planTraffic(o.traffic);
   const tickMs = o.tickMs ?? 20;
+  const footprintOf = (label: string): number => o.footprintBytes?.[label] ?? 0;
   const loadFor = (label: string): number =>
     typeof o.loadMs === 'number' ? o.loadMs : (o.loadMs[label] ?? 0);
   const events = new EventQueue();
@@ -129,6 +136,7 @@ export function simulate(o: SimulationOptions): SimulationResult {
   let completed = 0;
   let rejected = 0;
   let evictions = 0;
+  let loads = 0;
   let tickPending = false;
   let now = 0;
 
@@ -141,17 +149,20 @@ export function simulate(o: SimulationOptions): SimulationResult {
     }
   }
 
+  // Declared before use: eviction reports can free capacity, so their decisions are applied too.
+  let apply: (decisions: Decision[]) => void = () => undefined;
   const evicted = (w: SimWorker, labels: string[]): void => {
     for (const label of labels) {
       w.readyAt.delete(label);
       evictions++;
-      router.labelEvent(now, w.id, { kind: 'evicted', label, loadedLabels: w.labels.labels });
+      apply(router.labelEvent(now, w.id, { kind: 'evicted', label, loadedLabels: w.labels.labels }));
     }
   };
   const startLoad = (w: SimWorker, label: string): number => {
     const loadMs = loadFor(label);
     w.readyAt.set(label, now + loadMs);
     events.push({ at: now + loadMs, kind: 'loaded', workerId: w.id, label, loadMs });
+    loads++;
     return loadMs;
   };
 
@@ -161,7 +172,7 @@ export function simulate(o: SimulationOptions): SimulationResult {
     if (next) events.push({ at: now + req.waitAfterS * 1000, kind: 'submit', req: next });
   };
 
-  const apply = (decisions: Decision[]): void => {
+  apply = (decisions: Decision[]): void => {
     for (const d of decisions) {
       if (d.type === 'send') {
         const w = workers.get(d.workerId)!;
@@ -194,7 +205,14 @@ export function simulate(o: SimulationOptions): SimulationResult {
   };
 
   for (let i = 0; i < o.workers; i++) {
-    const w: SimWorker = { id: `sim-${i + 1}`, labels: new LabelCache(o.labelCapacity), readyAt: new Map() };
+    const w: SimWorker = {
+      id: `sim-${i + 1}`,
+      labels: new LabelCache(o.labelCapacity, [], {
+        memoryBudgetBytes: o.memoryBudgetBytes,
+        footprintBytes: footprintOf,
+      }),
+      readyAt: new Map(),
+    };
     workers.set(w.id, w);
     apply(
       router.addWorker(0, {
@@ -261,6 +279,7 @@ export function simulate(o: SimulationOptions): SimulationResult {
     completed,
     rejected,
     evictions,
+    loads,
     latencyMs: summariseLatency(latencies),
     virtualS: now / 1000,
   };
