@@ -221,6 +221,7 @@ export function simulate(o: SimulationOptions): SimulationResult {
         taskSlots: o.slots,
         loadedLabels: [],
         taskTypes: ['embed_texts'],
+        memoryBudgetBytes: o.memoryBudgetBytes,
       }),
     );
   }
@@ -244,6 +245,7 @@ export function simulate(o: SimulationOptions): SimulationResult {
               label: ev.label,
               durationMs: ev.loadMs,
               loadedLabels: w.labels.labels,
+              footprintBytes: footprintOf(ev.label),
             }),
           );
         break;

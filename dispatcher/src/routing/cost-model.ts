@@ -19,6 +19,7 @@ export class CostModel {
   private readonly defaultRunMs: number;
   private readonly load = new Map<string, number>();
   private readonly run = new Map<string, number>();
+  private readonly footprint = new Map<string, number>();
   private globalLoad: number | undefined;
   private globalRun: number | undefined;
 
@@ -51,6 +52,16 @@ export class CostModel {
   /** Expected run time of a task on `label` (ms). */
   runMs(label: string): number {
     return this.run.get(label) ?? this.globalRun ?? this.defaultRunMs;
+  }
+
+  /** Records the memory `label` took on a worker, bytes (the latest report wins; 0 is ignored). */
+  observeFootprint(label: string, bytes: number): void {
+    if (bytes > 0 && Number.isFinite(bytes)) this.footprint.set(label, bytes);
+  }
+
+  /** Memory `label` is expected to take, bytes; 0 when never reported. */
+  footprintBytes(label: string): number {
+    return this.footprint.get(label) ?? 0;
   }
 
   /** Expected run time of any task (ms). */
