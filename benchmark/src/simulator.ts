@@ -1,4 +1,11 @@
-import { LabelCache, Router, seededRandom, type Decision, type PolicyName } from '@smart-routing/dispatcher';
+import {
+  LabelCache,
+  Router,
+  seededRandom,
+  type Decision,
+  type PolicyName,
+  type RouterOptions,
+} from '@smart-routing/dispatcher';
 import { summariseLatency, type LatencySummary } from './stats.js';
 import { planTraffic, type PlannedRequest, type TrafficOptions } from './traffic.js';
 
@@ -28,6 +35,8 @@ export interface SimulationOptions {
   memoryBudgetBytes?: number;
   /** Footprint per label, bytes (with `memoryBudgetBytes`); labels not named weigh 0. */
   footprintBytes?: Readonly<Record<string, number>>;
+  /** More router options (tuning, demand half-life, fairness); policy and random are set here. */
+  router?: Omit<RouterOptions, 'policy' | 'random'>;
 }
 
 export interface SimulationResult {
@@ -120,7 +129,11 @@ function before(a: SimEvent, b: SimEvent): boolean {
 
 /** Runs the simulation to the last request. */
 export function simulate(o: SimulationOptions): SimulationResult {
-  const router = new Router({ policy: o.policy as PolicyName, random: seededRandom(o.traffic.seed + 1) });
+  const router = new Router({
+    ...o.router,
+    policy: o.policy as PolicyName,
+    random: seededRandom(o.traffic.seed + 1),
+  });
   const plan = planTraffic(o.traffic);
   const tickMs = o.tickMs ?? 20;
   const footprintOf = (label: string): number => o.footprintBytes?.[label] ?? 0;

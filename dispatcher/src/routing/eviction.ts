@@ -8,8 +8,9 @@
  * number of copies when L has more holders than its replica target (a surplus copy is cheap), else 1,
  * and size(L) its footprint as a fraction of the worker's memory budget (1 without a budget). Never
  * evicted: a label in use, the only copy of a label with queued work, and a label within its
- * minimum residency (loaded less than `residencyLoadMultiple` x its load time ago) that has been
- * used since it loaded or has work waiting.
+ * minimum residency (loaded less than `residencyLoadMultiple` x its load time ago) unless idle:
+ * idle = not used since it loaded and nothing waiting for it, or its rate says it is not expected
+ * again within that window (so a tail label that came and went does not hold a slot).
  */
 import type { PolicyContext } from './policy.js';
 import type { WorkerRecord } from './registry.js';
@@ -17,7 +18,7 @@ import { targetCopies } from './replicas.js';
 
 /** Tuning of value-based eviction, replicas and prewarming ({@link PolicyContext.tuning}). */
 export interface PlacementTuning {
-  /** A label just loaded is kept for this many of its load times unless idle. Default 2. */
+  /** A label just loaded is kept for this many of its load times unless idle. Default 4. */
   readonly residencyLoadMultiple: number;
   /** Target utilisation of a label's holders' slots when sizing replica targets, (0, 1]. Default 0.6. */
   readonly replicaUtilisation: number;
@@ -29,7 +30,7 @@ export interface PlacementTuning {
 
 /** Defaults of {@link PlacementTuning}. */
 export const DEFAULT_PLACEMENT_TUNING: PlacementTuning = Object.freeze({
-  residencyLoadMultiple: 2,
+  residencyLoadMultiple: 4,
   replicaUtilisation: 0.6,
   maxReplicaShare: 0.5,
   prewarm: true,
@@ -48,7 +49,10 @@ export function labelValue(ctx: PolicyContext, w: WorkerRecord, label: string, n
 /** Whether `label` on `w` is still within its minimum residency and not idle. */
 export function isResident(ctx: PolicyContext, w: WorkerRecord, label: string, now: number): boolean {
   const loadedAt = w.loadedAt.get(label) ?? -Infinity;
-  if (now - loadedAt >= ctx.tuning.residencyLoadMultiple * ctx.costs.loadMs(label)) return false;
+  const window = ctx.tuning.residencyLoadMultiple * ctx.costs.loadMs(label);
+  if (now - loadedAt >= window) return false;
+  // Idle: not expected to be requested again within the window (a tail label that came and went).
+  if (ctx.demand.ratePerMs(label, now) * window < 1) return false;
   const usedSince = (w.lastUsed.get(label) ?? -Infinity) > loadedAt;
   return usedSince || ctx.queues.countForLabel(label) > 0;
 }

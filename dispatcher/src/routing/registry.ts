@@ -187,7 +187,9 @@ export class Registry {
       failing: new Map(),
       blocked: false,
       memoryBudgetBytes:
-        info.memoryBudgetBytes !== undefined && info.memoryBudgetBytes > 0 ? info.memoryBudgetBytes : Infinity,
+        info.memoryBudgetBytes !== undefined && info.memoryBudgetBytes > 0
+          ? info.memoryBudgetBytes
+          : Infinity,
       footprints: new Map(),
       loadedAt: new Map(labels.map((l) => [l, -Infinity])),
       ix: { available: false, holderOf: [], slots: 0, bucket: -1, inHeap: false, inValueHeap: false },
@@ -335,7 +337,9 @@ export class Registry {
   fits(w: WorkerView, label: string): boolean {
     if (w.labels.includes(label)) return true;
     if (w.labels.length >= w.labelCapacity) return false;
-    return w.memoryBudgetBytes === Infinity || this.usedBytes(w) + this.footprint(w, label) <= w.memoryBudgetBytes;
+    return (
+      w.memoryBudgetBytes === Infinity || this.usedBytes(w) + this.footprint(w, label) <= w.memoryBudgetBytes
+    );
   }
 
   /** Whether an in-flight task on `w` uses `label` (so it must not be evicted). */

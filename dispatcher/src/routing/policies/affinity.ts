@@ -42,8 +42,9 @@ export const affinityPolicy: RoutingPolicy = {
     const wait = expectedWaitMs(task, ctx, now, waitedMs === undefined ? 1 : 0);
     if (wait !== undefined) {
       const loadMs = costs.loadMs(label);
-      // On a tick, an estimate that keeps failing (a load slower than learned) yields after 2 loads.
-      if (wait < loadMs && (waitedMs === undefined || waitedMs < 2 * loadMs)) return undefined;
+      // A holder (busy, or still loading the label) is expected sooner than a new copy. On a tick,
+      // an estimate that keeps failing (a holder slower than learned) yields after two loads.
+      if (wait.ms < loadMs && (waitedMs === undefined || waitedMs < 2 * loadMs)) return undefined;
     }
     return placeLoad(task, ctx, now);
   },
@@ -69,7 +70,9 @@ export const affinityPolicy: RoutingPolicy = {
       w.memoryBudgetBytes === Infinity
         ? 1
         : Math.max(1e-6, ctx.registry.footprint(w, label) / w.memoryBudgetBytes);
-    return ctx.demand.score(label) + Math.log(ctx.costs.loadMs(label) + 1) - Math.log(copies) - Math.log(size);
+    return (
+      ctx.demand.score(label) + Math.log(ctx.costs.loadMs(label) + 1) - Math.log(copies) - Math.log(size)
+    );
   },
 };
 
@@ -100,7 +103,12 @@ function starvingTask(w: WorkerRecord, ctx: PolicyContext, now: number): Pick | 
  * Expected wait for a capable holder of the task's label (ms), or undefined when no ready worker
  * that serves the task holds it. `extra` counts the task itself when it is not queued yet.
  */
-function expectedWaitMs(task: TaskSpec, ctx: PolicyContext, now: number, extra: number): number | undefined {
+function expectedWaitMs(
+  task: TaskSpec,
+  ctx: PolicyContext,
+  now: number,
+  extra: number,
+): { ms: number } | undefined {
   const { registry, costs, queues } = ctx;
   const label = task.label;
   let remainingLoad = Infinity;
@@ -114,7 +122,8 @@ function expectedWaitMs(task: TaskSpec, ctx: PolicyContext, now: number, extra: 
   }
   if (remainingLoad === Infinity) return undefined;
   const queued = queues.countForLabel(label) + extra;
-  return remainingLoad + (costs.runMs(label) * queued) / Math.max(1, registry.holderSlots(label));
+  const ms = remainingLoad + (costs.runMs(label) * queued) / Math.max(1, registry.holderSlots(label));
+  return { ms };
 }
 
 /**
@@ -127,11 +136,17 @@ function pickToLoad(w: WorkerRecord, ctx: PolicyContext, now: number): Pick | un
     if (best && !earlier(queued, best.queued)) continue;
     if (!ctx.registry.canRun(w, queued.task, now)) continue;
     const wait = expectedWaitMs(queued.task, ctx, now, 0);
-    if (wait !== undefined && wait < ctx.costs.loadMs(queued.task.label)) continue;
+    if (wait !== undefined && wait.ms < ctx.costs.loadMs(queued.task.label)) continue;
     const v = victimsFor(ctx, w, queued.task.label, now);
     if (v !== null) best = { queued, v };
   }
   return best && asPick(best.queued, best.v);
+}
+
+/** Last use of the first victim (-Infinity when nothing is evicted). */
+function staleness(w: WorkerRecord, v: Victims): number {
+  const first = v.labels[0];
+  return first === undefined ? -Infinity : (w.lastUsed.get(first) ?? -Infinity);
 }
 
 /** Step 3: an available worker that can load the task's label, and what it unloads. */
@@ -147,7 +162,14 @@ function placeLoad(task: TaskSpec, ctx: PolicyContext, now: number): Placement |
   const consider = (worker: WorkerRecord): void => {
     if (!registry.canRun(worker, task, now)) return;
     const v = victimsFor(ctx, worker, task.label, now);
-    if (v !== null && (!best || v.cost < best.v.cost)) best = { worker, v };
+    if (v === null) return;
+    // Equal costs (e.g. no demand seen yet): the victim used longest ago, as under LRU.
+    if (
+      !best ||
+      v.cost < best.v.cost ||
+      (v.cost === best.v.cost && staleness(worker, v) < staleness(best.worker, best.v))
+    )
+      best = { worker, v };
   };
   for (const worker of tight) consider(worker);
   for (const worker of registry.byCheapestLabel(ctx.scanLimit)) consider(worker);
