@@ -26,8 +26,15 @@
  */
 export { CostModel } from './routing/cost-model.js';
 export type { CostModelOptions } from './routing/cost-model.js';
+export { DemandModel } from './routing/demand.js';
+export type { DemandOptions } from './routing/demand.js';
+export { DEFAULT_PLACEMENT_TUNING } from './routing/eviction.js';
+export type { PlacementTuning } from './routing/eviction.js';
+export { FairShare } from './routing/fair-share.js';
+export type { FairShareOptions } from './routing/fair-share.js';
 export { LabelCache } from './routing/label-cache.js';
-export type { LabelUse } from './routing/label-cache.js';
+export type { LabelCacheOptions, LabelUse } from './routing/label-cache.js';
+export type { Prewarm } from './routing/replicas.js';
 export { affinityPolicy } from './routing/policies/affinity.js';
 export { idleFirstPolicy } from './routing/policies/idle-first.js';
 export { randomPolicy } from './routing/policies/random.js';

@@ -296,6 +296,7 @@ export class WorkerEndpoint {
       loadedLabels,
       taskTypes,
       state: hello.state === 'draining' ? 'draining' : 'ready',
+      memoryBudgetBytes: hello.memoryBudgetBytes > 0 ? hello.memoryBudgetBytes : undefined,
     });
   }
 
