@@ -89,15 +89,22 @@ export function victimsFor(
   const need = budget === Infinity ? 0 : registry.footprint(w, label);
   let count = w.labels.length;
   if (need > budget) return null;
+  // w.labels is most recent first: walking it backwards and sorting stably sends ties (e.g. no
+  // demand seen yet) to the least recently used, as under LRU.
   const candidates: { label: string; value: number }[] = [];
-  for (const l of w.labels) {
+  for (let i = w.labels.length - 1; i >= 0; i--) {
+    const l = w.labels[i]!;
     if (registry.inUse(w, l)) continue;
     if (strict && (isSoleCopyWithWork(ctx, l) || isResident(ctx, w, l, now))) continue;
     candidates.push({ label: l, value: labelValue(ctx, w, l, now) });
   }
-  // Ties (e.g. no demand seen yet) go to the least recently used, as before.
-  const order = new Map(w.labels.map((l, i) => [l, i]));
-  candidates.sort((a, b) => a.value - b.value || order.get(b.label)! - order.get(a.label)!);
+  if (budget === Infinity && count === w.labelCapacity) {
+    // The common case, one eviction by count: the cheapest, without sorting.
+    let best: { label: string; value: number } | undefined;
+    for (const c of candidates) if (!best || c.value < best.value) best = c;
+    return best ? { labels: [best.label], cost: best.value } : null;
+  }
+  candidates.sort((a, b) => a.value - b.value);
   const out: string[] = [];
   let cost = 0;
   for (const c of candidates) {

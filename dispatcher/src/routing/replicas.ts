@@ -38,14 +38,16 @@ export interface Prewarm {
 export function prewarmFor(w: WorkerRecord, ctx: PolicyContext, now: number): Prewarm | undefined {
   if (!ctx.tuning.prewarm) return undefined;
   const { registry, demand } = ctx;
+  if (demand.size === 0) return undefined;
+  // Room held by labels that nobody asked for in ~5 half-lives (weight < 1/32 of one request).
+  const dead = w.labels.filter(
+    (l) => !registry.inUse(w, l) && demand.weight(l, now) < 1 / 32 && !w.loading.has(l),
+  );
+  if (dead.length === 0 && w.labels.length >= w.labelCapacity) return undefined;
   for (const label of demand.hottest(PREWARM_SCAN)) {
     if (w.labels.includes(label) || registry.isFailing(w, label, now)) continue;
     if (registry.holderCount(label) >= targetCopies(label, ctx, now)) continue;
     if (registry.fits(w, label)) return { label, unload: [] };
-    // Room held by labels that nobody asked for in ~5 half-lives (weight < 1/32 of one request).
-    const dead = w.labels.filter(
-      (l) => !registry.inUse(w, l) && demand.weight(l, now) < 1 / 32 && !w.loading.has(l),
-    );
     for (let k = 1; k <= dead.length; k++) {
       const unload = dead.slice(dead.length - k);
       const left = w.labels.filter((l) => !unload.includes(l));

@@ -61,7 +61,8 @@ export const affinityPolicy: RoutingPolicy = {
     return pickToLoad(w, ctx, now);
   },
 
-  prewarm: (w, ctx, now) => prewarmFor(w, ctx, now),
+  // Only when nothing waits: prewarming is for idle capacity.
+  prewarm: (w, ctx, now) => (ctx.queues.size === 0 ? prewarmFor(w, ctx, now) : undefined),
 
   evictionKey(ctx: PolicyContext, w: WorkerRecord, label: string): number {
     // The log of eviction.ts's value, with the time-independent demand score in place of the rate.
@@ -75,6 +76,15 @@ export const affinityPolicy: RoutingPolicy = {
     );
   },
 };
+
+/**
+ * Workers whose evictions are priced exactly per load: the cheapest by the registry's (possibly
+ * stale) index. Small, since pricing a worker is O(its labels).
+ */
+const EVICTION_CANDIDATES = 4;
+
+/** Waiting tasks examined past the first loadable one for a smaller fair-queueing tag. */
+const FAIR_LOOKAHEAD = 8;
 
 /** How many of its label's load times the oldest waiting task may wait before it goes first. */
 export const STARVATION_LOAD_MULTIPLE = 4;
@@ -132,7 +142,10 @@ function expectedWaitMs(
  */
 function pickToLoad(w: WorkerRecord, ctx: PolicyContext, now: number): Pick | undefined {
   let best: { queued: QueuedTask; v: Victims } | undefined;
+  let examined = 0;
   for (const queued of ctx.queues.inOrder(ctx.scanLimit)) {
+    // After the first candidate, a few more for a smaller fair-queueing tag (another tenant).
+    if (best && ++examined > FAIR_LOOKAHEAD) break;
     if (best && !earlier(queued, best.queued)) continue;
     if (!ctx.registry.canRun(w, queued.task, now)) continue;
     const wait = expectedWaitMs(queued.task, ctx, now, 0);
@@ -172,7 +185,7 @@ function placeLoad(task: TaskSpec, ctx: PolicyContext, now: number): Placement |
       best = { worker, v };
   };
   for (const worker of tight) consider(worker);
-  for (const worker of registry.byCheapestLabel(ctx.scanLimit)) consider(worker);
+  for (const worker of registry.byCheapestLabel(EVICTION_CANDIDATES)) consider(worker);
   if (!best) return undefined;
   return { worker: best.worker, evictLabel: best.v.labels[0], alsoEvict: best.v.labels.slice(1) };
 }
