@@ -15,6 +15,8 @@ export interface DemandOptions {
  * O(k² + log n) without a scan.
  */
 export class DemandModel {
+  /** The half-life of a request's weight, ms. */
+  readonly halfLifeMs: number;
   private readonly tau: number;
   private readonly scores = new Map<string, number>();
   /** Min-heap on -score: the hottest label first. */
@@ -23,6 +25,7 @@ export class DemandModel {
   constructor(options: DemandOptions = {}) {
     const halfLife = options.halfLifeMs ?? 30_000;
     if (!(halfLife > 0) || !Number.isFinite(halfLife)) throw new RangeError('halfLifeMs must be > 0');
+    this.halfLifeMs = halfLife;
     this.tau = halfLife / Math.LN2;
   }
 

@@ -2,10 +2,12 @@
  * Weighted fair queueing across tenants (producers), start-time fair queueing in spirit: every task
  * gets a virtual finish tag when it arrives,
  *
- *   tag = max(V, finish[tenant]) + runMs(label) / weight[tenant];  finish[tenant] = tag
+ *   tag = max(V, finish[tenant]) + cost / weight[tenant];  finish[tenant] = tag
  *
- * and when a task causes a cold load, its tenant is charged the load too
- * (`finish[tenant] += loadMs / weight`), so its later tasks sort behind other tenants' work. V, the
+ * where cost = runMs(label), plus loadMs(label) when no worker holds the label: a cold load is
+ * charged to the tenant whose task causes it (and, if a load happens that was not foreseen at
+ * arrival, when the task is sent: `finish[tenant] += loadMs / weight`), so a tenant that keeps
+ * asking for cold labels sorts behind other tenants' work. V, the
  * virtual clock, is the largest tag served so far. Where the router chooses between waiting tasks of
  * different labels it takes the smallest tag; with one tenant, tags grow in arrival order, so the
  * order is plain FIFO.
@@ -52,6 +54,11 @@ export class FairShare {
   /** A task with `tag` was served: the virtual clock moves up to it. */
   served(tag: number): void {
     if (tag > this.virtual) this.virtual = tag;
+  }
+
+  /** Number of tenants seen (the default one included once it sent a task). */
+  get tenantCount(): number {
+    return this.finish.size;
   }
 
   /** A tenant's virtual finish time (for tests and metrics). */

@@ -1,6 +1,7 @@
 import type { CostModel } from './cost-model.js';
 import type { DemandModel } from './demand.js';
 import type { PlacementTuning } from './eviction.js';
+import type { FairShare } from './fair-share.js';
 import type { QueuedTask, TaskQueues } from './queues.js';
 import type { RandomSource } from './random.js';
 import type { Prewarm } from './replicas.js';
@@ -30,6 +31,8 @@ export interface PolicyContext {
   readonly costs: CostModel;
   /** Aged request rates per label. */
   readonly demand: DemandModel;
+  /** Fair-queueing state across tenants. */
+  readonly fairShare: FairShare;
   /** Residency, replica and prewarm settings. */
   readonly tuning: PlacementTuning;
   readonly random: RandomSource;

@@ -5,8 +5,8 @@
  *               requested label, at most max(1, maxReplicaShare x workers)
  *
  * i.e. enough holders that L's offered load keeps their slots at the target utilisation. An
- * available worker with room to spare (a free label slot and memory, or only labels nobody asked for
- * in several half-lives) loads the hottest label that is below its target: so a worker that joins,
+ * available worker with room to spare (a free label slot and memory, or labels nobody asked for
+ * in five half-lives) loads the hottest label that is below its target: so a worker that joins,
  * or re-joins a restarted dispatcher, is prewarmed with what the fleet lacks. Prewarming never
  * evicts a label with demand, so hot labels cannot push the long tail out; surplus copies are the
  * cheapest victims when demand falls (see eviction.ts).
@@ -39,9 +39,15 @@ export function prewarmFor(w: WorkerRecord, ctx: PolicyContext, now: number): Pr
   if (!ctx.tuning.prewarm) return undefined;
   const { registry, demand } = ctx;
   if (demand.size === 0) return undefined;
-  // Room held by labels that nobody asked for in ~5 half-lives (weight < 1/32 of one request).
+  // Room held by labels nobody asked for in 5 half-lives (weight < 1/32 of one request), and not
+  // used here either (a label announced at join counts as used then).
+  const idleSince = now - 5 * demand.halfLifeMs;
   const dead = w.labels.filter(
-    (l) => !registry.inUse(w, l) && demand.weight(l, now) < 1 / 32 && !w.loading.has(l),
+    (l) =>
+      !registry.inUse(w, l) &&
+      !w.loading.has(l) &&
+      demand.weight(l, now) < 1 / 32 &&
+      (w.lastUsed.get(l) ?? -Infinity) < idleSince,
   );
   if (dead.length === 0 && w.labels.length >= w.labelCapacity) return undefined;
   for (const label of demand.hottest(PREWARM_SCAN)) {

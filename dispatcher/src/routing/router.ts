@@ -85,6 +85,8 @@ export class Router {
   readonly fairShare: FairShare;
   /** Fair-queueing tag of every task queued or in flight. */
   private readonly tags = new Map<string, number>();
+  /** Tasks whose tag already includes a load (their label had no holder when they arrived). */
+  private readonly chargedLoad = new Set<string>();
   readonly policy: RoutingPolicy;
   private readonly ctx: PolicyContext;
   private readonly maxQueue: number;
@@ -112,6 +114,7 @@ export class Router {
       queues: this.queues,
       costs: this.costs,
       demand: this.demand,
+      fairShare: this.fairShare,
       tuning: Object.freeze({ ...DEFAULT_PLACEMENT_TUNING, ...options.tuning }),
       random: options.random ?? seededRandom(1),
       scanLimit: options.scanLimit ?? 32,
@@ -164,7 +167,11 @@ export class Router {
     const queue = this.policy.queueFor(task);
     // A retry was counted and tagged when it first arrived: it goes before everyone.
     if (!front) this.demand.observe(task.label, now);
-    const tag = front ? -Infinity : this.fairShare.tag(task.tenant, this.costs.runMs(task.label));
+    // A task for a label nobody holds is charged its load up front; see send() for the rest.
+    const coldAtArrival = this.registry.holderCount(task.label) === 0;
+    const cost = this.costs.runMs(task.label) + (coldAtArrival ? this.costs.loadMs(task.label) : 0);
+    const tag = front ? -Infinity : this.fairShare.tag(task.tenant, cost);
+    if (!front && coldAtArrival) this.chargedLoad.add(task.id);
     const placement = this.policy.place(task, this.ctx, now);
     if (placement) {
       const head = front ? undefined : this.queues.headOf(queue);
@@ -185,6 +192,7 @@ export class Router {
       !front &&
       (this.queues.size >= this.maxQueue || this.queues.countForLabel(task.label) >= this.maxQueuePerLabel)
     ) {
+      this.chargedLoad.delete(task.id);
       out.push({ type: 'reject', taskId: task.id, reason: 'queue_full' });
       return out;
     }
@@ -248,6 +256,7 @@ export class Router {
   cancel(taskId: string): 'queued' | 'in_flight' | 'unknown' {
     if (this.queues.remove(taskId)) {
       this.tags.delete(taskId);
+      this.chargedLoad.delete(taskId);
       return 'queued';
     }
     return this.registry.inFlight(taskId) ? 'in_flight' : 'unknown';
@@ -342,8 +351,10 @@ export class Router {
       out.push({ type: 'unload', workerId: w.id, label });
     }
     const entry = this.registry.startTask(w, task, evictLabel, now);
-    // A cold load is charged to the tenant whose task caused it.
-    if (entry.expectMiss) this.fairShare.charge(task.tenant, this.costs.loadMs(task.label));
+    // A cold load is charged to the tenant whose task caused it (once).
+    if (entry.expectMiss && !this.chargedLoad.has(task.id))
+      this.fairShare.charge(task.tenant, this.costs.loadMs(task.label));
+    this.chargedLoad.delete(task.id);
     this.fairShare.served(this.tags.get(task.id) ?? 0);
     out.push({
       type: 'send',

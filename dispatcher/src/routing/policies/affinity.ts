@@ -83,9 +83,6 @@ export const affinityPolicy: RoutingPolicy = {
  */
 const EVICTION_CANDIDATES = 4;
 
-/** Waiting tasks examined past the first loadable one for a smaller fair-queueing tag. */
-const FAIR_LOOKAHEAD = 8;
-
 /** How many of its label's load times the oldest waiting task may wait before it goes first. */
 export const STARVATION_LOAD_MULTIPLE = 4;
 
@@ -138,14 +135,17 @@ function expectedWaitMs(
 
 /**
  * For a worker with nothing of its own to serve: the earliest (by tag) of the first `scanLimit`
- * waiting tasks that it can load, skipping tasks that wait by choice for a busy holder.
+ * waiting tasks that it can load, skipping tasks that wait by choice for a busy holder. (So fair
+ * queueing between tenants acts within that window of the oldest waiting tasks.)
  */
 function pickToLoad(w: WorkerRecord, ctx: PolicyContext, now: number): Pick | undefined {
   let best: { queued: QueuedTask; v: Victims } | undefined;
+  // One tenant: tags follow arrival, so the first candidate is the earliest. Several: the whole
+  // window, for the smallest tag.
+  const lookahead = ctx.fairShare.tenantCount > 1 ? Infinity : 0;
   let examined = 0;
   for (const queued of ctx.queues.inOrder(ctx.scanLimit)) {
-    // After the first candidate, a few more for a smaller fair-queueing tag (another tenant).
-    if (best && ++examined > FAIR_LOOKAHEAD) break;
+    if (best && ++examined > lookahead) break;
     if (best && !earlier(queued, best.queued)) continue;
     if (!ctx.registry.canRun(w, queued.task, now)) continue;
     const wait = expectedWaitMs(queued.task, ctx, now, 0);
