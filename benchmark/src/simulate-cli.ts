@@ -111,7 +111,7 @@ for (const policy of policies) {
     footprintBytes: s.footprintBytes,
   });
   console.log(
-    `${policy.padEnd(10)} misses ${String(r.labelMisses).padStart(5)} (${(r.labelMisses / Math.max(1, floor)).toFixed(2)}x floor)  loads ${r.loads}  completed ${r.completed}  rejected ${r.rejected}  evictions ${r.evictions}  ` +
+    `${policy.padEnd(10)} misses ${String(r.labelMisses).padStart(5)} (${(r.labelMisses / Math.max(1, floor)).toFixed(2)}x floor)  loads ${r.loads}  self-evictions ${r.selfEvictions}  completed ${r.completed}  rejected ${r.rejected}  evictions ${r.evictions}  ` +
       `latency ms mean ${r.latencyMs.mean.toFixed(1)} p50 ${r.latencyMs.p50.toFixed(1)} p95 ${r.latencyMs.p95.toFixed(1)} p99 ${r.latencyMs.p99.toFixed(1)}  virtual ${r.virtualS.toFixed(0)} s`,
   );
 }

@@ -47,6 +47,11 @@ export interface SimulationResult {
   evictions: number;
   /** Loads started, for tasks and ahead of demand (`load` orders). */
   loads: number;
+  /**
+   * Evictions the worker made on its own because the dispatcher's order did not make room (its
+   * safety net): 0 when the router's picture of capacity, memory included, is right.
+   */
+  selfEvictions: number;
   latencyMs: LatencySummary;
   /** Virtual duration of the run, s. */
   virtualS: number;
@@ -150,6 +155,7 @@ export function simulate(o: SimulationOptions): SimulationResult {
   let rejected = 0;
   let evictions = 0;
   let loads = 0;
+  let selfEvictions = 0;
   let tickPending = false;
   let now = 0;
 
@@ -191,6 +197,7 @@ export function simulate(o: SimulationOptions): SimulationResult {
         const w = workers.get(d.workerId)!;
         const req = byTask.get(d.taskId)!;
         const use = w.labels.use(d.label, d.evictLabel);
+        selfEvictions += use.evicted.filter((l) => l !== d.evictLabel).length;
         evicted(w, use.evicted);
         const loadMs = use.miss ? startLoad(w, d.label) : 0;
         const start = Math.max(now, w.readyAt.get(d.label) ?? now);
@@ -203,7 +210,9 @@ export function simulate(o: SimulationOptions): SimulationResult {
       } else if (d.type === 'load') {
         const w = workers.get(d.workerId)!;
         if (!w.labels.has(d.label)) {
-          evicted(w, w.labels.use(d.label).evicted);
+          const use = w.labels.use(d.label);
+          selfEvictions += use.evicted.length;
+          evicted(w, use.evicted);
           startLoad(w, d.label);
         }
       } else if (d.type === 'unload') {
@@ -295,6 +304,7 @@ export function simulate(o: SimulationOptions): SimulationResult {
     rejected,
     evictions,
     loads,
+    selfEvictions,
     latencyMs: summariseLatency(latencies),
     virtualS: now / 1000,
   };
