@@ -62,6 +62,9 @@ export function isSoleCopyWithWork(ctx: PolicyContext, label: string): boolean {
   return ctx.registry.holderCount(label) === 1 && ctx.queues.countForLabel(label) > 0;
 }
 
+/** Added to a resident label's value: larger than any real value (rate/ms x load ms). */
+export const RESIDENT_PENALTY = 1e9;
+
 /** What `w` must unload to take `label`, and what the loss is expected to cost. */
 export interface Victims {
   readonly labels: readonly string[];
@@ -72,7 +75,8 @@ export interface Victims {
 /**
  * The cheapest labels `w` must unload so that `label` fits (by count and by memory), cheapest
  * first; `{labels: [], cost: 0}` when it fits already; null when it cannot fit without breaking a
- * rule. `strict` false drops the sole-copy and residency protections (starvation relief).
+ * rule. `strict` false drops the sole-copy and residency protections (starvation relief);
+ * `residentMayGo` lets resident labels go last (for a task that has waited a load time).
  * O(c log c) in the worker's label count c.
  */
 export function victimsFor(
@@ -81,6 +85,7 @@ export function victimsFor(
   label: string,
   now: number,
   strict = true,
+  residentMayGo = false,
 ): Victims | null {
   const { registry } = ctx;
   if (registry.fits(w, label)) return { labels: [], cost: 0 };
@@ -95,8 +100,15 @@ export function victimsFor(
   for (let i = w.labels.length - 1; i >= 0; i--) {
     const l = w.labels[i]!;
     if (registry.inUse(w, l)) continue;
-    if (strict && (isSoleCopyWithWork(ctx, l) || isResident(ctx, w, l, now))) continue;
-    candidates.push({ label: l, value: labelValue(ctx, w, l, now) });
+    if (strict && isSoleCopyWithWork(ctx, l)) continue;
+    let value = labelValue(ctx, w, l, now);
+    if (strict && isResident(ctx, w, l, now)) {
+      // A resident label is kept for a task that just arrived (it waits, and tasks of its label
+      // gather, which saves loads); for one that has waited, it goes only when nothing else can.
+      if (!residentMayGo) continue;
+      value += RESIDENT_PENALTY;
+    }
+    candidates.push({ label: l, value });
   }
   if (budget === Infinity && count === w.labelCapacity) {
     // The common case, one eviction by count: the cheapest, without sorting.

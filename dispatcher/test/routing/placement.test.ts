@@ -111,6 +111,20 @@ describe('eviction by value', () => {
     expect(scenario(0)).toBe('fresh');
   });
 
+  it('lets a task that waited two load times evict a resident label when nothing else can go', () => {
+    const r = router({ costs: { defaultLoadMs: 1000 }, demand: { halfLifeMs: 4000 } });
+    r.addWorker(0, info('w1', [], { labelCapacity: 1 }));
+    const first = task('fresh');
+    r.submit(0, first);
+    r.labelEvent(5, 'w1', { kind: 'loaded', label: 'fresh', loadedLabels: ['fresh'] });
+    r.taskFinished(10, 'w1', first.id, { runMs: 1, loadedLabels: ['fresh'] });
+    serve(r, 'fresh', 1, 20); // used again since its load: resident for 4 s
+    const cold = task('cold');
+    expect(r.submit(30, cold)).toEqual([{ type: 'queue', taskId: cold.id, queue: 'cold' }]);
+    expect(r.tick(1000)).toEqual([]);
+    expect(sends(r.tick(2031))[0]).toMatchObject({ taskId: cold.id, evictLabel: 'fresh' });
+  });
+
   it('does not protect a label loaded ahead of demand and never used (idle)', () => {
     const r = router({ costs: { defaultLoadMs: 1000 }, tuning: { prewarm: false } });
     r.addWorker(0, info('w1', ['a'], { labelCapacity: 2 }));

@@ -46,7 +46,12 @@ export const affinityPolicy: RoutingPolicy = {
       // an estimate that keeps failing (a holder slower than learned) yields after two loads.
       if (wait.ms < loadMs && (waitedMs === undefined || waitedMs < 2 * loadMs)) return undefined;
     }
-    return placeLoad(task, ctx, now);
+    return placeLoad(
+      task,
+      ctx,
+      now,
+      waitedMs !== undefined && waitedMs >= RESIDENT_WAIT_LOADS * costs.loadMs(label),
+    );
   },
 
   pick(w: WorkerRecord, ctx: PolicyContext, now: number): Pick | undefined {
@@ -82,6 +87,9 @@ export const affinityPolicy: RoutingPolicy = {
  * stale) index. Small, since pricing a worker is O(its labels).
  */
 const EVICTION_CANDIDATES = 4;
+
+/** After waiting this many of its label's load times, a task may evict a resident label. */
+export const RESIDENT_WAIT_LOADS = 2;
 
 /** How many of its label's load times the oldest waiting task may wait before it goes first. */
 export const STARVATION_LOAD_MULTIPLE = 4;
@@ -150,7 +158,15 @@ function pickToLoad(w: WorkerRecord, ctx: PolicyContext, now: number): Pick | un
     if (!ctx.registry.canRun(w, queued.task, now)) continue;
     const wait = expectedWaitMs(queued.task, ctx, now, 0);
     if (wait !== undefined && wait.ms < ctx.costs.loadMs(queued.task.label)) continue;
-    const v = victimsFor(ctx, w, queued.task.label, now);
+    const waited = now - queued.enqueuedAt;
+    const v = victimsFor(
+      ctx,
+      w,
+      queued.task.label,
+      now,
+      true,
+      waited >= RESIDENT_WAIT_LOADS * ctx.costs.loadMs(queued.task.label),
+    );
     if (v !== null) best = { queued, v };
   }
   return best && asPick(best.queued, best.v);
@@ -163,7 +179,12 @@ function staleness(w: WorkerRecord, v: Victims): number {
 }
 
 /** Step 3: an available worker that can load the task's label, and what it unloads. */
-function placeLoad(task: TaskSpec, ctx: PolicyContext, now: number): Placement | undefined {
+function placeLoad(
+  task: TaskSpec,
+  ctx: PolicyContext,
+  now: number,
+  residentMayGo = false,
+): Placement | undefined {
   const { registry } = ctx;
   const tight: WorkerRecord[] = [];
   for (const worker of registry.withFreeLabelSlot(ctx.random, ctx.scanLimit)) {
@@ -174,7 +195,7 @@ function placeLoad(task: TaskSpec, ctx: PolicyContext, now: number): Placement |
   let best: { worker: WorkerRecord; v: Victims } | undefined;
   const consider = (worker: WorkerRecord): void => {
     if (!registry.canRun(worker, task, now)) return;
-    const v = victimsFor(ctx, worker, task.label, now);
+    const v = victimsFor(ctx, worker, task.label, now, true, residentMayGo);
     if (v === null) return;
     // Equal costs (e.g. no demand seen yet): the victim used longest ago, as under LRU.
     if (
