@@ -4,6 +4,7 @@ import {
   seededRandom,
   type Decision,
   type PolicyName,
+  type RouterOptions,
 } from '@smart-routing/dispatcher/routing';
 import { summariseLatency, type LatencySummary } from './stats.js';
 import { planTraffic, type PlannedRequest, type TrafficOptions } from './traffic.js';
@@ -25,11 +26,17 @@ export interface SimulationOptions {
   labelCapacity: number;
   slots: number;
   /** Load time, ms: one number for every label, or per label. */
-  loadMs: number | Record<string, number>;
+  loadMs: number | Readonly<Record<string, number>>;
   /** Handler run time, ms. */
   runMs: number;
   /** How often the dispatcher re-examines waiting tasks, ms (the live dispatcher's tick). Default 20. */
   tickMs?: number;
+  /** Memory budget of each worker, bytes. Default: none (label count only). */
+  memoryBudgetBytes?: number;
+  /** Footprint per label, bytes (with `memoryBudgetBytes`); labels not named weigh 0. */
+  footprintBytes?: Readonly<Record<string, number>>;
+  /** More router options (tuning, demand half-life, fairness); policy and random are set here. */
+  router?: Omit<RouterOptions, 'policy' | 'random'>;
 }
 
 export interface SimulationResult {
@@ -38,6 +45,13 @@ export interface SimulationResult {
   completed: number;
   rejected: number;
   evictions: number;
+  /** Loads started, for tasks and ahead of demand (`load` orders). */
+  loads: number;
+  /**
+   * Evictions the worker made on its own because the dispatcher's order did not make room (its
+   * safety net): 0 when the router's picture of capacity, memory included, is right.
+   */
+  selfEvictions: number;
   latencyMs: LatencySummary;
   /** Virtual duration of the run, s. */
   virtualS: number;
@@ -120,9 +134,14 @@ function before(a: SimEvent, b: SimEvent): boolean {
 
 /** Runs the simulation to the last request. */
 export function simulate(o: SimulationOptions): SimulationResult {
-  const router = new Router({ policy: o.policy as PolicyName, random: seededRandom(o.traffic.seed + 1) });
+  const router = new Router({
+    ...o.router,
+    policy: o.policy as PolicyName,
+    random: seededRandom(o.traffic.seed + 1),
+  });
   const plan = planTraffic(o.traffic);
   const tickMs = o.tickMs ?? 20;
+  const footprintOf = (label: string): number => o.footprintBytes?.[label] ?? 0;
   const loadFor = (label: string): number =>
     typeof o.loadMs === 'number' ? o.loadMs : (o.loadMs[label] ?? 0);
   const events = new EventQueue();
@@ -135,6 +154,8 @@ export function simulate(o: SimulationOptions): SimulationResult {
   let completed = 0;
   let rejected = 0;
   let evictions = 0;
+  let loads = 0;
+  let selfEvictions = 0;
   let tickPending = false;
   let now = 0;
 
@@ -147,17 +168,20 @@ export function simulate(o: SimulationOptions): SimulationResult {
     }
   }
 
+  // Declared before use: eviction reports can free capacity, so their decisions are applied too.
+  let apply: (decisions: Decision[]) => void = () => undefined;
   const evicted = (w: SimWorker, labels: string[]): void => {
     for (const label of labels) {
       w.readyAt.delete(label);
       evictions++;
-      router.labelEvent(now, w.id, { kind: 'evicted', label, loadedLabels: w.labels.labels });
+      apply(router.labelEvent(now, w.id, { kind: 'evicted', label, loadedLabels: w.labels.labels }));
     }
   };
   const startLoad = (w: SimWorker, label: string): number => {
     const loadMs = loadFor(label);
     w.readyAt.set(label, now + loadMs);
     events.push({ at: now + loadMs, kind: 'loaded', workerId: w.id, label, loadMs });
+    loads++;
     return loadMs;
   };
 
@@ -167,12 +191,13 @@ export function simulate(o: SimulationOptions): SimulationResult {
     if (next) events.push({ at: now + req.waitAfterS * 1000, kind: 'submit', req: next });
   };
 
-  const apply = (decisions: Decision[]): void => {
+  apply = (decisions: Decision[]): void => {
     for (const d of decisions) {
       if (d.type === 'send') {
         const w = workers.get(d.workerId)!;
         const req = byTask.get(d.taskId)!;
         const use = w.labels.use(d.label, d.evictLabel);
+        selfEvictions += use.evicted.filter((l) => l !== d.evictLabel).length;
         evicted(w, use.evicted);
         const loadMs = use.miss ? startLoad(w, d.label) : 0;
         const start = Math.max(now, w.readyAt.get(d.label) ?? now);
@@ -185,7 +210,9 @@ export function simulate(o: SimulationOptions): SimulationResult {
       } else if (d.type === 'load') {
         const w = workers.get(d.workerId)!;
         if (!w.labels.has(d.label)) {
-          evicted(w, w.labels.use(d.label).evicted);
+          const use = w.labels.use(d.label);
+          selfEvictions += use.evicted.length;
+          evicted(w, use.evicted);
           startLoad(w, d.label);
         }
       } else if (d.type === 'unload') {
@@ -200,7 +227,14 @@ export function simulate(o: SimulationOptions): SimulationResult {
   };
 
   for (let i = 0; i < o.workers; i++) {
-    const w: SimWorker = { id: `sim-${i + 1}`, labels: new LabelCache(o.labelCapacity), readyAt: new Map() };
+    const w: SimWorker = {
+      id: `sim-${i + 1}`,
+      labels: new LabelCache(o.labelCapacity, [], {
+        memoryBudgetBytes: o.memoryBudgetBytes,
+        footprintBytes: footprintOf,
+      }),
+      readyAt: new Map(),
+    };
     workers.set(w.id, w);
     apply(
       router.addWorker(0, {
@@ -209,6 +243,7 @@ export function simulate(o: SimulationOptions): SimulationResult {
         taskSlots: o.slots,
         loadedLabels: [],
         taskTypes: ['embed_texts'],
+        memoryBudgetBytes: o.memoryBudgetBytes,
       }),
     );
   }
@@ -232,6 +267,7 @@ export function simulate(o: SimulationOptions): SimulationResult {
               label: ev.label,
               durationMs: ev.loadMs,
               loadedLabels: w.labels.labels,
+              footprintBytes: footprintOf(ev.label),
             }),
           );
         break;
@@ -267,6 +303,8 @@ export function simulate(o: SimulationOptions): SimulationResult {
     completed,
     rejected,
     evictions,
+    loads,
+    selfEvictions,
     latencyMs: summariseLatency(latencies),
     virtualS: now / 1000,
   };

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { simulate, type SimulationOptions } from '../src/simulator.js';
-import { missFloor } from '../src/summary.js';
+import { beladyBySizeMisses, scenario, scenarioFloor } from '../src/scenarios.js';
+import { beladyMisses, missFloor } from '../src/summary.js';
 import { parseLabelDistribution, planTraffic, type TrafficOptions } from '../src/traffic.js';
 
 // The original's experiment in virtual time: loads 450 ms, run 10 ms, 2 workers x 2 label slots.
@@ -77,5 +78,77 @@ describe('simulate', () => {
       const t = base(5, 2.5, 4, arrival);
       expect(sim(t, 'affinity').latencyMs.mean).toBeLessThan(0.5 * sim(t, 'random').latencyMs.mean);
     }
+  });
+});
+
+// Issue 15's targets on the named scenarios (scenarios.ts), seed fixed at 1. "Today" is affinity
+// as of commit 8a1d038 (LRU eviction, no replicas or memory), on this simulator once it applied
+// the decisions that eviction reports return: zipf 2510 misses, mean 390.7 ms; uniform 2400
+// misses (`npm run simulate -- --scenario zipf` at that commit plus the simulator fix). The
+// issue's own figure (1949 misses, ~450 ms) came from the simulator before that fix.
+const TODAY_ZIPF_MEAN_MS = 390.7;
+
+const runScenario = (name: string, policy = 'affinity'): ReturnType<typeof simulate> => {
+  const s = scenario(name);
+  return simulate({ ...s, policy });
+};
+
+describe('simulate: issue 15 scenarios', () => {
+  it('zipf: affinity misses at most 2.0x Belady and mean latency at most 0.7x today', () => {
+    const r = runScenario('zipf');
+    expect(r.completed).toBe(6000);
+    expect(r.labelMisses).toBeLessThanOrEqual(2.0 * scenarioFloor(scenario('zipf')));
+    expect(r.latencyMs.mean).toBeLessThanOrEqual(0.7 * TODAY_ZIPF_MEAN_MS);
+  });
+
+  it('uniform: affinity misses at most 1.6x Belady', () => {
+    const r = runScenario('uniform');
+    expect(r.completed).toBe(6000);
+    expect(r.labelMisses).toBeLessThanOrEqual(1.6 * scenarioFloor(scenario('uniform')));
+  });
+
+  it("the original's presets: over capacity within 1.1x the bound, at capacity only the cold loads", () => {
+    const over = runScenario('over-capacity');
+    expect(over.labelMisses).toBeLessThanOrEqual(1.1 * scenarioFloor(scenario('over-capacity')));
+    const at = runScenario('at-capacity');
+    expect(at.labelMisses).toBe(4);
+    expect(at.loads).toBe(4);
+  });
+
+  it('larger fleets (100 labels on 16 workers; steep Zipf on 8) stay within 2.1x Belady', () => {
+    for (const name of ['zipf-100', 'zipf-steep']) {
+      const r = runScenario(name);
+      expect(r.rejected).toBe(0);
+      expect(r.labelMisses, name).toBeLessThanOrEqual(2.1 * scenarioFloor(scenario(name)));
+    }
+  });
+
+  it('heterogeneous sizes under memory budgets: fewer misses than idle-first, rare safety-net evictions', () => {
+    const aff = runScenario('heterogeneous');
+    const idle = runScenario('heterogeneous', 'idle-first');
+    expect(aff.completed).toBe(9000);
+    expect(aff.labelMisses).toBeLessThanOrEqual(2.0 * scenarioFloor(scenario('heterogeneous')));
+    expect(aff.labelMisses).toBeLessThan(0.5 * idle.labelMisses);
+    // The memory-blind baseline leaves every eviction to the worker; affinity only the few first
+    // loads whose footprint was still an estimate.
+    expect(idle.selfEvictions).toBeGreaterThan(0.9 * idle.evictions);
+    expect(aff.selfEvictions).toBeLessThan(0.05 * aff.evictions);
+  });
+
+  it('loads labels ahead of demand only under affinity, and counts those loads', () => {
+    // Memory freed by unloading several small labels leaves room that prewarming fills.
+    const aff = runScenario('heterogeneous');
+    expect(aff.loads).toBeGreaterThan(aff.labelMisses);
+    const idle = runScenario('heterogeneous', 'idle-first');
+    expect(idle.loads).toBe(idle.labelMisses);
+  });
+});
+
+describe('beladyBySizeMisses', () => {
+  it('equals Belady with equal sizes and evicts until a large label fits', () => {
+    const seq = ['a', 'b', 'c', 'a', 'b', 'd', 'a', 'c', 'b'];
+    expect(beladyBySizeMisses(seq, 2, () => 1)).toBe(beladyMisses(seq, 2));
+    // Budget 3: a big label (3) pushes out both small ones.
+    expect(beladyBySizeMisses(['a', 'b', 'big', 'a', 'b'], 3, (l) => (l === 'big' ? 3 : 1))).toBe(5);
   });
 });

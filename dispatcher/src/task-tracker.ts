@@ -288,6 +288,7 @@ export class TaskTracker {
         label: event.label,
         durationMs: event.durationMs,
         loadedLabels: event.loadedLabels,
+        footprintBytes: event.footprintBytes,
       }),
     );
   }

@@ -312,6 +312,7 @@ export class WorkerEndpoint {
       taskTypes,
       labelFreeTaskTypes,
       state: hello.state === 'draining' ? 'draining' : 'ready',
+      memoryBudgetBytes: hello.memoryBudgetBytes > 0 ? hello.memoryBudgetBytes : undefined,
     });
   }
 

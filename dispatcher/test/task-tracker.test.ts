@@ -229,6 +229,7 @@ describe('TaskTracker counting (one message per fact)', () => {
       durationMs: 40,
       message: '',
       loadedLabels: ['b', 'a'],
+      footprintBytes: 0,
     });
     s.result('w1', 'miss', { label: 'b', labelMiss: true, loadMs: 999, loadedLabels: ['b', 'a'] });
     await miss;

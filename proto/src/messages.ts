@@ -32,6 +32,8 @@ export interface Hello {
   state: WorkerState;
   /** Subset of `taskTypes` that use no model: routed without a label, counted as neither hit nor miss. */
   labelFreeTaskTypes: string[];
+  /** Memory for loaded labels, bytes; 0 = no budget (label count only). */
+  memoryBudgetBytes: number;
 }
 
 export interface TaskError {
@@ -57,6 +59,8 @@ export interface LabelEvent {
   durationMs: number;
   message: string;
   loadedLabels: string[];
+  /** On `loaded`: memory the label takes on this worker, bytes; 0 = unknown. */
+  footprintBytes: number;
 }
 
 export interface Heartbeat {

@@ -36,8 +36,22 @@ describe('encodeWorkerMessage / decodeWorkerMessage', () => {
         taskTypes: ['embed_texts', 'echo'],
         state: 'ready',
         labelFreeTaskTypes: ['echo'],
+        memoryBudgetBytes: 0,
       },
     });
+  });
+
+  it('round-trips a memory budget and a label footprint beyond 32 bits', () => {
+    const hello = decodeWorkerMessage(
+      encodeWorkerMessage({ hello: { workerId: 'w1', memoryBudgetBytes: 24 * 2 ** 30 } }),
+    );
+    if (hello.body !== 'hello') throw new Error('wrong body');
+    expect(hello.hello.memoryBudgetBytes).toBe(24 * 2 ** 30);
+    const event = decodeWorkerMessage(
+      encodeWorkerMessage({ labelEvent: { kind: 'loaded', label: 'a', footprintBytes: 5 * 2 ** 30 + 7 } }),
+    );
+    if (event.body !== 'labelEvent') throw new Error('wrong body');
+    expect(event.labelEvent.footprintBytes).toBe(5 * 2 ** 30 + 7);
   });
 
   it('keeps only the set member of the result oneof', () => {

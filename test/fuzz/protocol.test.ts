@@ -87,6 +87,7 @@ function workerMessage(
           taskTypes: [`fuzz-${rng.int(0, 3)}`],
           state: rng.pick(STATES),
           labelFreeTaskTypes: rng.int(0, 1) === 0 ? [] : ['echo'],
+          memoryBudgetBytes: rng.int(0, 2 ** 20) * 2 ** 16,
         },
       };
     case 'taskResult':
@@ -111,6 +112,7 @@ function workerMessage(
           durationMs: double(rng),
           message: rng.unicode(rng.int(0, 20)),
           loadedLabels: labels(rng, 4),
+          footprintBytes: rng.int(0, 2 ** 20) * 2 ** 16,
         },
       };
     case 'heartbeat':

@@ -19,6 +19,8 @@ export class CostModel {
   private readonly defaultRunMs: number;
   private readonly load = new Map<string, number>();
   private readonly run = new Map<string, number>();
+  private readonly footprint = new Map<string, number>();
+  private footprintSum = 0;
   private globalLoad: number | undefined;
   private globalRun: number | undefined;
 
@@ -51,6 +53,23 @@ export class CostModel {
   /** Expected run time of a task on `label` (ms). */
   runMs(label: string): number {
     return this.run.get(label) ?? this.globalRun ?? this.defaultRunMs;
+  }
+
+  /** Records the memory `label` took on a worker, bytes (the latest report wins; 0 is ignored). */
+  observeFootprint(label: string, bytes: number): void {
+    if (!(bytes > 0) || !Number.isFinite(bytes)) return;
+    this.footprintSum += bytes - (this.footprint.get(label) ?? 0);
+    this.footprint.set(label, bytes);
+  }
+
+  /**
+   * Memory `label` is expected to take, bytes: its last report, else the mean of the labels
+   * reported so far (a first load is then less likely to overshoot a budget), else 0.
+   */
+  footprintBytes(label: string): number {
+    const known = this.footprint.get(label);
+    if (known !== undefined) return known;
+    return this.footprint.size > 0 ? this.footprintSum / this.footprint.size : 0;
   }
 
   /** Expected run time of any task (ms). */

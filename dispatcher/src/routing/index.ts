@@ -23,8 +23,15 @@
  */
 export { CostModel } from './cost-model.js';
 export type { CostModelOptions } from './cost-model.js';
+export { DemandModel } from './demand.js';
+export type { DemandOptions } from './demand.js';
+export { DEFAULT_PLACEMENT_TUNING } from './eviction.js';
+export type { PlacementTuning } from './eviction.js';
+export { FairShare } from './fair-share.js';
+export type { FairShareOptions } from './fair-share.js';
 export { LabelCache } from './label-cache.js';
-export type { LabelUse } from './label-cache.js';
+export type { LabelCacheOptions, LabelUse } from './label-cache.js';
+export type { Prewarm } from './replicas.js';
 export { affinityPolicy } from './policies/affinity.js';
 export { idleFirstPolicy } from './policies/idle-first.js';
 export { randomPolicy } from './policies/random.js';

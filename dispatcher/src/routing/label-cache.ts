@@ -6,20 +6,34 @@ export interface LabelUse {
   evicted: string[];
 }
 
+/** Options of {@link LabelCache}. */
+export interface LabelCacheOptions {
+  /** Memory budget, bytes. Default: none (the label count alone limits the cache). */
+  memoryBudgetBytes?: number;
+  /** Footprint of a label, bytes (with `memoryBudgetBytes`). Default 0 for every label. */
+  footprintBytes?: (label: string) => number;
+}
+
 /**
  * A worker's loaded labels as the protocol defines them (contracts, behaviour 3): most recently used
- * first, at most `capacity`. Pure bookkeeping, no timing: fake workers in tests and the simulator
- * use it to play the worker's side exactly as the real worker does.
+ * first, at most `capacity`, and, with a memory budget, at most that many bytes of footprints.
+ * Pure bookkeeping, no timing: fake workers in tests and the simulator use it to play the worker's
+ * side exactly as the real worker does.
  */
 export class LabelCache {
   private list: string[];
+  private readonly budget: number;
+  private readonly footprint: (label: string) => number;
 
   constructor(
     /** How many labels fit at once (at least 1). */
     readonly capacity: number,
     loaded: readonly string[] = [],
+    options: LabelCacheOptions = {},
   ) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError('capacity must be an integer >= 1');
+    this.budget = options.memoryBudgetBytes ?? Infinity;
+    this.footprint = options.footprintBytes ?? (() => 0);
     this.list = [...new Set(loaded)].slice(0, capacity);
   }
 
@@ -28,20 +42,34 @@ export class LabelCache {
     return [...this.list];
   }
 
+  /** Sum of the loaded labels' footprints, bytes. */
+  get usedBytes(): number {
+    let sum = 0;
+    for (const l of this.list) sum += this.footprint(l);
+    return sum;
+  }
+
   has(label: string): boolean {
     return this.list.includes(label);
   }
 
   /**
    * Runs a task on `label`: unloads `evictLabel` first when set and loaded, loads `label` when
-   * missing (evicting its own least recently used label if still full), and marks it most recent.
+   * missing (evicting its own least recently used labels while it is still full, by count or by
+   * memory), and marks it most recent.
    */
   use(label: string, evictLabel?: string): LabelUse {
     const evicted: string[] = [];
     if (evictLabel && evictLabel !== label && this.evict(evictLabel)) evicted.push(evictLabel);
     const miss = !this.list.includes(label);
     if (miss) {
-      while (this.list.length >= this.capacity) evicted.push(this.list.pop()!);
+      const need = this.footprint(label);
+      let used = this.usedBytes;
+      while (this.list.length > 0 && (this.list.length >= this.capacity || used + need > this.budget)) {
+        const victim = this.list.pop()!;
+        used -= this.footprint(victim);
+        evicted.push(victim);
+      }
     } else {
       this.list.splice(this.list.indexOf(label), 1);
     }

@@ -1,6 +1,10 @@
 import type { CostModel } from './cost-model.js';
+import type { DemandModel } from './demand.js';
+import type { PlacementTuning } from './eviction.js';
+import type { FairShare } from './fair-share.js';
 import type { QueuedTask, TaskQueues } from './queues.js';
 import type { RandomSource } from './random.js';
+import type { Prewarm } from './replicas.js';
 import type { Registry, WorkerRecord } from './registry.js';
 import { NO_LABEL, type TaskSpec } from './types.js';
 
@@ -8,12 +12,16 @@ import { NO_LABEL, type TaskSpec } from './types.js';
 export interface Placement {
   readonly worker: WorkerRecord;
   readonly evictLabel: string | undefined;
+  /** More labels to unload first (`unload` orders), when one eviction does not make room. */
+  readonly alsoEvict?: readonly string[];
 }
 
 /** A waiting task a worker with a free slot should take, and the eviction it needs. */
 export interface Pick {
   readonly queued: QueuedTask;
   readonly evictLabel: string | undefined;
+  /** More labels to unload first, as in {@link Placement.alsoEvict}. */
+  readonly alsoEvict?: readonly string[];
 }
 
 /** What a policy may read. Policies never mutate it: the router applies their answers. */
@@ -21,6 +29,12 @@ export interface PolicyContext {
   readonly registry: Registry;
   readonly queues: TaskQueues;
   readonly costs: CostModel;
+  /** Aged request rates per label. */
+  readonly demand: DemandModel;
+  /** Fair-queueing state across tenants. */
+  readonly fairShare: FairShare;
+  /** Residency, replica and prewarm settings. */
+  readonly tuning: PlacementTuning;
   readonly random: RandomSource;
   /**
    * Most candidates a policy examines per decision (skipping workers that do not serve the task
@@ -45,6 +59,16 @@ export interface RoutingPolicy {
   place(task: TaskSpec, ctx: PolicyContext, now: number, waitedMs?: number): Placement | undefined;
   /** Worker `w` has a free slot: the waiting task it should take next, or undefined. */
   pick(w: WorkerRecord, ctx: PolicyContext, now: number): Pick | undefined;
+  /**
+   * Optional: `w` has a free slot and nothing to take; a label it should load ahead of demand.
+   * Policies without it never emit `load` decisions.
+   */
+  prewarm?(w: WorkerRecord, ctx: PolicyContext, now: number): Prewarm | undefined;
+  /**
+   * Optional: how much losing `label` from `w` would cost, as a key that stays comparable across
+   * time (a log). When present, the registry indexes workers by their cheapest label with it.
+   */
+  evictionKey?(ctx: PolicyContext, w: WorkerRecord, label: string): number;
 }
 
 /**

@@ -12,6 +12,8 @@ export interface QueuedTask {
   readonly order: number;
   /** Router time when it was queued. */
   readonly enqueuedAt: number;
+  /** Fair-queueing tag (smaller = served earlier between queues); defaults to `order`. */
+  readonly tag: number;
 }
 
 interface Node extends QueuedTask {
@@ -87,13 +89,18 @@ export class TaskQueues {
     return out;
   }
 
-  /** Adds `task` to the back (or the front) of `queue`. Throws if the id is already waiting. */
-  push(task: TaskSpec, queue: string, now: number, front = false): QueuedTask {
+  /**
+   * Adds `task` to the back (or the front) of `queue`, with a fair-queueing `tag` (default: its
+   * order). Throws if the id is already waiting.
+   */
+  push(task: TaskSpec, queue: string, now: number, front = false, tag?: number): QueuedTask {
     if (this.nodes.has(task.id)) throw new Error(`task ${task.id} is already queued`);
+    const order = front ? --this.frontSeq : ++this.backSeq;
     const node: Node = {
       task,
       queue,
-      order: front ? --this.frontSeq : ++this.backSeq,
+      order,
+      tag: tag ?? order,
       enqueuedAt: now,
       prev: undefined,
       next: undefined,

@@ -30,6 +30,15 @@ export interface WorkerView {
   readonly failing: ReadonlyMap<string, number>;
   /** True after a `no_slot` answer: not given tasks until its next report. */
   readonly blocked: boolean;
+  /** Memory for labels, bytes; Infinity = no budget (label count only). */
+  readonly memoryBudgetBytes: number;
+  /** Footprints this worker reported for its labels, bytes. */
+  readonly footprints: ReadonlyMap<string, number>;
+  /**
+   * Router time each label's load started (while loading) or completed; -Infinity for labels the
+   * worker announced, whose age is unknown.
+   */
+  readonly loadedAt: ReadonlyMap<string, number>;
 }
 
 /** Where a worker currently sits in the indices, so a re-index only touches what changed. */
@@ -39,6 +48,7 @@ interface IndexState {
   slots: number;
   bucket: number;
   inHeap: boolean;
+  inValueHeap: boolean;
 }
 
 /** The mutable record behind a {@link WorkerView}. */
@@ -53,7 +63,15 @@ export interface WorkerRecord extends WorkerView {
   state: RoutingWorkerState;
   failing: Map<string, number>;
   blocked: boolean;
+  footprints: Map<string, number>;
+  loadedAt: Map<string, number>;
   readonly ix: IndexState;
+}
+
+/** Options of {@link Registry}. */
+export interface RegistryOptions {
+  /** Footprint of a label a worker has not reported, bytes. Default 0 for every label. */
+  footprintOf?: (label: string) => number;
 }
 
 function addTo<T>(map: Map<string, IndexedSet<T>>, key: string, item: T): void {
@@ -100,6 +118,10 @@ export class Registry {
   private readonly availableHolderSets = new Map<string, IndexedSet<WorkerRecord>>();
   private readonly freeLabelSlotBuckets: IndexedSet<WorkerRecord>[] = [];
   private readonly fullHeap = new IndexedHeap<WorkerRecord>();
+  private readonly valueHeap = new IndexedHeap<WorkerRecord>();
+  private readonly footprintOf: (label: string) => number;
+  /** See {@link Registry.setLabelValue}. */
+  private labelValue: ((w: WorkerRecord, label: string) => number) | undefined;
   private readonly typeWorkers = new Map<string, number>();
   private readonly seenTypes = new Set<string>();
   /** Task type -> connected workers that serve it and announced it label-free. */
@@ -107,6 +129,20 @@ export class Registry {
   private anyTypeWorkers = 0;
   private readySlots = 0;
   private everJoined = false;
+
+  constructor(options: RegistryOptions = {}) {
+    this.footprintOf = options.footprintOf ?? (() => 0);
+  }
+
+  /**
+   * Keys the "cheapest label" index ({@link Registry.byCheapestLabel}) by this value of a label on
+   * a worker (lower = cheaper to lose). Keys are computed when a worker changes, so they may be
+   * stale: callers re-evaluate the few candidates they take.
+   */
+  setLabelValue(value: (w: WorkerRecord, label: string) => number): void {
+    this.labelValue = value;
+    for (const w of this.workers.values()) this.sync(w);
+  }
 
   /** Number of workers. */
   get size(): number {
@@ -158,7 +194,13 @@ export class Registry {
       labelFreeTypes: new Set(info.labelFreeTaskTypes ?? []),
       failing: new Map(),
       blocked: false,
-      ix: { available: false, holderOf: [], slots: 0, bucket: -1, inHeap: false },
+      memoryBudgetBytes:
+        info.memoryBudgetBytes !== undefined && info.memoryBudgetBytes > 0
+          ? info.memoryBudgetBytes
+          : Infinity,
+      footprints: new Map(),
+      loadedAt: new Map(labels.map((l) => [l, -Infinity])),
+      ix: { available: false, holderOf: [], slots: 0, bucket: -1, inHeap: false, inValueHeap: false },
     };
     this.workers.set(w.id, w);
     this.everJoined = true;
@@ -290,6 +332,35 @@ export class Registry {
     yield* this.fullHeap.ascending(limit);
   }
 
+  /**
+   * Available workers holding at least one label, the one whose cheapest label (by the value set
+   * with {@link Registry.setLabelValue}, as of its last change) is cheapest first, at most `limit`.
+   */
+  *byCheapestLabel(limit = Infinity): Generator<WorkerRecord> {
+    yield* this.valueHeap.ascending(limit);
+  }
+
+  /** Footprint of `label` on `w`, bytes: what it reported, else the fleet's estimate. */
+  footprint(w: WorkerView, label: string): number {
+    return w.footprints.get(label) ?? this.footprintOf(label);
+  }
+
+  /** Memory `w`'s labels take, bytes. O(labels on w). */
+  usedBytes(w: WorkerView): number {
+    let sum = 0;
+    for (const l of w.labels) sum += this.footprint(w, l);
+    return sum;
+  }
+
+  /** Whether `label` fits on `w` now without unloading anything (by count and by memory). */
+  fits(w: WorkerView, label: string): boolean {
+    if (w.labels.includes(label)) return true;
+    if (w.labels.length >= w.labelCapacity) return false;
+    return (
+      w.memoryBudgetBytes === Infinity || this.usedBytes(w) + this.footprint(w, label) <= w.memoryBudgetBytes
+    );
+  }
+
   /** Whether an in-flight task on `w` uses `label` (so it must not be evicted). */
   inUse(w: WorkerRecord, label: string): boolean {
     return (w.inFlightByLabel.get(label) ?? 0) > 0;
@@ -316,9 +387,31 @@ export class Registry {
       bump(w.pendingEvictions, evictLabel, 1);
     }
     this.touch(w, task.label, now);
-    if (expectMiss) w.loading.add(task.label);
+    if (expectMiss) {
+      w.loading.add(task.label);
+      w.loadedAt.set(task.label, now);
+    }
     this.sync(w);
     return entry;
+  }
+
+  /** Records a `load` order to `w` (ahead of demand): the label is loading, least recently used. */
+  startLoad(w: WorkerRecord, label: string, now: number): void {
+    if (w.labels.includes(label)) return;
+    w.labels.push(label);
+    const oldest = w.labels.length > 1 ? (w.lastUsed.get(w.labels[w.labels.length - 2]!) ?? now) : now;
+    w.lastUsed.set(label, Math.min(now, oldest - 1e-3));
+    w.loading.add(label);
+    w.loadedAt.set(label, now);
+    this.sync(w);
+  }
+
+  /** Records an `unload` order to `w`: the label is gone until the worker says otherwise. */
+  unloadLabel(w: WorkerRecord, label: string): void {
+    if (!w.labels.includes(label)) return;
+    this.dropLabel(w, label);
+    bump(w.pendingEvictions, label, 1);
+    this.sync(w);
   }
 
   /** Records that `w` reported on `taskId` (result or error): its slot is free again. */
@@ -356,6 +449,9 @@ export class Registry {
     for (const l of w.loading) if (!next.includes(l)) w.loading.delete(l);
     for (const l of next) if (!w.lastUsed.has(l)) w.lastUsed.set(l, now);
     for (const l of w.lastUsed.keys()) if (!next.includes(l)) w.lastUsed.delete(l);
+    for (const l of next) if (!w.loadedAt.has(l)) w.loadedAt.set(l, now);
+    for (const l of w.loadedAt.keys()) if (!next.includes(l)) w.loadedAt.delete(l);
+    for (const l of w.footprints.keys()) if (!next.includes(l)) w.footprints.delete(l);
     // Recency follows the worker's order: nudge stamps so the list order and the stamps agree.
     for (let i = next.length - 2; i >= 0; i--) {
       const newer = w.lastUsed.get(next[i]!)!;
@@ -367,8 +463,11 @@ export class Registry {
   }
 
   /** A LabelEvent `loaded` confirmed `label` on `w`. */
-  confirmLoaded(w: WorkerRecord, label: string): void {
+  confirmLoaded(w: WorkerRecord, label: string, now: number, footprintBytes?: number): void {
     w.loading.delete(label);
+    if (w.labels.includes(label)) w.loadedAt.set(label, now);
+    if (footprintBytes !== undefined && footprintBytes > 0) w.footprints.set(label, footprintBytes);
+    this.sync(w);
   }
 
   /** A LabelEvent `evicted`: the pending eviction of `label` (if any) is done. */
@@ -415,6 +514,8 @@ export class Registry {
     if (i >= 0) w.labels.splice(i, 1);
     w.loading.delete(label);
     w.lastUsed.delete(label);
+    w.loadedAt.delete(label);
+    w.footprints.delete(label);
   }
 
   /** Takes `w` out of every index; `keepOrder` leaves its place in the availability order. */
@@ -432,6 +533,8 @@ export class Registry {
     ix.bucket = -1;
     if (ix.inHeap) this.fullHeap.delete(w);
     ix.inHeap = false;
+    if (ix.inValueHeap) this.valueHeap.delete(w);
+    ix.inValueHeap = false;
     if (ix.available) {
       this.availableSet.delete(w);
       if (!keepOrder) this.availableOrder.delete(w);
@@ -462,6 +565,12 @@ export class Registry {
       }
     }
     if (!available) return;
+    if (this.labelValue && w.labels.length > 0) {
+      let cheapest = Infinity;
+      for (const l of w.labels) cheapest = Math.min(cheapest, this.labelValue(w, l));
+      this.valueHeap.set(w, cheapest, w.id);
+      ix.inValueHeap = true;
+    }
     if (w.labels.length < w.labelCapacity) {
       const n = w.labels.length;
       while (this.freeLabelSlotBuckets.length <= n) this.freeLabelSlotBuckets.push(new IndexedSet());

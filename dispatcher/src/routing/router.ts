@@ -25,6 +25,9 @@
  * labels, plus at most `scanLimit` candidates examined.
  */
 import { CostModel, type CostModelOptions } from './cost-model.js';
+import { DemandModel, type DemandOptions } from './demand.js';
+import { DEFAULT_PLACEMENT_TUNING, type PlacementTuning } from './eviction.js';
+import { FairShare, type FairShareOptions } from './fair-share.js';
 import { affinityPolicy } from './policies/affinity.js';
 import { idleFirstPolicy } from './policies/idle-first.js';
 import { randomPolicy } from './policies/random.js';
@@ -61,6 +64,12 @@ export interface RouterOptions {
   costs?: CostModelOptions;
   /** Most candidates examined per decision. Default 32. */
   scanLimit?: number;
+  /** Aging of the per-label request rates (half-life). */
+  demand?: DemandOptions;
+  /** Residency, replica and prewarm settings; defaults in {@link DEFAULT_PLACEMENT_TUNING}. */
+  tuning?: Partial<PlacementTuning>;
+  /** Tenant weights for fair queueing (`TaskSpec.tenant`). */
+  fairness?: FairShareOptions;
 }
 
 /** The built-in policies by name. */
@@ -72,9 +81,15 @@ export const POLICIES: Readonly<Record<PolicyName, RoutingPolicy>> = Object.free
 
 /** The routing core; see the file header for the event/decision flow. */
 export class Router {
-  readonly registry = new Registry();
+  readonly registry: Registry;
   readonly queues = new TaskQueues();
   readonly costs: CostModel;
+  readonly demand: DemandModel;
+  readonly fairShare: FairShare;
+  /** Fair-queueing tag of every task queued or in flight. */
+  private readonly tags = new Map<string, number>();
+  /** Tasks whose tag already includes a load (their label had no holder when they arrived). */
+  private readonly chargedLoad = new Set<string>();
   readonly policy: RoutingPolicy;
   private readonly ctx: PolicyContext;
   private readonly maxQueue: number;
@@ -91,6 +106,9 @@ export class Router {
       this.policy = policy;
     }
     this.costs = new CostModel(options.costs);
+    this.demand = new DemandModel(options.demand);
+    this.fairShare = new FairShare(options.fairness);
+    this.registry = new Registry({ footprintOf: (label) => this.costs.footprintBytes(label) });
     this.maxQueue = options.maxQueue ?? 1000;
     this.maxQueuePerLabel = options.maxQueuePerLabel ?? 500;
     this.failureBackoffMs = options.failureBackoffMs ?? 30_000;
@@ -98,9 +116,14 @@ export class Router {
       registry: this.registry,
       queues: this.queues,
       costs: this.costs,
+      demand: this.demand,
+      fairShare: this.fairShare,
+      tuning: Object.freeze({ ...DEFAULT_PLACEMENT_TUNING, ...options.tuning }),
       random: options.random ?? seededRandom(1),
       scanLimit: options.scanLimit ?? 32,
     };
+    const key = this.policy.evictionKey?.bind(this.policy);
+    if (key) this.registry.setLabelValue((w, label) => key(this.ctx, w, label));
   }
 
   // ------------------------------------------------------------------ events
@@ -117,7 +140,9 @@ export class Router {
    */
   removeWorker(_now: number, workerId: string): InFlightTask[] {
     const w = this.registry.remove(workerId);
-    return w ? [...w.inFlight.values()] : [];
+    if (!w) return [];
+    for (const id of w.inFlight.keys()) this.tags.delete(id);
+    return [...w.inFlight.values()];
   }
 
   /** A worker's status report (Heartbeat): state and loaded labels. Unblocks a `no_slot` worker. */
@@ -143,17 +168,26 @@ export class Router {
     const out: Decision[] = [];
     const front = options.front === true;
     const queue = task.label === NO_LABEL ? COMMON_QUEUE : this.policy.queueFor(task);
+    // A retry was counted and tagged when it first arrived: it goes before everyone.
+    if (!front && task.label !== NO_LABEL) this.demand.observe(task.label, now);
+    // A task for a label nobody holds is charged its load up front; see send() for the rest.
+    const coldAtArrival = task.label !== NO_LABEL && this.registry.holderCount(task.label) === 0;
+    const cost = this.costs.runMs(task.label) + (coldAtArrival ? this.costs.loadMs(task.label) : 0);
+    const tag = front ? -Infinity : this.fairShare.tag(task.tenant, cost);
+    if (!front && coldAtArrival) this.chargedLoad.add(task.id);
     const placement = this.place(task, now);
     if (placement) {
       const head = front ? undefined : this.queues.headOf(queue);
       if (head && head.task.label === task.label && this.registry.canRun(placement.worker, head.task, now)) {
         // FIFO within a label: the oldest waiting task takes the slot, the new one waits its turn.
         this.queues.remove(head.task.id);
-        this.send(now, placement.worker, head.task, placement.evictLabel, out);
-        this.queues.push(task, queue, now);
+        this.send(now, placement.worker, head.task, placement, out);
+        this.queues.push(task, queue, now, false, tag);
+        this.tags.set(task.id, tag);
         out.push({ type: 'queue', taskId: task.id, queue });
       } else {
-        this.send(now, placement.worker, task, placement.evictLabel, out);
+        this.tags.set(task.id, tag);
+        this.send(now, placement.worker, task, placement, out);
       }
       return out;
     }
@@ -161,10 +195,12 @@ export class Router {
       !front &&
       (this.queues.size >= this.maxQueue || this.queues.countForLabel(task.label) >= this.maxQueuePerLabel)
     ) {
+      this.chargedLoad.delete(task.id);
       out.push({ type: 'reject', taskId: task.id, reason: 'queue_full' });
       return out;
     }
-    this.queues.push(task, queue, now, front);
+    this.queues.push(task, queue, now, front, tag);
+    this.tags.set(task.id, tag);
     out.push({ type: 'queue', taskId: task.id, queue });
     return out;
   }
@@ -181,6 +217,7 @@ export class Router {
     const w = this.registry.get(workerId);
     if (!w) return [];
     const entry = this.registry.finishTask(w, taskId);
+    if (entry) this.tags.delete(taskId);
     const rule = report.errorCode === undefined ? undefined : taskErrorRule(report.errorCode);
     if (entry && entry.task.label !== NO_LABEL) {
       const label = entry.task.label;
@@ -201,7 +238,8 @@ export class Router {
     if (!w) return [];
     if (report.kind === 'loaded') {
       if (report.durationMs && report.durationMs > 0) this.costs.observeLoad(report.label, report.durationMs);
-      this.registry.confirmLoaded(w, report.label);
+      if (report.footprintBytes) this.costs.observeFootprint(report.label, report.footprintBytes);
+      this.registry.confirmLoaded(w, report.label, now, report.footprintBytes);
     } else if (report.kind === 'evicted') {
       this.registry.confirmEvicted(w, report.label);
     } else {
@@ -216,7 +254,11 @@ export class Router {
    * an in-flight one keeps its slot until the worker reports. Returns where it was.
    */
   cancel(taskId: string): 'queued' | 'in_flight' | 'unknown' {
-    if (this.queues.remove(taskId)) return 'queued';
+    if (this.queues.remove(taskId)) {
+      this.tags.delete(taskId);
+      this.chargedLoad.delete(taskId);
+      return 'queued';
+    }
     return this.registry.inFlight(taskId) ? 'in_flight' : 'unknown';
   }
 
@@ -234,7 +276,7 @@ export class Router {
       const placement = this.place(queued.task, now, now - queued.enqueuedAt);
       if (!placement) continue;
       this.queues.remove(queued.task.id);
-      this.send(now, placement.worker, queued.task, placement.evictLabel, out);
+      this.send(now, placement.worker, queued.task, placement, out);
     }
     return out;
   }
@@ -321,10 +363,20 @@ export class Router {
     now: number,
     w: WorkerRecord,
     task: TaskSpec,
-    evictLabel: string | undefined,
+    placement: { readonly evictLabel: string | undefined; readonly alsoEvict?: readonly string[] },
     out: Decision[],
   ): void {
+    const evictLabel = placement.evictLabel;
+    for (const label of placement.alsoEvict ?? []) {
+      this.registry.unloadLabel(w, label);
+      out.push({ type: 'unload', workerId: w.id, label });
+    }
     const entry = this.registry.startTask(w, task, evictLabel, now);
+    // A cold load is charged to the tenant whose task caused it (once).
+    if (entry.expectMiss && !this.chargedLoad.has(task.id))
+      this.fairShare.charge(task.tenant, this.costs.loadMs(task.label));
+    this.chargedLoad.delete(task.id);
+    this.fairShare.served(this.tags.get(task.id) ?? 0);
     out.push({
       type: 'send',
       taskId: task.id,
@@ -342,7 +394,18 @@ export class Router {
       const pick = this.policy.pick(w, this.ctx, now);
       if (!pick) break;
       this.queues.remove(pick.queued.task.id);
-      this.send(now, w, pick.queued.task, pick.evictLabel, out);
+      this.send(now, w, pick.queued.task, pick, out);
+    }
+    if (this.policy.prewarm && this.registry.isAvailable(w)) {
+      const warm = this.policy.prewarm(w, this.ctx, now);
+      if (warm) {
+        for (const label of warm.unload) {
+          this.registry.unloadLabel(w, label);
+          out.push({ type: 'unload', workerId: w.id, label });
+        }
+        this.registry.startLoad(w, warm.label, now);
+        out.push({ type: 'load', workerId: w.id, label: warm.label });
+      }
     }
     return out;
   }

@@ -17,6 +17,11 @@ export interface TaskSpec {
   readonly label: string;
   /** Handler name, e.g. `embed_texts`; only workers announcing it get the task. */
   readonly taskType: string;
+  /**
+   * Who sent it (e.g. the producer's API key), for weighted fair queueing between producers.
+   * Default: one shared tenant.
+   */
+  readonly tenant?: string;
 }
 
 /** The `label` of a label-free task (see {@link Router.isLabelFree}): no label queue, no eviction, no hit or miss. */
@@ -40,6 +45,11 @@ export interface WorkerInfo {
   readonly labelFreeTaskTypes?: readonly string[];
   /** Default `ready`. */
   readonly state?: RoutingWorkerState;
+  /**
+   * Memory for loaded labels, bytes (Hello.memory_budget_bytes). Undefined or 0 = no budget: the
+   * label count alone limits the worker.
+   */
+  readonly memoryBudgetBytes?: number;
 }
 
 /** A worker's report on a task it was sent (from its TaskResult). */
@@ -67,6 +77,8 @@ export interface LabelReport {
   readonly durationMs?: number;
   /** Labels loaded after the change, most recent first. Undefined = not reported. */
   readonly loadedLabels?: readonly string[];
+  /** On `loaded`: memory the label takes on this worker, bytes (LabelEvent.footprint_bytes). 0 = unknown. */
+  readonly footprintBytes?: number;
 }
 
 /** A worker's periodic status (its Heartbeat). */

@@ -134,7 +134,7 @@ describe('affinity', () => {
     expect(r.submit(2, t)).toEqual([{ type: 'queue', taskId: t.id, queue: 'c' }]);
   });
 
-  it('serves the queues of held labels first when a slot frees, else the oldest overall', () => {
+  it('serves the queues of held labels first when a slot frees, else the oldest task nobody holds', () => {
     const r = router('affinity');
     teach(r, 'a', 1e6, 1);
     teach(r, 'b', 1e6, 1);
@@ -149,13 +149,17 @@ describe('affinity', () => {
     r.submit(2, qb);
     // w2 frees: it holds b, so it takes qb although qa is older.
     expect(onlySend(r.taskFinished(3, 'w2', running.id, { runMs: 1 })).taskId).toBe(qb.id);
-    // w2 frees again: nothing for b, so the oldest task overall (qa), loading a next to b.
-    const send = onlySend(r.taskFinished(4, 'w2', qb.id, { runMs: 1, loadedLabels: ['b'] }));
-    expect(send).toMatchObject({ taskId: qa.id, workerId: 'w2', evictLabel: undefined, expectMiss: true });
+    // w2 frees again: qa waits by choice for w1 (1 ms expected against a 1e6 ms load), so w2 does
+    // not load a for it (regression: it used to, making a second copy and a miss).
+    const qc = task('c');
+    expect(r.submit(4, qc)).toEqual([{ type: 'queue', taskId: qc.id, queue: 'c' }]);
+    const send = onlySend(r.taskFinished(5, 'w2', qb.id, { runMs: 1, loadedLabels: ['b'] }));
+    expect(send).toMatchObject({ taskId: qc.id, workerId: 'w2', evictLabel: undefined, expectMiss: true });
+    expect(r.queues.has(qa.id)).toBe(true);
     expect(onlySend(first).workerId).toBe('w1');
   });
 
-  it('places a waiting task on a tick once it has waited as long as a load', () => {
+  it('places a waiting task on a tick once waiting is expected to cost more than a load', () => {
     const r = router('affinity');
     teach(r, 'a', 500, 100);
     r.addWorker(0, info('w1', ['a']));
@@ -163,8 +167,25 @@ describe('affinity', () => {
     r.submit(0, task('a'));
     const t = task('a');
     r.submit(10, t);
+    // Expected wait 100 ms < 500 ms load: wait, even past one load time...
     expect(r.tick(400)).toEqual([]);
-    expect(onlySend(r.tick(510))).toMatchObject({ taskId: t.id, workerId: 'w2', expectMiss: true });
+    expect(r.tick(510)).toEqual([]);
+    // ...until run times learned meanwhile (another holder reported a slow run: EWMA 670 ms) make
+    // waiting dearer than loading.
+    r.costs.observeRun('a', 2000);
+    expect(onlySend(r.tick(530))).toMatchObject({ taskId: t.id, workerId: 'w2', expectMiss: true });
+  });
+
+  it('places a waiting task on a tick after two load times when its holder never frees', () => {
+    const r = router('affinity');
+    teach(r, 'a', 500, 100);
+    r.addWorker(0, info('w1', ['a']));
+    r.addWorker(0, info('w2'));
+    r.submit(0, task('a'));
+    const t = task('a');
+    r.submit(10, t);
+    expect(r.tick(1000)).toEqual([]);
+    expect(onlySend(r.tick(1011))).toMatchObject({ taskId: t.id, workerId: 'w2', expectMiss: true });
   });
 });
 
