@@ -57,6 +57,7 @@ try {
     workerId: config.workerId,
     maxLabels: config.maxLabels,
     slots: config.slots,
+    memoryBudgetBytes: config.memoryBudgetBytes,
     tritonUrl: config.tritonUrl,
     modelRepository: config.modelRepository,
     workerToken: config.workerToken,

@@ -13,6 +13,8 @@ export interface WorkerConfig {
   maxLabels: number;
   /** WORKER_SLOTS: tasks run at once. Default 1. */
   slots: number;
+  /** WORKER_MEMORY_BUDGET_BYTES: memory the models may take (0 = only WORKER_MAX_LABELS limits). Default 0. */
+  memoryBudgetBytes: number;
   /** TRITON_URL: unset = start the embedded model server; `none` = no model server. */
   tritonUrl: string | undefined;
   /** MODEL_REPOSITORY. Default `./models`. */
@@ -71,6 +73,21 @@ const envSchema = z.object({
   ),
   WORKER_MAX_LABELS: positiveInt('WORKER_MAX_LABELS', 2),
   WORKER_SLOTS: positiveInt('WORKER_SLOTS', 1),
+  WORKER_MEMORY_BUDGET_BYTES: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return 0;
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n < 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `WORKER_MEMORY_BUDGET_BYTES must be a non-negative integer (bytes), got ${JSON.stringify(v)}`,
+        });
+        return z.NEVER;
+      }
+      return n;
+    }),
   TRITON_URL: optionalString.pipe(
     z
       .string()
@@ -91,6 +108,7 @@ export const WORKER_ENV = {
   workerId: 'WORKER_ID',
   maxLabels: 'WORKER_MAX_LABELS',
   slots: 'WORKER_SLOTS',
+  memoryBudgetBytes: 'WORKER_MEMORY_BUDGET_BYTES',
   tritonUrl: 'TRITON_URL',
   modelRepository: 'MODEL_REPOSITORY',
   workerToken: 'WORKER_TOKEN',

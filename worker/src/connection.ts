@@ -43,6 +43,8 @@ export interface WorkerConnectionOptions {
   runner: TaskRunner;
   /** What is loaded: sent in every frame that carries `loaded_labels`; LabelOrders go to it. */
   labels: LabelManager;
+  /** Announced in Hello: memory the models may take (0 = only the label count limits). Default 0. */
+  memoryBudgetBytes?: number;
   /** Receives the link's events (`dispatcher_connected`, `dispatcher_disconnected`, `malformed_frame`, ...). */
   logger: Logger;
   /** First reconnect delay. Default 250 ms; doubles per failed try. */
@@ -80,6 +82,7 @@ export class WorkerConnection {
       reconnectInitialMs: 250,
       reconnectMaxMs: 10_000,
       maxPayload: 64 * 1024 * 1024,
+      memoryBudgetBytes: 0,
       ...options,
     };
     this.url = workerListenUrl(options.dispatcherUrl);
@@ -167,6 +170,7 @@ export class WorkerConnection {
           taskTypes: this.o.runner.taskTypes,
           state: this.state,
           labelFreeTaskTypes: this.o.runner.labelFreeTaskTypes,
+          memoryBudgetBytes: this.o.memoryBudgetBytes,
         },
       });
     });
@@ -275,6 +279,7 @@ export class WorkerConnection {
         durationMs: change.durationMs,
         message: change.message,
         loadedLabels: this.o.labels.loaded(),
+        footprintBytes: change.footprintBytes ?? 0,
       },
     });
   }

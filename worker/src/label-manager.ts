@@ -27,6 +27,8 @@ export interface LabelChange {
   durationMs: number;
   /** Why (load failures, resyncs). */
   message: string;
+  /** On `loaded`: what the label takes (its files' size), when known. */
+  footprintBytes?: number;
 }
 
 /** Result of `ensureLoaded`. */
@@ -62,6 +64,8 @@ export interface LabelManagerOptions {
   client?: TritonClient;
   /** Receives `label_loaded`, `label_evicted`, `label_load_failed`. */
   logger: Logger;
+  /** A loaded label's footprint in bytes, reported with its `loaded` change. Default: none reported. */
+  footprintOf?: (label: string) => Promise<number>;
 }
 
 interface Entry {
@@ -79,6 +83,7 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
   readonly capacity: number;
   private readonly client: TritonClient | undefined;
   private readonly logger: Logger;
+  private readonly footprintOf: ((label: string) => Promise<number>) | undefined;
   private readonly entries = new Map<string, Entry>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private clock = 0;
@@ -90,6 +95,21 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
     this.capacity = options.capacity;
     this.client = options.client;
     this.logger = options.logger;
+    this.footprintOf = options.footprintOf;
+  }
+
+  /** The label's footprint, or undefined when unknown (a failed measurement is no failed load). */
+  private async footprint(label: string): Promise<number | undefined> {
+    if (!this.footprintOf) return undefined;
+    try {
+      return await this.footprintOf(label);
+    } catch (err) {
+      this.logger.debug(
+        { event: 'footprint_unknown', label, message: errorMessage(err) },
+        'footprint unknown',
+      );
+      return undefined;
+    }
   }
 
   /** True in `none` mode (no model server). */
@@ -263,7 +283,8 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
     }
     const durationMs = elapsedMs(start);
     this.entries.set(label, { state: 'loaded', pins: 0, lastUsed: ++this.clock });
-    this.report({ kind: 'loaded', label, durationMs, message: '' });
+    const footprintBytes = await this.footprint(label);
+    this.report({ kind: 'loaded', label, durationMs, message: '', footprintBytes });
     return durationMs;
   }
 

@@ -9,6 +9,7 @@ import { ALL_HANDLERS, createHandlerRegistry } from './handlers/registry.js';
 import type { TaskHandler } from './handlers/types.js';
 import { LabelManager } from './label-manager.js';
 import { createWorkerLogger } from './logger.js';
+import { modelFootprintBytes } from './model-footprint.js';
 import { startEmbeddedModelServer, type EmbeddedModelServer } from './model-server/index.js';
 import { TaskRunner } from './task-runner.js';
 import { TritonClient } from './triton-client.js';
@@ -35,6 +36,11 @@ export interface WorkerOptions {
   maxLabels?: number;
   /** Tasks run at once. Default 1. */
   slots?: number;
+  /**
+   * Memory the loaded models may take, announced in Hello (the dispatcher then evicts until a label
+   * fits, using each label's footprint: its files' size). Default 0: only `maxLabels` limits.
+   */
+  memoryBudgetBytes?: number;
   /** undefined: start the embedded model server; `'none'`: no model server (echo only); else a Triton URL. */
   tritonUrl?: string;
   /** Model repository (Triton layout, tokenizers beside the models). Default `./models`. */
@@ -74,6 +80,7 @@ const optionsSchema = z.object({
     .optional(),
   maxLabels: z.number().int().min(1, 'maxLabels must be at least 1').optional(),
   slots: z.number().int().min(1, 'slots must be at least 1').optional(),
+  memoryBudgetBytes: z.number().int().min(0, 'memoryBudgetBytes must be >= 0').optional(),
   tritonUrl: z.string().optional(),
   modelRepository: z.string().min(1).optional(),
   workerToken: z.string().optional(),
@@ -118,7 +125,12 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     client = new TritonClient({ url: () => s.url });
   }
 
-  const labels = new LabelManager({ capacity: o.maxLabels, client, logger });
+  const labels = new LabelManager({
+    capacity: o.maxLabels,
+    client,
+    logger,
+    footprintOf: (label) => modelFootprintBytes(o.modelRepository, label),
+  });
   const models = new ModelCache({ client, modelRepository: o.modelRepository });
   labels.on('change', (c) => models.invalidate(c.label));
 
@@ -164,6 +176,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     runner,
     labels,
     logger,
+    memoryBudgetBytes: o.memoryBudgetBytes ?? 0,
     ...(o.reconnectInitialMs !== undefined ? { reconnectInitialMs: o.reconnectInitialMs } : {}),
     ...(o.reconnectMaxMs !== undefined ? { reconnectMaxMs: o.reconnectMaxMs } : {}),
   });

@@ -93,6 +93,7 @@ describe('startWorker (none mode) on a real socket', () => {
       state: 'ready',
       // Without a model server every label is bookkeeping, so echo is routed with one.
       labelFreeTaskTypes: [],
+      memoryBudgetBytes: 0,
     });
     expect(dispatcher.upgrades[0]!['worker-id']).toBe('w-test');
     expect(dispatcher.upgrades[0]!.authorization).toBe('Bearer s3cret');
