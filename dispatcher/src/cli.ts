@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `smart-routing-dispatcher`: runs the dispatcher until SIGTERM/SIGINT, then drains (a second
- * signal closes at once). Flags mirror the environment variables (contracts.md) and win over them.
+ * signal closes at once). Flags mirror the environment variables (README, Configuration) and win over them.
  */
 import { createServiceLogger, exitOnConfigError } from '@smart-routing/service-kit';
 import { Command, Option } from 'commander';

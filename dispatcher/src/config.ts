@@ -152,7 +152,7 @@ export function resolveOptions(options: DispatcherOptions = {}): ResolvedOptions
 
 // ---------------------------------------------------------------- environment
 
-/** The environment variables the dispatcher reads (contracts.md). */
+/** The environment variables the dispatcher reads (README, Configuration). */
 export const ENV_VARS = [
   'PORT',
   'HOST',
