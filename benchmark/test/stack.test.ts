@@ -53,6 +53,31 @@ describe('startStack', () => {
     );
   }, 60_000);
 
+  // Regression: the throughput benchmark runs its stack at LOG_LEVEL=warn, where no service logs
+  // its listening event; the stack waited for those events and never became ready.
+  it('becomes ready at log level warn, from its HTTP probes', async () => {
+    const repo = await mkdtemp(join(tmpdir(), 'sr-stack-warn-'));
+    try {
+      const stack = await startStack({
+        modelRepository: repo,
+        dispatcherChecksRepository: false,
+        workers: 1,
+        tritonUrl: 'none',
+        logDir: join(repo, 'logs'),
+        logLevel: 'warn',
+        readyTimeoutMs: 30_000,
+      });
+      try {
+        const res = await fetch(`${stack.dispatcherUrl}/workers`);
+        expect(((await res.json()) as { id: string }[]).map((w) => w.id)).toEqual(['worker-1']);
+      } finally {
+        await stack.close();
+      }
+    } finally {
+      await rm(repo, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   // Regression (issue 11, item 8): a second stack on taken ports printed "ready", its probes
   // answered by the first stack's services while its own had died.
   it('fails, with the reason from its log, when its ports are taken by another stack', async () => {
