@@ -29,6 +29,7 @@ ERROR_CODES = {
     "internal": pb.TASK_ERROR_CODE_INTERNAL,
     "draining": pb.TASK_ERROR_CODE_DRAINING,
     "no_slot": pb.TASK_ERROR_CODE_NO_SLOT,
+    "model_server_unavailable": pb.TASK_ERROR_CODE_MODEL_SERVER_UNAVAILABLE,
 }
 
 
