@@ -1,4 +1,10 @@
-import { configErrorFrom, loadEnv, logLevelSchema, type LogLevel } from '@smart-routing/service-kit';
+import {
+  ConfigError,
+  configErrorFrom,
+  loadEnv,
+  logLevelSchema,
+  type LogLevel,
+} from '@smart-routing/service-kit';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { RandomSource } from './routing/random.js';
@@ -31,6 +37,16 @@ export interface DispatcherOptions {
   shutdownGraceMs?: number;
   /** Token workers must send as `Authorization: Bearer <token>` [unset = no worker auth]. */
   workerToken?: string;
+  /**
+   * Per-worker tokens, worker id -> token [unset]. A worker whose id is listed must present its own
+   * token (the shared `workerToken` is not accepted for it), so one token cannot speak for another id.
+   */
+  workerTokens?: Readonly<Record<string, string>>;
+  /**
+   * Start without any worker token while listening beyond loopback [false]: by default startup is
+   * refused then, since anyone who can reach the port could pose as a worker.
+   */
+  allowOpenWorkers?: boolean;
   /** Producer API keys (`Authorization: Bearer <key>` or `x-api-key`) [unset = no producer auth]. */
   apiKeys?: readonly string[];
   /** Base URL of the uploader that POST /upload-model forwards to [unset]. */
@@ -43,6 +59,14 @@ export interface DispatcherOptions {
   maxBodyBytes?: number;
   /** Largest WebSocket frame accepted from a worker (bytes) [64 MiB]. */
   maxPayloadBytes?: number;
+  /** Largest WebSocket frame accepted before the worker's Hello is accepted (bytes) [64 KiB]. */
+  preHelloMaxBytes?: number;
+  /** Time a client has to send the request headers (ms) [10000]; `server.headersTimeout`. */
+  headersTimeoutMs?: number;
+  /** Time a client has to send the whole request, body included (ms) [30000]; `server.requestTimeout`. */
+  requestTimeoutMs?: number;
+  /** Most open TCP connections (HTTP and worker sockets) [10000]; `server.maxConnections`. */
+  maxConnections?: number;
   /** Most labels a worker may claim to hold (Hello labelCapacity); larger claims are clamped [64]. */
   maxWorkerLabels?: number;
   /** Most task slots a worker may claim (Hello taskSlots); larger claims are clamped [256]. */
@@ -76,12 +100,18 @@ export interface ResolvedOptions {
   readonly workerTimeoutMs: number;
   readonly shutdownGraceMs: number;
   readonly workerToken: string | undefined;
+  readonly workerTokens: Readonly<Record<string, string>>;
+  readonly allowOpenWorkers: boolean;
   readonly apiKeys: readonly string[];
   readonly uploaderUrl: string | undefined;
   readonly modelRepository: string | undefined;
   readonly helloTimeoutMs: number;
   readonly maxBodyBytes: number;
   readonly maxPayloadBytes: number;
+  readonly preHelloMaxBytes: number;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly maxConnections: number;
   readonly maxWorkerLabels: number;
   readonly maxWorkerSlots: number;
   readonly labelFailureBackoffMs: number;
@@ -110,6 +140,8 @@ const optionsSchema = z.object({
   workerTimeoutMs: ms(10).default(5000),
   shutdownGraceMs: ms(0).default(10_000),
   workerToken: z.string().min(1).optional(),
+  workerTokens: z.record(z.string().min(1), z.string().min(1)).default({}),
+  allowOpenWorkers: z.boolean().default(false),
   apiKeys: z.array(z.string().min(1, 'keys must not be empty')).default([]),
   uploaderUrl: httpUrl.optional(),
   modelRepository: z.string().min(1).optional(),
@@ -124,6 +156,14 @@ const optionsSchema = z.object({
     .int()
     .min(1024)
     .default(64 * 1024 * 1024),
+  preHelloMaxBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(64 * 1024),
+  headersTimeoutMs: ms(1).default(10_000),
+  requestTimeoutMs: ms(1).default(30_000),
+  maxConnections: z.number().int().min(1).default(10_000),
   maxWorkerLabels: z.number().int().min(1).max(1_000_000).default(64),
   maxWorkerSlots: z.number().int().min(1).max(1_000_000).default(256),
   labelFailureBackoffMs: ms(0).default(30_000),
@@ -146,8 +186,29 @@ export function resolveOptions(options: DispatcherOptions = {}): ResolvedOptions
     workerToken: o.workerToken,
     uploaderUrl: o.uploaderUrl?.replace(/\/+$/, ''),
     modelRepository: o.modelRepository,
+    workerTokens: Object.freeze({ ...o.workerTokens }),
     apiKeys: Object.freeze([...o.apiKeys]),
   });
+}
+
+/** True for hosts only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * Refuses options that leave the worker endpoint open to the network: listening beyond loopback
+ * needs a worker token (or `allowOpenWorkers`).
+ * @throws ConfigError naming WORKER_TOKEN.
+ */
+export function checkWorkerTrust(options: ResolvedOptions): void {
+  const hasToken = options.workerToken !== undefined || Object.keys(options.workerTokens).length > 0;
+  if (hasToken || options.allowOpenWorkers || isLoopbackHost(options.host)) return;
+  throw new ConfigError(
+    'WORKER_TOKEN',
+    `is required (or WORKER_TOKENS) when listening on ${options.host}, beyond loopback: without it ` +
+      'anyone who reaches the port can pose as a worker; set ALLOW_OPEN_WORKERS=true to accept that',
+  );
 }
 
 // ---------------------------------------------------------------- environment
@@ -166,6 +227,11 @@ export const ENV_VARS = [
   'WORKER_TIMEOUT_MS',
   'SHUTDOWN_GRACE_MS',
   'WORKER_TOKEN',
+  'WORKER_TOKENS',
+  'ALLOW_OPEN_WORKERS',
+  'HEADERS_TIMEOUT_MS',
+  'REQUEST_TIMEOUT_MS',
+  'MAX_CONNECTIONS',
   'API_KEYS',
   'UPLOADER_URL',
   'MODEL_REPOSITORY',
@@ -199,6 +265,28 @@ const envSchema = z.object({
   WORKER_TIMEOUT_MS: int(10).default(5000),
   SHUTDOWN_GRACE_MS: int(0).default(10_000),
   WORKER_TOKEN: z.string().min(1).optional(),
+  WORKER_TOKENS: z
+    .string()
+    .transform((v, ctx) => {
+      const tokens: Record<string, string> = {};
+      for (const pair of v
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => p.length > 0)) {
+        const at = pair.indexOf(':');
+        if (at <= 0 || at === pair.length - 1) {
+          ctx.addIssue({ code: 'custom', message: 'must be id1:token1,id2:token2' });
+          return z.NEVER;
+        }
+        tokens[pair.slice(0, at)] = pair.slice(at + 1);
+      }
+      return tokens;
+    })
+    .optional(),
+  ALLOW_OPEN_WORKERS: bool.default(false),
+  HEADERS_TIMEOUT_MS: int(1).default(10_000),
+  REQUEST_TIMEOUT_MS: int(1).default(30_000),
+  MAX_CONNECTIONS: int(1).default(10_000),
   API_KEYS: z
     .string()
     .transform((v) =>
@@ -245,6 +333,11 @@ export function loadConfig(
     workerTimeoutMs: e.WORKER_TIMEOUT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     workerToken: e.WORKER_TOKEN,
+    workerTokens: e.WORKER_TOKENS ?? {},
+    allowOpenWorkers: e.ALLOW_OPEN_WORKERS,
+    headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    maxConnections: e.MAX_CONNECTIONS,
     apiKeys: e.API_KEYS ?? [],
     uploaderUrl: e.UPLOADER_URL,
     modelRepository: e.MODEL_REPOSITORY,

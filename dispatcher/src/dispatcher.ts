@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { listen, type ListeningServer } from '@smart-routing/service-kit';
-import { resolveOptions, type DispatcherOptions, type ResolvedOptions } from './config.js';
+import { checkWorkerTrust, resolveOptions, type DispatcherOptions, type ResolvedOptions } from './config.js';
 import { answerClientError, createHttpApp } from './http-routes.js';
 import { serviceLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
@@ -42,6 +42,7 @@ export interface DispatcherHandle {
  */
 export async function startDispatcher(options: DispatcherOptions = {}): Promise<DispatcherHandle> {
   const resolved = resolveOptions(options);
+  checkWorkerTrust(resolved);
   const logger = serviceLogger(options.logger);
   const router = new Router({
     policy: resolved.policy,
@@ -55,7 +56,12 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     ? new RepositoryLabels(resolved.modelRepository, resolved.repositoryCacheMs)
     : undefined;
   let draining = false;
-  const server: Server = createServer();
+  const server: Server = createServer({
+    // Node requires headersTimeout <= requestTimeout.
+    headersTimeout: Math.min(resolved.headersTimeoutMs, resolved.requestTimeoutMs),
+    requestTimeout: resolved.requestTimeoutMs,
+  });
+  server.maxConnections = resolved.maxConnections;
   // The endpoint's events reach the tracker, created next; none fire before listen().
   const endpoint = new WorkerEndpoint(server, {
     options: resolved,

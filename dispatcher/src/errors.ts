@@ -21,6 +21,7 @@ export const DISPATCHER_ERRORS = {
   method_not_allowed: { status: 405, message: 'method not allowed on this route' },
   duplicate_task_id: { status: 409, message: 'a task with this task_id is already in flight' },
   duplicate_worker_id: { status: 409, message: 'a connected worker already has this id' },
+  payload_too_large: { status: 413, message: 'the request body is larger than the limit' },
   internal: { status: 500, message: 'internal error' },
   worker_lost: { status: 502, message: 'the worker running the task was lost and the attempts are used up' },
   worker_error: { status: 502, message: 'the worker failed to run the task' },

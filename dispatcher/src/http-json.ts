@@ -24,7 +24,7 @@ export function toDispatcherError(err: unknown, maxBodyBytes: number): Dispatche
     case 'entity.parse.failed':
       return new DispatcherError('invalid_request', `the body is not valid JSON: ${e.message}`);
     case 'entity.too.large':
-      return new DispatcherError('invalid_request', `the body is larger than ${maxBodyBytes} bytes`);
+      return new DispatcherError('payload_too_large', `the body is larger than ${maxBodyBytes} bytes`);
     default:
       if (typeof e.status === 'number' && e.status >= 400 && e.status < 500)
         return new DispatcherError('invalid_request', e.message ?? 'bad request');

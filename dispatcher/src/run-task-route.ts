@@ -81,7 +81,7 @@ export function createRunTaskHandler(
   const readPlain = (req: IncomingMessage, res: ServerResponse, done: (body: unknown) => void): void => {
     const tooLarge = (): void => {
       res.setHeader('Connection', 'close');
-      sendError(res, new DispatcherError('invalid_request', `the body is larger than ${limit} bytes`));
+      sendError(res, new DispatcherError('payload_too_large', `the body is larger than ${limit} bytes`));
       req.resume();
     };
     const declared = Number(req.headers['content-length']);

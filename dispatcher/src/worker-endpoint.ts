@@ -78,6 +78,7 @@ export class WorkerEndpoint {
   private readonly connections = new Map<string, Connection>();
   private readonly liveness: NodeJS.Timeout;
   private readonly tokenDigest: Buffer | undefined;
+  private readonly perWorkerDigests: ReadonlyMap<string, Buffer>;
   private readonly onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   private pingSeq = 0;
   private closed: Promise<void> | undefined;
@@ -93,6 +94,9 @@ export class WorkerEndpoint {
       perMessageDeflate: false,
     });
     this.tokenDigest = options.workerToken === undefined ? undefined : digest(options.workerToken);
+    this.perWorkerDigests = new Map(
+      Object.entries(options.workerTokens).map(([id, token]) => [id, digest(token)]),
+    );
     this.onUpgrade = (req, socket, head) => this.handleUpgrade(req, socket, head);
     server.on('upgrade', this.onUpgrade);
     const every = Math.max(
@@ -149,9 +153,16 @@ export class WorkerEndpoint {
       return refuse(socket, new DispatcherError('not_found', `no WebSocket endpoint at ${path}`));
     if (!this.opts.isAccepting() || this.closed)
       return refuse(socket, new DispatcherError('shutting_down', undefined, 1));
-    if (this.tokenDigest && !this.tokenMatches(req.headers.authorization))
-      return refuse(socket, new DispatcherError('unauthorized', 'missing or invalid worker token'));
     const id = req.headers['worker-id'];
+    // A listed id needs its own token; the shared token (when set) serves the ids not listed.
+    const expected =
+      typeof id === 'string' && this.perWorkerDigests.has(id)
+        ? this.perWorkerDigests.get(id)
+        : this.perWorkerDigests.size > 0 && this.tokenDigest === undefined
+          ? null
+          : this.tokenDigest;
+    if (expected !== undefined && !tokenMatches(req.headers.authorization, expected))
+      return refuse(socket, new DispatcherError('unauthorized', 'missing or invalid worker token'));
     if (typeof id !== 'string' || !WORKER_ID.test(id))
       return refuse(socket, new DispatcherError('invalid_worker_id'));
     if (this.connections.has(id))
@@ -162,11 +173,6 @@ export class WorkerEndpoint {
     // Without verifyClient, ws completes the upgrade synchronously, so no second upgrade can slip
     // in between the duplicate check above and the registration in the callback.
     this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(id, ws));
-  }
-
-  private tokenMatches(header: string | undefined): boolean {
-    const match = /^Bearer\s+(.+)$/i.exec(header ?? '');
-    return match !== null && timingSafeEqual(digest(match[1]!.trim()), this.tokenDigest!);
   }
 
   // ---------------------------------------------------------------- connection
@@ -184,6 +190,7 @@ export class WorkerEndpoint {
       helloTimer: undefined,
     };
     this.connections.set(id, conn);
+    setFrameLimit(ws, Math.min(options.preHelloMaxBytes, options.maxPayloadBytes));
     conn.helloTimer = setTimeout(
       () => this.protocolError(conn, 1008, 'no Hello in time'),
       options.helloTimeoutMs,
@@ -292,6 +299,7 @@ export class WorkerEndpoint {
       }),
     );
     conn.registered = true;
+    setFrameLimit(conn.ws, options.maxPayloadBytes);
     logger.info(
       {
         event: 'worker_joined',
@@ -379,6 +387,22 @@ function capLabels<T extends { loadedLabels: string[] }>(message: T, capacity: n
   return message.loadedLabels.length <= capacity
     ? message
     : { ...message, loadedLabels: message.loadedLabels.slice(0, capacity) };
+}
+
+/** Whether `header` is `Bearer <token>` with the token digested to `expected` (null: none matches). */
+function tokenMatches(header: string | undefined, expected: Buffer | null): boolean {
+  const match = /^Bearer\s+(.+)$/i.exec(header ?? '');
+  return match !== null && expected !== null && timingSafeEqual(digest(match[1]!.trim()), expected);
+}
+
+/**
+ * Sets the largest frame `ws` accepts from now on. ws has one maxPayload per server; its receiver
+ * checks the length in each frame header against this field before buffering anything, so a small
+ * pre-Hello limit costs nothing and a 50 MB frame from a stranger is refused without being read.
+ */
+function setFrameLimit(ws: WebSocket, bytes: number): void {
+  const receiver = (ws as unknown as { _receiver?: { _maxPayload?: number } })._receiver;
+  if (receiver && typeof receiver._maxPayload === 'number') receiver._maxPayload = bytes;
 }
 
 /** Answers a refused upgrade with a JSON error and closes the socket. */

@@ -56,9 +56,9 @@ describe('POST /run-task input validation', () => {
       '/run-task',
       task('a', { parameters_json: JSON.stringify({ t: 'x'.repeat(4096) }) }),
     );
-    expect(res.status).toBe(400);
+    expect(res.status).toBe(413);
     expect(res.body.error).toEqual({
-      code: 'invalid_request',
+      code: 'payload_too_large',
       message: 'the body is larger than 2048 bytes',
     });
   });

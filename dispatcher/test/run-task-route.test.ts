@@ -65,12 +65,12 @@ describe('POST /run-task', () => {
       [JSON.stringify({ ...task('a'), parameters_json: '{nope' }), 'invalid_parameters_json'],
       [JSON.stringify(task('a', { label: 'x'.repeat(300) })), 'invalid_request'],
       [JSON.stringify({ ...task('a'), task_id: 5 }), 'invalid_request'],
-      [JSON.stringify({ ...task('a'), pad: 'y'.repeat(2000) }), 'invalid_request'],
+      [JSON.stringify({ ...task('a'), pad: 'y'.repeat(2000) }), 'payload_too_large'],
     ];
     for (const [body, code] of bodies) {
       const plain = await send(d.url, body);
       const zipped = await send(d.url, gzipSync(body), { 'content-encoding': 'gzip' });
-      expect(plain.status, body.slice(0, 40)).toBe(400);
+      expect(plain.status, body.slice(0, 40)).toBe(code === 'payload_too_large' ? 413 : 400);
       expect(JSON.parse(plain.text).error.code, body.slice(0, 40)).toBe(code);
       expect(zipped, body.slice(0, 40)).toEqual(plain);
     }
@@ -115,15 +115,15 @@ describe('POST /run-task', () => {
       body: big,
       duplex: 'half',
     } as RequestInit);
-    expect(res.status).toBe(400);
-    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('invalid_request');
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('payload_too_large');
     // Small on the wire, over the limit once inflated.
     const bomb = gzipSync(
       Buffer.concat([Buffer.alloc(64 * 1024, 0x20), Buffer.from(JSON.stringify(task('a')))]),
     );
     expect(bomb.length).toBeLessThan(1024);
     const inflated = await send(d.url, bomb, { 'content-encoding': 'gzip', authorization: 'Bearer k1' });
-    expect(inflated.status).toBe(400);
+    expect(inflated.status).toBe(413);
     expect(JSON.parse(inflated.text).error.message).toMatch(/larger than 1024 bytes/);
   });
 

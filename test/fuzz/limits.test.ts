@@ -136,7 +136,8 @@ describe('what a worker may claim', () => {
   });
 
   it('keeps at most 64 task types of sensible length from one Hello', async () => {
-    const d = await dispatcher({});
+    // This Hello is ~100 KiB, over the 64 KiB pre-Hello frame limit by default.
+    const d = await dispatcher({ preHelloMaxBytes: 1024 * 1024 });
     const taskTypes = ['echo', 'x'.repeat(101), ...Array.from({ length: 10_000 }, (_, i) => `type-${i}`)];
     await worker({ url: d.url, id: 'many-types', labelCapacity: 1, slots: 1, labels: [], taskTypes });
     const listed = (await (await fetch(`${d.url}/workers`)).json()) as { task_types: string[] }[];
@@ -178,9 +179,9 @@ describe('request size', () => {
       }),
       duplex: 'half',
     } as RequestInit);
-    expect(chunked.status).toBe(400);
+    expect(chunked.status).toBe(413);
     expect(await chunked.json()).toEqual({
-      error: { code: 'invalid_request', message: 'the body is larger than 2048 bytes' },
+      error: { code: 'payload_too_large', message: 'the body is larger than 2048 bytes' },
     });
     // 12 bytes on the wire per KiB of spaces: the limit is on the inflated body.
     const bomb = gzipSync(Buffer.concat([Buffer.alloc(1024 * 1024, 0x20), Buffer.from('{}')]));
@@ -190,7 +191,7 @@ describe('request size', () => {
       headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
       body: bomb,
     });
-    expect(inflated.status).toBe(400);
+    expect(inflated.status).toBe(413);
     expect(((await inflated.json()) as { error: { message: string } }).error.message).toMatch(
       /larger than 2048/,
     );

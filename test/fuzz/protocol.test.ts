@@ -483,6 +483,8 @@ describe(`worker endpoint fuzz, dispatcher side (seed ${SEED})`, () => {
       heartbeatIntervalMs: 500,
       workerTimeoutMs: WORKER_TIMEOUT_MS,
       maxPayloadBytes: MAX_PAYLOAD,
+      // The absurd-hello cases expect a Welcome for a ~1 MB Hello (clamped), over the 64 KiB default.
+      preHelloMaxBytes: MAX_PAYLOAD,
       taskTimeoutMs: 5000,
     });
     good = await EchoWorker.connect({
