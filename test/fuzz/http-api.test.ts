@@ -80,6 +80,7 @@ interface Case extends Outcome {
 
 const err = (status: number, ...codes: string[]): Outcome => ({ statuses: [status], codes });
 const INVALID = err(400, 'invalid_request');
+const TOO_LARGE = err(413, 'payload_too_large');
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -164,7 +165,7 @@ function uploadOutcome(value: unknown): Outcome {
 
 /** Outcome of a POST body (UTF-8 bytes) on a JSON route, body-parser stage included. */
 function postOutcome(path: string, bytes: Buffer): Outcome {
-  if (bytes.length > LIMIT) return INVALID;
+  if (bytes.length > LIMIT) return TOO_LARGE;
   const parsed = parseJsonBody(new TextDecoder().decode(bytes));
   if (!parsed) return INVALID;
   return path === '/run-task' ? runTaskOutcome(parsed.value) : uploadOutcome(parsed.value);
@@ -479,7 +480,7 @@ class Corpus {
       else if (pick === 'garbage-gzip') add('gzip', rng.bytes(rng.int(0, 200)), INVALID);
       else if (pick === 'unknown') add(rng.pick(['compress', 'x-fuzz', 'zstd', 'gzip, br']), raw, INVALID);
       // 4 MiB of spaces before the object: tiny on the wire, over the limit once inflated.
-      else add('gzip', gzipSync(Buffer.concat([Buffer.alloc(4 * LIMIT, 0x20), raw])), INVALID);
+      else add('gzip', gzipSync(Buffer.concat([Buffer.alloc(4 * LIMIT, 0x20), raw])), TOO_LARGE);
     });
 
     // Bodies over the 1 MiB limit: a 2 MB string in one field, or a chunked stream.
@@ -499,7 +500,7 @@ class Corpus {
         path: '/run-task',
         body,
         chunked: true,
-        ...INVALID,
+        ...TOO_LARGE,
       });
     });
 
@@ -662,7 +663,7 @@ class Corpus {
     // Over the limit by Content-Length; the body is sent too (body-parser reads it off before answering).
     raw(
       `POST /run-task HTTP/1.1\r\n${host}Content-Length: ${LIMIT + 11}\r\n\r\n{"task_id":${' '.repeat(LIMIT)}`,
-      INVALID,
+      TOO_LARGE,
       'raw-declared-over-limit',
     );
     raw(
