@@ -3,7 +3,7 @@ import { KServeProtocolError } from './errors.js';
 /**
  * BYTES tensors in Triton's binary layout: each element is a 4-byte little-endian unsigned length
  * followed by that many bytes, elements back to back with no padding (Triton's
- * extension_binary_data.md; tritonclient.utils serialize_byte_tensor / deserialize_bytes_tensor).
+ * binary data extension document; tritonclient.utils serialize_byte_tensor / deserialize_bytes_tensor).
  */
 
 /** Serialises BYTES elements into Triton's length-prefixed layout. */

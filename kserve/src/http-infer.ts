@@ -5,7 +5,7 @@ import { checkTensor, type Tensor } from './tensor.js';
 
 /**
  * KServe v2 HTTP infer messages, JSON and with Triton's binary tensor data extension
- * (Triton `docs/protocol/extension_binary_data.md`; NVIDIA's tritonclient.http does the same):
+ * (the binary tensor data extension document of the triton-inference-server/server repository; NVIDIA's tritonclient.http does the same):
  *
  *   body = JSON header (Inference-Header-Content-Length bytes) ++ tensor bytes ++ tensor bytes ...
  *

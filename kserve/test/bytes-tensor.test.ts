@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { KServeProtocolError, decodeBytesElements, encodeBytesElements } from '../src/index.js';
 
-// Triton's extension_binary_data.md: "For BYTES type an element is represented by a 4-byte
+// Triton's binary data extension document: "For BYTES type an element is represented by a 4-byte
 // unsigned integer giving the length followed by the actual bytes" (little-endian, no padding).
 const layout = Buffer.from([3, 0, 0, 0, 0x61, 0x62, 0x63, 0, 0, 0, 0, 1, 0, 0, 0, 0xff]);
 

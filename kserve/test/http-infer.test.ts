@@ -16,7 +16,7 @@ import {
 /**
  * Bodies written by NVIDIA's Triton Python client (tritonclient.http, generate_request_body and
  * parse_response_body), regenerated with fixtures/tritonclient-vectors.py; the JSON names the
- * client commit. The first and last follow the example of Triton's extension_binary_data.md.
+ * client commit. The first and last follow the example of Triton's binary data extension document.
  */
 interface Vector {
   name: string;

@@ -4,7 +4,7 @@ import type { DestinationStream } from 'pino';
 import { z } from 'zod';
 
 /*
- * Why in-process and not a pino transport on a worker thread (STYLE.md item 11):
+ * Why in-process and not a pino transport on a worker thread (the house style prefers transports):
  * - The dispatcher exports the drop count as a Prometheus metric, so `dropped()`/`sent()` must be
  *   readable synchronously in the logging process. A transport thread could only report them through
  *   a SharedArrayBuffer or messages, and pino.transport() needs a plain .js target file, which the

@@ -1,6 +1,6 @@
 /**
  * Per-model counters of Triton's statistics extension (`GET /v2/models/{m}/stats`), kept the way
- * Triton reports them (docs/protocol/extension_statistics.md):
+ * Triton reports them (the statistics extension document of the triton-inference-server/server repository):
  *
  * - `inference_count`: successful inferences, each batch element counted (a request of batch 4 adds 4);
  * - `execution_count`: model executions (one ONNX Runtime run, however many requests it stacked);
