@@ -48,7 +48,7 @@ function shortenEnums(value: Record<string, unknown>): void {
       // A number means a value newer than this codec: treat it as unspecified.
       value[key] =
         typeof v === 'string' && v.startsWith(prefix) ? v.slice(prefix.length).toLowerCase() : 'unspecified';
-    } else if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+    } else if (v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v)) {
       shortenEnums(v as Record<string, unknown>);
     }
   }
@@ -63,7 +63,7 @@ function expandEnums(value: Record<string, unknown>): Record<string, unknown> {
       const num = ENUM_VALUES[key]?.[prefix + v.toUpperCase()];
       if (num === undefined) throw new TypeError(`invalid ${key}: ${JSON.stringify(v)}`);
       out[key] = num;
-    } else if (v !== null && typeof v === 'object' && !Array.isArray(v))
+    } else if (v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v))
       out[key] = expandEnums(v as Record<string, unknown>);
     else out[key] = v;
   }
@@ -89,12 +89,10 @@ function decode<T>(type: protobuf.Type, bytes: Uint8Array): T {
   const inner = obj[body] as Record<string, unknown>;
   // `oneofs` also fills the other members of the `outcome` oneof with defaults; keep only the set one.
   if (body === 'taskResult') {
-    if (inner.outcome === 'error') delete inner.resultJson;
-    else {
-      delete inner.error;
-      if (inner.outcome !== 'resultJson')
-        throw new ProtocolError('taskResult has neither resultJson nor error');
-    }
+    const outcome = inner.outcome;
+    if (outcome !== 'resultJson' && outcome !== 'error' && outcome !== 'inferResponse')
+      throw new ProtocolError('taskResult has neither resultJson, error nor inferResponse');
+    for (const key of ['resultJson', 'error', 'inferResponse']) if (key !== outcome) delete inner[key];
     delete inner.outcome;
   }
   shortenEnums(inner);

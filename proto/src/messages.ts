@@ -43,9 +43,13 @@ export interface TaskError {
 
 export interface TaskResult {
   taskId: string;
-  /** Exactly one of `resultJson` and `error` is set. */
+  /** Exactly one of `resultJson`, `error` and `inferResponse` is set. */
   resultJson?: string;
   error?: TaskError;
+  /** A `kserve_infer` answer: the model server's response body as it came. */
+  inferResponse?: Uint8Array;
+  /** Bytes of JSON header at the start of `inferResponse` (0: all JSON). */
+  inferHeaderLength?: number;
   label: string;
   labelMiss: boolean;
   loadMs: number;
@@ -90,6 +94,10 @@ export interface RunTask {
   evictLabel: string;
   attempt: number;
   deadlineUnixMs: number;
+  /** A `kserve_infer` request body (KServe v2 JSON or Triton binary extension); empty otherwise. */
+  inferRequest?: Uint8Array;
+  /** Bytes of JSON header at the start of `inferRequest` (0: the whole body is JSON). */
+  inferHeaderLength?: number;
 }
 
 export interface LabelOrder {

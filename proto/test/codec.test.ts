@@ -74,6 +74,19 @@ describe('encodeWorkerMessage / decodeWorkerMessage', () => {
     expect(bad.taskResult.resultJson).toBeUndefined();
   });
 
+  it('passes an infer response through byte for byte, with its header length', () => {
+    // Every byte value, so no transcoding (UTF-8, base64) could survive unnoticed.
+    const body = Uint8Array.from({ length: 512 }, (_, i) => i % 256);
+    const msg = decodeWorkerMessage(
+      encodeWorkerMessage({ taskResult: { taskId: 't', inferResponse: body, inferHeaderLength: 17 } }),
+    );
+    if (msg.body !== 'taskResult') throw new Error('wrong body');
+    expect(Buffer.from(msg.taskResult.inferResponse ?? []).equals(Buffer.from(body))).toBe(true);
+    expect(msg.taskResult.inferHeaderLength).toBe(17);
+    expect(msg.taskResult.resultJson).toBeUndefined();
+    expect(msg.taskResult.error).toBeUndefined();
+  });
+
   it('rejects a task result with no outcome', () => {
     expect(() => decodeWorkerMessage(encodeWorkerMessage({ taskResult: { taskId: 't' } }))).toThrow(
       ProtocolError,
@@ -116,6 +129,27 @@ describe('encodeDispatcherMessage / decodeDispatcherMessage', () => {
       }),
     );
     expect(msg).toMatchObject({ body: 'runTask', runTask: { taskId: 't1', evictLabel: 'l0', attempt: 2 } });
+  });
+
+  it('carries a kserve_infer request body untouched', () => {
+    const body = Uint8Array.from({ length: 300 }, (_, i) => (i * 7) % 256);
+    const msg = decodeDispatcherMessage(
+      encodeDispatcherMessage({
+        runTask: {
+          taskId: 't2',
+          taskType: 'kserve_infer',
+          label: 'm',
+          inferRequest: body,
+          inferHeaderLength: 40,
+        },
+      }),
+    );
+    if (msg.body !== 'runTask') throw new Error('wrong body');
+    expect(Buffer.from(msg.runTask.inferRequest ?? []).equals(Buffer.from(body))).toBe(true);
+    expect(msg.runTask.inferHeaderLength).toBe(40);
+    const plain = decodeDispatcherMessage(encodeDispatcherMessage({ runTask: { taskId: 't3' } }));
+    if (plain.body !== 'runTask') throw new Error('wrong body');
+    expect(plain.runTask.inferRequest?.length).toBe(0);
   });
 
   it('round-trips label orders, drain, ping and welcome', () => {

@@ -94,9 +94,12 @@ function workerMessage(
       return {
         taskResult: {
           taskId: rng.unicode(rng.int(0, 30)),
-          ...(rng.bool()
-            ? { resultJson: JSON.stringify(rng.json(3)) }
-            : { error: { code: rng.pick(TASK_ERRORS), message: rng.unicode(rng.int(0, 20)) } }),
+          ...rng.pick([
+            () => ({ resultJson: JSON.stringify(rng.json(3)) }),
+            () => ({ error: { code: rng.pick(TASK_ERRORS), message: rng.unicode(rng.int(0, 20)) } }),
+            () => ({ inferResponse: rng.bytes(rng.int(0, 64)) }),
+          ])(),
+          inferHeaderLength: uint32(rng),
           label: rng.unicode(rng.int(0, 10)),
           labelMiss: rng.bool(),
           loadMs: double(rng),
@@ -153,6 +156,8 @@ function dispatcherMessage(
           evictLabel: rng.pick(['', 'label-1', rng.unicode(rng.int(0, 10))]),
           attempt: uint32(rng),
           deadlineUnixMs: rng.int(0, Number.MAX_SAFE_INTEGER),
+          inferRequest: rng.bytes(rng.int(0, 64)),
+          inferHeaderLength: uint32(rng),
         },
       };
     case 'labelOrder':
