@@ -22,6 +22,14 @@ const program = new Command()
     '--triton-url <url>',
     'Triton URL, or "none" (env TRITON_URL, default: start the embedded model server)',
   )
+  .option(
+    '--triton-protocol <http|grpc>',
+    'how inferences reach the model server (env TRITON_PROTOCOL, default http)',
+  )
+  .option(
+    '--triton-grpc-url <host:port>',
+    "Triton's gRPC endpoint (env TRITON_GRPC_URL, default localhost:8001)",
+  )
   .option('--model-repository <dir>', 'model repository (env MODEL_REPOSITORY, default ./models)')
   .option('--log-level <level>', 'log level (env LOG_LEVEL, default info)')
   .parse();
@@ -59,6 +67,8 @@ try {
     slots: config.slots,
     memoryBudgetBytes: config.memoryBudgetBytes,
     tritonUrl: config.tritonUrl,
+    tritonProtocol: config.tritonProtocol,
+    tritonGrpcUrl: config.tritonGrpcUrl,
     modelRepository: config.modelRepository,
     workerToken: config.workerToken,
     logger,

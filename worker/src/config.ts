@@ -17,6 +17,16 @@ export interface WorkerConfig {
   memoryBudgetBytes: number;
   /** TRITON_URL: unset = start the embedded model server; `none` = no model server. */
   tritonUrl: string | undefined;
+  /**
+   * TRITON_PROTOCOL: how inferences reach the model server, `http` (Triton's binary tensor
+   * extension) or `grpc` (KServe v2 gRPC). Health, repository and metadata calls stay HTTP. Default `http`.
+   */
+  tritonProtocol: 'http' | 'grpc';
+  /**
+   * TRITON_GRPC_URL: `host:port` of Triton's gRPC endpoint, used with TRITON_PROTOCOL=grpc and a
+   * TRITON_URL (the embedded server's gRPC port is its own). Default `localhost:8001`.
+   */
+  tritonGrpcUrl: string;
   /** MODEL_REPOSITORY. Default `./models`. */
   modelRepository: string;
   /** WORKER_TOKEN: bearer token for the dispatcher. Default unset (no auth). */
@@ -94,6 +104,23 @@ const envSchema = z.object({
       .refine((v) => v === 'none' || /^https?:\/\//.test(v), 'TRITON_URL must be an http(s):// URL or "none"')
       .optional(),
   ),
+  TRITON_PROTOCOL: optionalString.pipe(
+    z.enum(['http', 'grpc'], { error: 'TRITON_PROTOCOL must be "http" or "grpc"' }).optional(),
+  ),
+  TRITON_GRPC_URL: optionalString.pipe(
+    z
+      .string()
+      .transform((v) => v.replace(/^grpc:\/\//, ''))
+      .pipe(
+        z
+          .string()
+          .regex(
+            /^(\[[0-9A-Fa-f:.]+\]|[^\s/:[\]]+):\d{1,5}$/,
+            'TRITON_GRPC_URL must be host:port (optionally grpc://host:port)',
+          ),
+      )
+      .optional(),
+  ),
   MODEL_REPOSITORY: optionalString,
   WORKER_TOKEN: optionalString,
   LOG_COLLECTOR_URL: optionalString.pipe(httpOrWs('LOG_COLLECTOR_URL').optional()),
@@ -110,6 +137,8 @@ export const WORKER_ENV = {
   slots: 'WORKER_SLOTS',
   memoryBudgetBytes: 'WORKER_MEMORY_BUDGET_BYTES',
   tritonUrl: 'TRITON_URL',
+  tritonProtocol: 'TRITON_PROTOCOL',
+  tritonGrpcUrl: 'TRITON_GRPC_URL',
   modelRepository: 'MODEL_REPOSITORY',
   workerToken: 'WORKER_TOKEN',
   logCollectorUrl: 'LOG_COLLECTOR_URL',
@@ -139,6 +168,8 @@ export function loadWorkerConfig(
     ...s,
     dispatcherUrl: s.dispatcherUrl ?? 'ws://127.0.0.1:8080',
     workerId: s.workerId ?? randomWorkerId(),
+    tritonProtocol: s.tritonProtocol ?? 'http',
+    tritonGrpcUrl: s.tritonGrpcUrl ?? 'localhost:8001',
     modelRepository: s.modelRepository ?? './models',
     logLevel: s.logLevel ?? 'info',
   });

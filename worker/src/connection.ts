@@ -26,6 +26,10 @@ import type { TaskOutcome, TaskRunner } from './task-runner.js';
  *
  *   RunTask ─ draining? ─ yes ─> runner.refuse('draining') ─┐
  *                       └ no ──> runner.run ────────────────┴─> TaskResult (+ loaded_labels)
+ *
+ * A TaskResult larger than the dispatcher's frame limit (`Welcome.max_frame_bytes`) would only
+ * get the link closed (1009) and the task retried or lost; it is replaced by a `bad_parameters`
+ * error that says so (as a model server answers a response over its MAX_RESPONSE_BYTES).
  */
 
 /** Longest delay a Node timer accepts. */
@@ -72,6 +76,8 @@ export class WorkerConnection {
   private lastHeardAt = 0;
   private attempt = 0;
   private heartbeatMs = 1000;
+  /** Largest frame the dispatcher accepts (Welcome.max_frame_bytes); 0 = not told. */
+  private maxFrameBytes = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private closePromise: Promise<void> | undefined;
@@ -304,7 +310,8 @@ export class WorkerConnection {
     }
     switch (msg.body) {
       case 'welcome': {
-        const { protocolVersion, heartbeatIntervalMs } = msg.welcome;
+        const { protocolVersion, heartbeatIntervalMs, maxFrameBytes } = msg.welcome;
+        this.maxFrameBytes = maxFrameBytes > 0 ? maxFrameBytes : 0;
         if (protocolVersion !== PROTOCOL_VERSION)
           this.o.logger.error(
             { event: 'protocol_mismatch', ours: PROTOCOL_VERSION, theirs: protocolVersion },
@@ -383,18 +390,44 @@ export class WorkerConnection {
       );
   }
 
-  private sendResult({ taskId, resultJson, error, label, labelMiss, loadMs, runMs }: TaskOutcome): boolean {
-    return this.send({
-      taskResult: {
-        taskId,
-        ...(error ? { error } : { resultJson }),
-        label,
-        labelMiss,
-        loadMs,
-        runMs,
-        loadedLabels: this.o.labels.loaded(),
-      },
-    });
+  /** Sends a task's result; false when it did not go out as it was (no link, or too large). */
+  private sendResult(outcome: TaskOutcome): boolean {
+    const { taskId, resultJson, inferResponse, inferHeaderLength, error, label, labelMiss, loadMs, runMs } =
+      outcome;
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    const common = { taskId, label, labelMiss, loadMs, runMs, loadedLabels: this.o.labels.loaded() };
+    const result = error
+      ? { error }
+      : inferResponse
+        ? { inferResponse, inferHeaderLength: inferHeaderLength ?? 0 }
+        : { resultJson };
+    let frame: Uint8Array;
+    try {
+      frame = encodeWorkerMessage({ taskResult: { ...common, ...result } });
+    } catch (err) {
+      this.o.logger.error(
+        { event: 'frame_encode_failed', task_id: taskId, message: errorMessage(err) },
+        'could not send a frame',
+      );
+      return false;
+    }
+    if (this.maxFrameBytes > 0 && frame.byteLength > this.maxFrameBytes) {
+      const message = `the result of task ${taskId} is ${frame.byteLength} bytes, more than the ${this.maxFrameBytes} bytes the dispatcher accepts in one frame`;
+      this.o.logger.warn(
+        {
+          event: 'result_too_large',
+          task_id: taskId,
+          bytes: frame.byteLength,
+          max_frame_bytes: this.maxFrameBytes,
+        },
+        message,
+      );
+      this.send({ taskResult: { ...common, error: { code: 'bad_parameters', message } } });
+      return false;
+    }
+    ws.send(frame);
+    return true;
   }
 }
 

@@ -4,7 +4,7 @@ import type { RunTask, TaskError as WireTaskError } from '@smart-routing/proto';
 import type { Logger } from 'pino';
 import { errorMessage, TaskError, taskLogLevel } from './errors.js';
 import type { ModelCache } from './handlers/model-cache.js';
-import type { TaskHandler } from './handlers/types.js';
+import { isBinaryTaskResult, type TaskHandler } from './handlers/types.js';
 import { LabelLoadError, type LabelManager } from './label-manager.js';
 import type { TritonClient } from './triton-client.js';
 
@@ -13,7 +13,8 @@ import type { TritonClient } from './triton-client.js';
  *
  *   run(task, deliver) ─ slot? ─ handler? ─ JSON.parse(parameters_json) once ─ handler.parse
  *     ─ label-bound: evict the dispatcher's evict_label ─ ensureLoaded(label) (may evict our LRU)
- *     ─ handler.run ─ JSON.stringify(result) once ─ deliver(outcome) ─ release label, free slot
+ *     ─ handler.run ─ JSON.stringify(result) once (a BinaryTaskResult: its bytes as they are)
+ *     ─ deliver(outcome) ─ release label, free slot
  *
  * A label-free task type (`echo`) skips the label steps entirely: no unload, no load, never a miss.
  * Without a model server (`labels.bookkeepingOnly`, TRITON_URL=none) labels are bookkeeping for
@@ -26,9 +27,13 @@ export interface TaskOutcome {
   taskType: string;
   /** The label the task named, echoed back (also for label-free tasks). */
   label: string;
-  /** The handler's result serialised once, as it goes on the wire; set when `error` is not. */
+  /** The handler's result serialised once, as it goes on the wire; set when neither `error` nor `inferResponse` is. */
   resultJson?: string;
-  /** Why the task failed or was refused; set when `resultJson` is not. */
+  /** A handler's `BinaryTaskResult` bytes (`kserve_infer`), untouched; set instead of `resultJson`. */
+  inferResponse?: Uint8Array;
+  /** Bytes of JSON header at the start of `inferResponse` (0: all JSON); set with it. */
+  inferHeaderLength?: number;
+  /** Why the task failed or was refused; set when no result is. */
   error?: WireTaskError;
   /** True when this task had to load its label first. */
   labelMiss: boolean;
@@ -163,11 +168,27 @@ export class TaskRunner {
       const runStart = performance.now();
       let result: unknown;
       try {
-        result = await handler.run(params, { taskId, label, client: this.o.client, models: this.o.models });
+        result = await handler.run(params, {
+          taskId,
+          label,
+          client: this.o.client,
+          models: this.o.models,
+          ...(task.inferRequest && task.inferRequest.byteLength > 0
+            ? { inferRequest: { body: task.inferRequest, headerLength: task.inferHeaderLength ?? 0 } }
+            : {}),
+        });
       } finally {
         runMs = performance.now() - runStart;
       }
-      outcome = this.outcome(task, { resultJson: JSON.stringify(result ?? null) }, miss, loadMs, runMs);
+      outcome = this.outcome(
+        task,
+        isBinaryTaskResult(result)
+          ? { inferResponse: result.body, inferHeaderLength: result.headerLength }
+          : { resultJson: JSON.stringify(result ?? null) },
+        miss,
+        loadMs,
+        runMs,
+      );
     } catch (err) {
       const error: WireTaskError =
         err instanceof TaskError
@@ -211,7 +232,10 @@ export class TaskRunner {
 
   private outcome(
     task: RunTask,
-    result: { resultJson: string } | { error: WireTaskError },
+    result:
+      | { resultJson: string }
+      | { inferResponse: Uint8Array; inferHeaderLength: number }
+      | { error: WireTaskError },
     labelMiss: boolean,
     loadMs: number,
     runMs: number,

@@ -1,8 +1,20 @@
+import {
+  INFERENCE_HEADER_CONTENT_LENGTH,
+  KServeProtocolError,
+  decodeInferResponse,
+  encodeInferRequest,
+  parseHeaderLength,
+  type InferRequest as TensorInferRequest,
+  type InferResponse as TensorInferResponse,
+} from '@smart-routing/kserve';
 import { errorMessage, withTimeout } from './errors.js';
+import type { InferBody, InferCallOptions, InferTransport, TritonProtocol } from './infer-transport.js';
 
 /**
  * A small client for Triton's HTTP/REST API (KServe v2 + the model-repository extension), the
- * only way the worker talks to its model server, embedded or real.
+ * only way the worker talks to its model server, embedded or real. Inferences go binary (Triton's
+ * binary tensor data extension) by default, or through another transport (gRPC) when one is given;
+ * health, repository and metadata calls are always HTTP.
  */
 
 /** A KServe v2 tensor description (metadata). */
@@ -96,6 +108,11 @@ export interface TritonClientOptions {
   loadTimeoutMs?: number;
   /** Per-call limit for an inference. Default 120 000 ms. */
   inferTimeoutMs?: number;
+  /**
+   * Where `inferTensors` and `inferBody` go instead of binary HTTP on `url` (e.g. a
+   * `GrpcInferTransport`); closed by `close()`. Default none (binary HTTP).
+   */
+  transport?: InferTransport;
 }
 
 const DEFAULTS = { timeoutMs: 10_000, loadTimeoutMs: 600_000, inferTimeoutMs: 120_000 };
@@ -103,7 +120,8 @@ const DEFAULTS = { timeoutMs: 10_000, loadTimeoutMs: 600_000, inferTimeoutMs: 12
 /** Triton HTTP client. Every call has its own timeout and rejects with `TimeoutError` past it. */
 export class TritonClient {
   private readonly urlSource: () => string;
-  private readonly options: Required<Omit<TritonClientOptions, 'url'>>;
+  private readonly options: Required<Omit<TritonClientOptions, 'url' | 'transport'>>;
+  private readonly transport: InferTransport | undefined;
 
   constructor(options: TritonClientOptions) {
     const url = options.url;
@@ -117,6 +135,12 @@ export class TritonClient {
       loadTimeoutMs: options.loadTimeoutMs ?? DEFAULTS.loadTimeoutMs,
       inferTimeoutMs: options.inferTimeoutMs ?? DEFAULTS.inferTimeoutMs,
     };
+    this.transport = options.transport;
+  }
+
+  /** The protocol inferences use: `http` (binary), or the transport's. */
+  get protocol(): TritonProtocol {
+    return this.transport?.protocol ?? 'http';
   }
 
   /** Base URL now, without a trailing slash. */
@@ -179,7 +203,10 @@ export class TritonClient {
     );
   }
 
-  /** `POST /v2/models/{m}/infer` with JSON tensors. */
+  /**
+   * `POST /v2/models/{m}/infer` with JSON tensors, always over HTTP. Not on the worker's task path
+   * (tensors as JSON numbers); kept for tools and for comparing against the binary calls.
+   */
   async infer(name: string, request: InferRequest): Promise<InferResponse> {
     return this.request<InferResponse>(
       'POST',
@@ -187,6 +214,84 @@ export class TritonClient {
       request,
       this.options.inferTimeoutMs,
     );
+  }
+
+  /**
+   * Runs typed tensors and returns typed outputs: Triton's binary tensor extension both ways over
+   * HTTP (every output asked for binary), or the transport's protocol. No JSON numbers on the way.
+   * @throws TritonError (a 4xx: the tensors do not fit the model), ModelServerUnreachableError, TimeoutError.
+   */
+  async inferTensors(
+    name: string,
+    request: TensorInferRequest,
+    options: InferCallOptions = {},
+  ): Promise<TensorInferResponse> {
+    if (this.transport) return this.transport.inferTensors(name, request, options);
+    const message = encodeInferRequest(binaryOutputs(request));
+    const path = `/v2/models/${enc(name)}/infer`;
+    const answer = await this.postInfer(
+      path,
+      { body: Buffer.concat(message.chunks, message.byteLength), headerLength: message.headerLength ?? 0 },
+      options,
+    );
+    try {
+      return decodeInferResponse(answer.body, answer.headerLength > 0 ? answer.headerLength : undefined);
+    } catch (err) {
+      if (err instanceof KServeProtocolError)
+        throw new TritonError('POST', path, 200, `the answer breaks the protocol: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /**
+   * Sends a KServe v2 HTTP infer body as it is (HTTP) or converted (the transport's protocol) and
+   * returns the answer's body in the same layout, untouched over HTTP.
+   */
+  async inferBody(name: string, request: InferBody, options: InferCallOptions = {}): Promise<InferBody> {
+    if (this.transport) return this.transport.inferBody(name, request, options);
+    return this.postInfer(`/v2/models/${enc(name)}/infer`, request, options);
+  }
+
+  /** Closes the inference transport, if any. Safe to call twice. */
+  close(): void {
+    this.transport?.close();
+  }
+
+  /** One binary-layout POST; the answer's header length is checked against its body. */
+  private async postInfer(path: string, request: InferBody, options: InferCallOptions): Promise<InferBody> {
+    const base = this.url;
+    const what = `POST ${base}${path}`;
+    return withTimeout(what, this.options.inferTimeoutMs, async (timeout) => {
+      const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
+      const headers: Record<string, string> =
+        request.headerLength > 0
+          ? {
+              'content-type': 'application/octet-stream',
+              [INFERENCE_HEADER_CONTENT_LENGTH]: String(request.headerLength),
+            }
+          : { 'content-type': 'application/json' };
+      let res: Response;
+      let body: Buffer;
+      try {
+        res = await fetch(base + path, { method: 'POST', signal, headers, body: request.body });
+        body = Buffer.from(await res.arrayBuffer());
+      } catch (err) {
+        if (signal.aborted) throw signal.reason ?? err;
+        throw new ModelServerUnreachableError(`${what}: ${errorMessage(err)}`, { cause: err });
+      }
+      if (!res.ok)
+        throw new TritonError('POST', path, res.status, serverMessage(body.toString('utf8'), res.statusText));
+      let headerLength: number | undefined;
+      try {
+        headerLength = parseHeaderLength(
+          res.headers.get(INFERENCE_HEADER_CONTENT_LENGTH) ?? undefined,
+          body.length,
+        );
+      } catch (err) {
+        throw new TritonError('POST', path, res.status, errorMessage(err));
+      }
+      return { body, headerLength: headerLength ?? 0 };
+    });
   }
 
   private async probe(path: string): Promise<boolean> {
@@ -237,6 +342,22 @@ function checkUrl(url: string): void {
   }
   if (parsed?.protocol !== 'http:' && parsed?.protocol !== 'https:')
     throw new TypeError(`TritonClient: url must be an http(s) URL, got ${JSON.stringify(url)}`);
+}
+
+/** The request with every output asked for binary (the worker never wants JSON numbers back). */
+function binaryOutputs(request: TensorInferRequest): TensorInferRequest {
+  const out: TensorInferRequest = {
+    ...request,
+    parameters: { ...request.parameters, binary_data_output: true },
+  };
+  if (request.outputs) {
+    out.outputs = request.outputs.map((o) => {
+      if (o.parameters?.binary_data === undefined) return o;
+      const { binary_data: _binary, ...rest } = o.parameters;
+      return Object.keys(rest).length > 0 ? { name: o.name, parameters: rest } : { name: o.name };
+    });
+  }
+  return out;
 }
 
 function enc(name: string): string {

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { randomWorkerId } from './config.js';
 import { WorkerConnection } from './connection.js';
 import { errorMessage } from './errors.js';
+import { GrpcInferTransport } from './grpc-infer-transport.js';
 import { ModelCache } from './handlers/model-cache.js';
 import { ALL_HANDLERS, createHandlerRegistry } from './handlers/registry.js';
 import type { TaskHandler } from './handlers/types.js';
@@ -17,7 +18,8 @@ import { TritonClient } from './triton-client.js';
 /**
  * The worker agent, assembled:
  *
- *   startWorker ─ model server (embedded child | TRITON_URL | none)
+ *   startWorker ─ model server (embedded child | TRITON_URL | none); inferences binary over HTTP,
+ *                 or gRPC (tritonProtocol 'grpc': the embedded child's own gRPC port, or tritonGrpcUrl)
  *               ─ LabelManager (what is loaded) ─ ModelCache (metadata, tokenizers)
  *               ─ TaskRunner (slots, labels per task, handlers)
  *               ─ WorkerConnection (dispatcher link: frames <-> runner calls)
@@ -43,6 +45,14 @@ export interface WorkerOptions {
   memoryBudgetBytes?: number;
   /** undefined: start the embedded model server; `'none'`: no model server (echo only); else a Triton URL. */
   tritonUrl?: string;
+  /**
+   * How inferences reach the model server: `http` (Triton's binary tensor extension) or `grpc`
+   * (KServe v2 gRPC; the embedded server then starts its gRPC front). Health, repository and
+   * metadata calls stay HTTP. Default `http`.
+   */
+  tritonProtocol?: 'http' | 'grpc';
+  /** `host:port` of Triton's gRPC endpoint with `tritonProtocol: 'grpc'` and a `tritonUrl`. Default `localhost:8001`. */
+  tritonGrpcUrl?: string;
   /** Model repository (Triton layout, tokenizers beside the models). Default `./models`. */
   modelRepository?: string;
   /** Bearer token for the dispatcher. Default none. */
@@ -54,7 +64,7 @@ export interface WorkerOptions {
   /** Longest reconnect delay. Default 10 000 ms. */
   reconnectMaxMs?: number;
   /**
-   * Task types served beside the built-in `embed_texts`, `infer` and `echo`. A handler with
+   * Task types served beside the built-in `embed_texts`, `infer`, `kserve_infer`, `kserve_metadata` and `echo`. A handler with
    * `labelFree: false` is served only with a model server (not in `none` mode). A task type that
    * is already taken throws. Default none.
    */
@@ -82,6 +92,8 @@ const optionsSchema = z.object({
   slots: z.number().int().min(1, 'slots must be at least 1').optional(),
   memoryBudgetBytes: z.number().int().min(0, 'memoryBudgetBytes must be >= 0').optional(),
   tritonUrl: z.string().optional(),
+  tritonProtocol: z.enum(['http', 'grpc'], { error: "tritonProtocol must be 'http' or 'grpc'" }).optional(),
+  tritonGrpcUrl: z.string().min(1).optional(),
   modelRepository: z.string().min(1).optional(),
   workerToken: z.string().optional(),
   reconnectInitialMs: z.number().positive().optional(),
@@ -112,17 +124,24 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     ? givenLogger.child({ worker_id: o.workerId })
     : createWorkerLogger({ workerId: o.workerId });
 
+  const grpc = o.tritonProtocol === 'grpc';
   let server: EmbeddedModelServer | undefined;
   let client: TritonClient | undefined;
   if (o.tritonUrl === 'none') client = undefined;
-  else if (o.tritonUrl) client = new TritonClient({ url: o.tritonUrl });
-  else {
+  else if (o.tritonUrl) {
+    const transport = grpc
+      ? new GrpcInferTransport({ address: o.tritonGrpcUrl ?? 'localhost:8001' })
+      : undefined;
+    client = new TritonClient({ url: o.tritonUrl, ...(transport ? { transport } : {}) });
+  } else {
     server = await startEmbeddedModelServer({
       repository: o.modelRepository,
       logger: logger.child({ component: 'model-server' }),
+      grpc,
     });
     const s = server;
-    client = new TritonClient({ url: () => s.url });
+    const transport = grpc ? new GrpcInferTransport({ address: () => s.grpcAddress ?? '' }) : undefined;
+    client = new TritonClient({ url: () => s.url, ...(transport ? { transport } : {}) });
   }
 
   const labels = new LabelManager({
@@ -187,6 +206,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
       dispatcher_url: o.dispatcherUrl,
       model_server: server ? 'embedded' : client ? 'triton' : 'none',
       model_server_url: client?.url,
+      infer_protocol: client?.protocol,
       label_capacity: o.maxLabels,
       slots: o.slots,
       task_types: runner.taskTypes,
@@ -204,6 +224,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     close() {
       closing ??= (async () => {
         await connection.close();
+        client?.close();
         await server?.close();
         logger.info({ event: 'worker_closed' }, 'worker closed');
       })();

@@ -276,7 +276,13 @@ describe('TaskRunner with a model server', () => {
       client,
       handlers: [...createHandlerRegistry({ withModelServer: true }).values()],
     });
-    expect(runner.taskTypes.sort()).toEqual(['echo', 'embed_texts', 'infer']);
+    expect(runner.taskTypes.sort()).toEqual([
+      'echo',
+      'embed_texts',
+      'infer',
+      'kserve_infer',
+      'kserve_metadata',
+    ]);
     expect(runner.labelFreeTaskTypes).toEqual(['echo']);
   });
 

@@ -88,7 +88,13 @@ function expectedEmbedding(label: string, tokens: string[]): number[] {
 describe('embed_texts on the embedded model server', () => {
   it('advertises every task type, echo as label-free', () => {
     const hello = dispatcher.received.find((m) => m.body === 'hello');
-    expect(hello?.body === 'hello' && hello.hello.taskTypes.sort()).toEqual(['echo', 'embed_texts', 'infer']);
+    expect(hello?.body === 'hello' && hello.hello.taskTypes.sort()).toEqual([
+      'echo',
+      'embed_texts',
+      'infer',
+      'kserve_infer',
+      'kserve_metadata',
+    ]);
     expect(hello?.body === 'hello' && hello.hello.labelFreeTaskTypes).toEqual(['echo']);
     expect(worker.modelServerUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   });

@@ -1,6 +1,7 @@
+import { bf16ToNumber, halfToNumber, type Tensor } from '@smart-routing/kserve';
 import { z } from 'zod';
 import { errorMessage, modelServerFailure, TaskError } from '../errors.js';
-import type { InferTensor, TensorMetadata } from '../triton-client.js';
+import type { TensorMetadata } from '../triton-client.js';
 import type { BatchEncoding } from '../tokenizer/tokenizer.js';
 import { parseWith, type TaskHandler } from './types.js';
 
@@ -35,7 +36,9 @@ export interface EmbedResult {
 /**
  * `embed_texts`: tokenizes with the model's own `tokenizer.json`, runs the model, and returns one
  * L2-normalised vector per text: the model's `sentence_embedding` output when it has one, else the
- * attention-masked mean of `last_hidden_state` (sentence-transformers' mean pooling).
+ * attention-masked mean of `last_hidden_state` (sentence-transformers' mean pooling). Token ids go
+ * to the model as the tokenizer's typed arrays and the pooling reads the model's typed output: the
+ * only number[] is the JSON answer.
  */
 export const embedTextsHandler: TaskHandler<EmbedParameters> = {
   taskType: 'embed_texts',
@@ -53,9 +56,9 @@ export const embedTextsHandler: TaskHandler<EmbedParameters> = {
     let dimensions = 0;
     for (let start = 0; start < texts.length; start += chunk) {
       const batch = tokenizer.encodeBatch(texts.slice(start, start + chunk));
-      let output: InferTensor | undefined;
+      let output: Tensor | undefined;
       try {
-        const res = await client.infer(label, {
+        const res = await client.inferTensors(label, {
           inputs: plan.inputs(batch),
           outputs: [{ name: plan.output }],
         });
@@ -70,7 +73,7 @@ export const embedTextsHandler: TaskHandler<EmbedParameters> = {
       if (!output) throw new TaskError('inference_failed', `${label} returned no ${plan.output} output`);
       const rows = pool(output, batch, label);
       dimensions = rows[0]?.length ?? 0;
-      embeddings.push(...rows);
+      for (const row of rows) embeddings.push(Array.from(row));
     }
     return { embeddings, dimensions };
   },
@@ -78,7 +81,7 @@ export const embedTextsHandler: TaskHandler<EmbedParameters> = {
 
 interface IoPlan {
   output: string;
-  inputs: (batch: BatchEncoding) => InferTensor[];
+  inputs: (batch: BatchEncoding) => Tensor[];
 }
 
 /** Which model inputs to feed from the tokenizer and which output to read. */
@@ -108,35 +111,42 @@ function planIo(label: string, inputs: TensorMetadata[], outputs: TensorMetadata
   return {
     output,
     inputs: (batch) =>
-      inputs.map((i) => {
+      inputs.map((i): Tensor => {
         const data = batch[sources[i.name]!];
-        // Triton JSON carries INT64 as plain numbers; token ids fit easily.
-        return {
-          name: i.name,
-          datatype: i.datatype === 'INT32' ? 'INT32' : 'INT64',
-          shape: [batch.batchSize, batch.sequenceLength],
-          data: Array.from(data, Number),
-        };
+        const shape = [batch.batchSize, batch.sequenceLength];
+        // The tokenizer's BigInt64Array goes as it is; an INT32 model gets its ids narrowed once.
+        if (i.datatype === 'INT32')
+          return { name: i.name, datatype: 'INT32', shape, data: Int32Array.from(data, Number) };
+        return { name: i.name, datatype: 'INT64', shape, data };
       }),
   };
 }
 
+/** The output's elements as floats (FP16/BF16 widened once); undefined for other datatypes. */
+function floats(output: Tensor): Float32Array | Float64Array | undefined {
+  const d = output.data;
+  if (d instanceof Float32Array || d instanceof Float64Array) return d;
+  if (output.datatype === 'FP16') return Float32Array.from(d as Uint16Array, halfToNumber);
+  if (output.datatype === 'BF16') return Float32Array.from(d as Uint16Array, bf16ToNumber);
+  return undefined;
+}
+
 /** Rows of `[batch, hidden]` (already pooled) or `[batch, seq, hidden]` (mean-pooled here), normalised. */
-function pool(output: InferTensor, batch: BatchEncoding, label: string): number[][] {
-  const data = output.data as number[];
+function pool(output: Tensor, batch: BatchEncoding, label: string): Float64Array[] {
+  const data = floats(output);
   const shape = output.shape;
   const n = batch.batchSize;
   const bad = () =>
     new TaskError(
       'inference_failed',
-      `${label}'s ${output.name} has shape [${shape.join(', ')}], expected [${n}, hidden] or [${n}, ${batch.sequenceLength}, hidden]`,
+      `${label}'s ${output.name} is ${output.datatype} [${shape.join(', ')}], expected floats of [${n}, hidden] or [${n}, ${batch.sequenceLength}, hidden]`,
     );
-  if (shape[0] !== n || !Array.isArray(data)) throw bad();
-  const rows: number[][] = [];
+  if (shape[0] !== n || !data) throw bad();
+  const rows: Float64Array[] = [];
   if (shape.length === 2) {
     const h = shape[1]!;
     if (data.length !== n * h) throw bad();
-    for (let r = 0; r < n; r++) rows.push(normalize(data.slice(r * h, (r + 1) * h)));
+    for (let r = 0; r < n; r++) rows.push(normalize(Float64Array.from(data.subarray(r * h, (r + 1) * h))));
     return rows;
   }
   if (shape.length !== 3 || shape[1] !== batch.sequenceLength) throw bad();
@@ -144,7 +154,7 @@ function pool(output: InferTensor, batch: BatchEncoding, label: string): number[
   const h = shape[2]!;
   if (data.length !== n * seq * h) throw bad();
   for (let r = 0; r < n; r++) {
-    const sum = new Array<number>(h).fill(0);
+    const sum = new Float64Array(h);
     let count = 0;
     for (let t = 0; t < seq; t++) {
       if (batch.attentionMask[r * seq + t] === 0n) continue;
@@ -154,15 +164,17 @@ function pool(output: InferTensor, batch: BatchEncoding, label: string): number[
     }
     // sentence-transformers clamps the token count at 1e-9.
     const denom = Math.max(count, 1e-9);
-    rows.push(normalize(sum.map((v) => v / denom)));
+    for (let k = 0; k < h; k++) sum[k]! /= denom;
+    rows.push(normalize(sum));
   }
   return rows;
 }
 
-/** v / max(|v|, 1e-12), as torch's F.normalize. */
-function normalize(v: number[]): number[] {
+/** v / max(|v|, 1e-12) in place, as torch's F.normalize. */
+function normalize(v: Float64Array): Float64Array {
   let sq = 0;
   for (const x of v) sq += x * x;
   const norm = Math.max(Math.sqrt(sq), 1e-12);
-  return v.map((x) => x / norm);
+  for (let k = 0; k < v.length; k++) v[k]! /= norm;
+  return v;
 }

@@ -1,6 +1,14 @@
+import {
+  KServeProtocolError,
+  tensorFromJson,
+  tensorToJsonData,
+  type InferRequest,
+  type Tensor,
+} from '@smart-routing/kserve';
 import { z } from 'zod';
-import { errorMessage, modelServerFailure, TaskError } from '../errors.js';
-import { TritonError, type TritonClient } from '../triton-client.js';
+import { TaskError } from '../errors.js';
+import type { InferTensor } from '../triton-client.js';
+import { inferFailure } from './infer-failure.js';
 import { parseWith, type TaskHandler } from './types.js';
 
 const tensor = z.object({
@@ -20,40 +28,52 @@ const schema = z.object({
   parameters: z.record(z.string(), z.unknown()).optional(),
 });
 
-type InferParameters = z.infer<typeof schema>;
+/** `infer` result: the model's outputs as KServe v2 JSON tensors. */
+export interface InferResult {
+  outputs: InferTensor[];
+}
 
 /**
- * `infer`: KServe v2 JSON inputs go to the model as they are; the model's outputs come back as
- * `{"outputs": [...]}`. A 4xx from the model server means the tensors did not fit the model:
- * `bad_parameters` with the server's message.
+ * `infer`: KServe v2 JSON inputs, parsed once into typed tensors (before any load, so a tensor
+ * whose data does not fit its shape or datatype never costs one), sent to the model server binary
+ * (or over gRPC), outputs back typed and written as `{"outputs": [...]}` JSON. A 4xx from the model
+ * server means the tensors did not fit the model: `bad_parameters` with the server's message.
  */
-export const inferHandler: TaskHandler<InferParameters> = {
+export const inferHandler: TaskHandler<InferRequest> = {
   taskType: 'infer',
   labelFree: false,
-  parse: (parameters) => parseWith(schema, parameters, 'infer'),
-  async run(parameters, { client, label }) {
+  parse(parameters) {
+    const p = parseWith(schema, parameters, 'infer');
+    try {
+      const request: InferRequest = {
+        inputs: p.inputs.map((t) => {
+          const typed = tensorFromJson(t.name, t.datatype, t.shape, t.data);
+          if (t.parameters) typed.parameters = t.parameters;
+          return typed;
+        }),
+      };
+      if (p.outputs) request.outputs = p.outputs;
+      if (p.parameters) request.parameters = p.parameters;
+      return request;
+    } catch (err) {
+      if (err instanceof KServeProtocolError) throw new TaskError('bad_parameters', `infer: ${err.message}`);
+      throw err;
+    }
+  },
+  async run(request, { client, label }): Promise<InferResult> {
     if (!client) throw new TaskError('internal', 'infer needs a model server');
     try {
-      const res = await client.infer(label, parameters);
-      return { outputs: res.outputs };
+      const res = await client.inferTensors(label, request);
+      return { outputs: res.outputs.map(jsonTensor) };
     } catch (err) {
-      // A 4xx means the tensors did not fit, unless the model itself is gone (server restarted).
-      if (
-        err instanceof TritonError &&
-        err.status >= 400 &&
-        err.status < 500 &&
-        (await isReady(client, label))
-      )
-        throw new TaskError('bad_parameters', `infer: ${err.serverMessage}`);
-      throw modelServerFailure(err, 'inference_failed', `infer on ${label} failed: ${errorMessage(err)}`);
+      throw await inferFailure(err, client, label, 'infer');
     }
   },
 };
 
-async function isReady(client: TritonClient, label: string): Promise<boolean> {
-  try {
-    return await client.isModelReady(label);
-  } catch {
-    return false;
-  }
+/** A typed output as a KServe v2 JSON tensor (the one number[] conversion, for the JSON answer). */
+function jsonTensor(t: Tensor): InferTensor {
+  const out: InferTensor = { name: t.name, datatype: t.datatype, shape: t.shape, data: tensorToJsonData(t) };
+  if (t.parameters) out.parameters = t.parameters;
+  return out;
 }

@@ -1,10 +1,18 @@
 import { echoHandler } from './echo.js';
 import { embedTextsHandler } from './embed-texts.js';
 import { inferHandler } from './infer.js';
+import { kserveInferHandler } from './kserve-infer.js';
+import { kserveMetadataHandler } from './kserve-metadata.js';
 import type { TaskHandler } from './types.js';
 
 /** Every handler the worker knows, by task type. */
-export const ALL_HANDLERS: readonly TaskHandler[] = [embedTextsHandler, inferHandler, echoHandler];
+export const ALL_HANDLERS: readonly TaskHandler[] = [
+  embedTextsHandler,
+  inferHandler,
+  kserveInferHandler,
+  kserveMetadataHandler,
+  echoHandler,
+];
 
 /**
  * The handlers a worker serves, by task type: all of them with a model server, only label-free

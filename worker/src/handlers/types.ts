@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { TaskError } from '../errors.js';
+import type { InferBody } from '../infer-transport.js';
 import type { TritonClient } from '../triton-client.js';
 import type { ModelCache } from './model-cache.js';
 
@@ -12,6 +13,38 @@ export interface HandlerContext {
   client: TritonClient | undefined;
   /** Per-label metadata, config and tokenizer, read once per load. */
   models: ModelCache;
+  /**
+   * The task's `RunTask.infer_request` with its `infer_header_length` (a `kserve_infer` body),
+   * untouched; undefined when the task carries none.
+   */
+  inferRequest?: InferBody;
+}
+
+/**
+ * A handler's binary answer: sent as `TaskResult.infer_response` + `infer_header_length`, bytes
+ * untouched (not serialised into `result_json`). `headerLength` bytes of JSON, then binary tensors;
+ * 0 = the body is all JSON.
+ */
+export interface BinaryTaskResult {
+  kind: 'binary';
+  body: Uint8Array;
+  headerLength: number;
+}
+
+/** A `BinaryTaskResult` for `body`. */
+export function binaryTaskResult(body: Uint8Array, headerLength: number): BinaryTaskResult {
+  return { kind: 'binary', body, headerLength };
+}
+
+/** True for a handler result that is a `BinaryTaskResult` (bytes, not a JSON value). */
+export function isBinaryTaskResult(value: unknown): value is BinaryTaskResult {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { kind?: unknown }).kind === 'binary' &&
+    (value as { body?: unknown }).body instanceof Uint8Array &&
+    Number.isSafeInteger((value as { headerLength?: unknown }).headerLength)
+  );
 }
 
 /**
@@ -30,7 +63,10 @@ export interface TaskHandler<P = unknown> {
   readonly labelFree: boolean;
   /** Validates `parameters_json`, already parsed once by the worker; throws `TaskError('bad_parameters')`. */
   parse(parameters: unknown): P;
-  /** Runs the task; the result is serialised once (`JSON.stringify`) into `result_json`. */
+  /**
+   * Runs the task; the result is serialised once (`JSON.stringify`) into `result_json`, or, a
+   * `BinaryTaskResult`, sent as `infer_response` bytes.
+   */
   run(parameters: P, context: HandlerContext): Promise<unknown>;
 }
 

@@ -6,7 +6,8 @@
  *
  * Prints one JSON line to stdout when it is ready, e.g.
  *   {"event":"model_server_ready","url":"http://127.0.0.1:8000","port":8000,"pid":1234}
- * so a parent that started it with --port 0 learns the port. Logs (pino JSON) go to stderr.
+ * so a parent that started it with --port 0 learns the port (and, with GRPC_PORT set, the gRPC
+ * front's `grpc_address`). Logs (pino JSON) go to stderr.
  * SIGTERM/SIGINT close it cleanly (exit code 0).
  */
 import { createServiceLogger, exitOnConfigError } from '@smart-routing/service-kit';
@@ -53,8 +54,13 @@ const handle = await startModelServer({
 });
 
 process.stdout.write(
-  JSON.stringify({ event: 'model_server_ready', url: handle.url, port: handle.port, pid: process.pid }) +
-    '\n',
+  JSON.stringify({
+    event: 'model_server_ready',
+    url: handle.url,
+    port: handle.port,
+    pid: process.pid,
+    ...(handle.grpcAddress ? { grpc_address: handle.grpcAddress } : {}),
+  }) + '\n',
 );
 
 let stopping = false;

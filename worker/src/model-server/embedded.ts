@@ -27,6 +27,11 @@ export interface EmbeddedModelServerOptions {
   cliPath?: string;
   /** Extra environment for the child (LOG_LEVEL etc.). Default: this process's environment. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Start the child's KServe v2 gRPC front too, on a free loopback port (`grpcAddress`). Default
+   * false; the child then has no gRPC front even when this process's environment sets GRPC_PORT.
+   */
+  grpc?: boolean;
   /** Time allowed from spawn to ready. Default 30 000 ms. */
   readyTimeoutMs?: number;
   /** First restart delay; doubles up to `maxRestartDelayMs`. Default 200 ms. */
@@ -41,6 +46,8 @@ export interface EmbeddedModelServerOptions {
 export interface EmbeddedModelServer extends EventEmitter {
   /** Base URL of the current child; changes after a restart. */
   readonly url: string;
+  /** `host:port` of the current child's gRPC front (with `grpc: true`); changes after a restart. */
+  readonly grpcAddress: string | undefined;
   /** Pid of the current child, undefined while none runs. */
   readonly pid: number | undefined;
   /** Stops the child (SIGTERM, then SIGKILL) and stops restarting. Safe to call twice. */
@@ -82,6 +89,7 @@ function sleep(ms: number): Promise<void> {
 class EmbeddedServer extends EventEmitter implements EmbeddedModelServer {
   private child: ChildProcess | undefined;
   private currentUrl = '';
+  private currentGrpcAddress: string | undefined;
   private closing: Promise<void> | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
   private restartDelay: number;
@@ -106,6 +114,10 @@ class EmbeddedServer extends EventEmitter implements EmbeddedModelServer {
     return this.currentUrl;
   }
 
+  get grpcAddress(): string | undefined {
+    return this.currentGrpcAddress;
+  }
+
   get pid(): number | undefined {
     return this.child && this.child.exitCode === null && this.child.signalCode === null
       ? this.child.pid
@@ -126,7 +138,11 @@ class EmbeddedServer extends EventEmitter implements EmbeddedModelServer {
         '127.0.0.1',
         '--exit-with-parent',
       ],
-      { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...this.options.env } },
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        // GRPC_PORT is ours to set: an inherited one (the dispatcher's, say) would clash.
+        env: { ...process.env, GRPC_PORT: this.options.grpc ? '0' : '', ...this.options.env },
+      },
     );
     this.child = child;
     const startedAt = Date.now();
@@ -150,16 +166,19 @@ class EmbeddedServer extends EventEmitter implements EmbeddedModelServer {
     });
     child.stdin!.on('error', () => undefined);
 
-    const readyLine = new Promise<string>((resolve, reject) => {
+    const readyLine = new Promise<{ url: string; grpcAddress?: string }>((resolve, reject) => {
       const lines = createInterface({ input: child.stdout! });
       let found = false;
       lines.on('line', (line) => {
         if (!found) {
           try {
-            const parsed = JSON.parse(line) as { url?: unknown };
+            const parsed = JSON.parse(line) as { url?: unknown; grpc_address?: unknown };
             if (typeof parsed.url === 'string') {
               found = true;
-              resolve(parsed.url);
+              resolve({
+                url: parsed.url,
+                ...(typeof parsed.grpc_address === 'string' ? { grpcAddress: parsed.grpc_address } : {}),
+              });
               return;
             }
           } catch {
@@ -181,14 +200,21 @@ class EmbeddedServer extends EventEmitter implements EmbeddedModelServer {
     child.once('exit', (code, signal) => this.onChildExit(child, code, signal, startedAt));
 
     try {
-      const url = await withDeadline(
+      const { url, grpcAddress } = await withDeadline(
         readyLine,
         this.opts.readyTimeoutMs,
         'model server did not print its ready line',
       );
+      if (this.options.grpc && !grpcAddress) throw new Error('model server started without its gRPC front');
       await this.waitReady(url, child, startedAt);
       this.currentUrl = url;
-      log.info({ event: 'model_server_started', url, duration_ms: Date.now() - startedAt });
+      this.currentGrpcAddress = grpcAddress;
+      log.info({
+        event: 'model_server_started',
+        url,
+        ...(grpcAddress ? { grpc_address: grpcAddress } : {}),
+        duration_ms: Date.now() - startedAt,
+      });
     } catch (err) {
       // Detach first so its exit is not taken for a crash of a running server.
       if (this.child === child) this.child = undefined;
