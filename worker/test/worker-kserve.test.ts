@@ -53,6 +53,10 @@ describe.each(['http', 'grpc'] as const)('a worker speaking %s to its model serv
 
   beforeAll(async () => {
     dispatcher = await FakeDispatcher.start({ heartbeatIntervalMs: 50, maxFrameBytes: MAX_FRAME });
+    // Regression: an inherited GRPC_PORT (a dispatcher's, in a shared environment) must not give
+    // the embedded child a gRPC front the worker did not ask for.
+    const inherited = process.env.GRPC_PORT;
+    process.env.GRPC_PORT = '0';
     worker = await startWorker({
       dispatcherUrl: dispatcher.url,
       workerId: `w-kserve-${protocol}`,
@@ -61,6 +65,9 @@ describe.each(['http', 'grpc'] as const)('a worker speaking %s to its model serv
       tritonProtocol: protocol,
       logger: logs.logger,
       reconnectInitialMs: 20,
+    }).finally(() => {
+      if (inherited === undefined) delete process.env.GRPC_PORT;
+      else process.env.GRPC_PORT = inherited;
     });
     await dispatcher.waitFor((m) => m.body === 'hello');
   }, 60_000);
