@@ -17,7 +17,14 @@ import { dirname, join, resolve } from 'node:path';
 import { startEmbeddedModelServer, type EmbeddedModelServer } from '@smart-routing/worker';
 import { Command, InvalidArgumentError } from 'commander';
 import { request } from 'undici';
-import { formatCase, runCase, type CasePath, type CaseResult, type MeasureOptions } from './infer-bench.js';
+import {
+  checkTargets,
+  formatCase,
+  runCase,
+  type CasePath,
+  type CaseResult,
+  type MeasureOptions,
+} from './infer-bench.js';
 import { modelFile, writeInferBenchModels, type InferBenchModel } from './infer-bench-models.js';
 import { benchTensor, grpcPath, ortPath, runTaskPath, v2HttpPath } from './infer-paths.js';
 import { freePort, startStack, type Stack } from './stack.js';
@@ -28,13 +35,25 @@ function positiveInt(value: string): number {
   return n;
 }
 
+function count(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer.');
+  return n;
+}
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of seconds.');
+  return n;
+}
+
 const CASES = ['image', 'large', 'batching', 'image-320'];
 
-const o = new Command('benchmark:infer')
+const program = new Command('benchmark:infer')
   .option('--concurrency <n>', 'concurrent callers per path', positiveInt, 4)
   .option('--requests <n>', 'measured requests per path', positiveInt, 200)
-  .option('--duration <s>', 'measure each path for this many seconds instead of --requests', Number)
-  .option('--warmup <n>', 'requests per path before measuring', positiveInt, 10)
+  .option('--duration <s>', 'measure each path for this many seconds instead of --requests', seconds)
+  .option('--warmup <n>', 'requests per path before measuring', count, 10)
   .option('--batch-concurrency <n>', 'concurrent callers of the dynamic batching case', positiveInt, 16)
   .option('--workers <n>', 'worker processes of the stack', positiveInt, 1)
   .option('--cases <list>', `comma-separated cases (${CASES.join(',')})`, CASES.join(','))
@@ -44,22 +63,23 @@ const o = new Command('benchmark:infer')
     "address for (e) instead of the dispatcher's GRPC_PORT ('embedded': (b)'s)",
   )
   .option('--out <file>', 'write the results as JSON')
-  .parse()
-  .opts<{
-    concurrency: number;
-    requests: number;
-    duration?: number;
-    warmup: number;
-    batchConcurrency: number;
-    workers: number;
-    cases: string;
-    frontUrl?: string;
-    frontGrpc?: string;
-    out?: string;
-  }>();
+  .parse();
+const o = program.opts<{
+  concurrency: number;
+  requests: number;
+  duration?: number;
+  warmup: number;
+  batchConcurrency: number;
+  workers: number;
+  cases: string;
+  frontUrl?: string;
+  frontGrpc?: string;
+  out?: string;
+}>();
 
 const cases = o.cases.split(',').map((c) => c.trim());
-for (const c of cases) if (!CASES.includes(c)) throw new InvalidArgumentError(`unknown case '${c}'`);
+for (const c of cases)
+  if (!CASES.includes(c)) program.error(`error: unknown case '${c}' (cases: ${CASES.join(', ')})`);
 const host = '127.0.0.1';
 
 const repo = await mkdtemp(join(tmpdir(), 'sr-infer-bench-'));
@@ -176,6 +196,10 @@ try {
     print(await runCase('image-320', 'one 1x3x320x320 FP32 request through every path', allPaths(m, once)));
   }
 
+  const targets = checkTargets(results);
+  console.log("issue 10's targets:");
+  for (const t of targets) console.log(`  ${t.verdict.padEnd(7)} ${t.target}: ${t.detail}`);
+
   if (o.out) {
     const out = resolve(o.out);
     await mkdir(dirname(out), { recursive: true });
@@ -183,7 +207,7 @@ try {
     const settings = { ...o, cases };
     await writeFile(
       out,
-      `${JSON.stringify({ command, date: new Date().toISOString(), settings, cases: results }, null, 2)}\n`,
+      `${JSON.stringify({ command, date: new Date().toISOString(), settings, cases: results, targets }, null, 2)}\n`,
     );
     console.log(`wrote ${out}`);
   }

@@ -173,3 +173,83 @@ export function formatCase(c: CaseResult): string[] {
   }
   return lines;
 }
+
+/** One of issue 10's targets, judged on a run. */
+export interface TargetCheck {
+  target: string;
+  /** 'n/a' when a case or path it needs was not measured. */
+  verdict: 'met' | 'not met' | 'n/a';
+  /** The numbers it was judged on. */
+  detail: string;
+}
+
+/**
+ * Issue 10's targets on the cases of a run (keys 'image-224', 'dynamic-batching', 'image-320'):
+ * (d) and (e) >= 0.8x of (a) and at most 2 ms added p50 on the image model, (c) >= 0.3x, (d) and
+ * (e) with dynamic batching above (a) one at a time, the 320x320 request through every path.
+ */
+export function checkTargets(cases: readonly CaseResult[]): TargetCheck[] {
+  const row = (key: string, id: string): PathMeasurement | undefined =>
+    cases.find((c) => c.key === key)?.rows.find((r) => r.id === id);
+  const measured = (r: PathMeasurement | undefined): r is PathMeasurement & { ratio: number } =>
+    r !== undefined && r.ratio !== undefined;
+  const checks: TargetCheck[] = [];
+  const judge = (
+    target: string,
+    rows: (PathMeasurement | undefined)[],
+    ok: () => boolean,
+    detail: () => string,
+  ) => {
+    const bad = rows.findIndex((r) => !measured(r));
+    if (bad >= 0) {
+      checks.push({ target, verdict: 'n/a', detail: rows[bad]?.unavailable ?? 'not measured' });
+    } else {
+      checks.push({ target, verdict: ok() ? 'met' : 'not met', detail: detail() });
+    }
+  };
+  const a = row('image-224', 'a');
+  for (const id of ['d', 'e']) {
+    const r = row('image-224', id);
+    judge(
+      `(${id}) >= 0.8x (a), image 224`,
+      [a, r],
+      () => r!.ratio! >= 0.8,
+      () => `${r!.ratio!.toFixed(2)}x`,
+    );
+    judge(
+      `(${id}) adds <= 2 ms p50 over (a), image 224`,
+      [a, r],
+      () => r!.p50Ms! - a!.p50Ms! <= 2,
+      () => `${(r!.p50Ms! - a!.p50Ms!).toFixed(1)} ms`,
+    );
+  }
+  const c = row('image-224', 'c');
+  judge(
+    '(c) /run-task JSON >= 0.3x (a), image 224',
+    [a, c],
+    () => c!.ratio! >= 0.3,
+    () => `${c!.ratio!.toFixed(2)}x`,
+  );
+  for (const id of ['d', 'e']) {
+    const r = row('dynamic-batching', id);
+    judge(
+      `(${id}) with dynamic batching above (a) one at a time`,
+      [row('dynamic-batching', 'a1'), r],
+      () => r!.ratio! > 1,
+      () => `${r!.ratio!.toFixed(2)}x`,
+    );
+  }
+  const once = cases.find((k) => k.key === 'image-320');
+  if (!once)
+    checks.push({ target: '1x3x320x320 through every path', verdict: 'n/a', detail: 'not measured' });
+  else {
+    const bad = once.rows.filter((r) => r.unavailable !== undefined || (r.failures ?? 0) > 0);
+    checks.push({
+      target: '1x3x320x320 through every path',
+      verdict: bad.length === 0 && once.rows.length === 5 ? 'met' : 'not met',
+      detail:
+        bad.length === 0 ? `${once.rows.length} paths ok` : `failed: ${bad.map((r) => r.id).join(', ')}`,
+    });
+  }
+  return checks;
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatCase, measurePath, runCase } from '../src/infer-bench.js';
+import { checkTargets, formatCase, measurePath, runCase, type PathMeasurement } from '../src/infer-bench.js';
 import type { InferPath } from '../src/infer-paths.js';
 
 // The measuring loop on stand-in paths (no sockets): counts, failures, unavailable paths, ratios.
@@ -90,5 +90,66 @@ describe('runCase', () => {
     const text = formatCase(c);
     expect(text[0]).toBe('title (ratios against (a))');
     expect(text[3]).toMatch(/\(e\) gone, c=1 +unavailable: no such front$/);
+  });
+});
+
+describe('checkTargets', () => {
+  const r = (id: string, perSecond: number, p50Ms: number, base: number): PathMeasurement => ({
+    id,
+    name: id,
+    concurrency: 4,
+    requests: 10,
+    failures: 0,
+    seconds: 1,
+    perSecond,
+    p50Ms,
+    p99Ms: p50Ms,
+    ratio: perSecond / base,
+  });
+  const gone = (id: string): PathMeasurement => ({ id, name: id, concurrency: 4, unavailable: 'HTTP 404' });
+
+  it('judges each target on its rows, and says n/a with the reason when a path is missing', () => {
+    const checks = checkTargets([
+      {
+        key: 'image-224',
+        title: '',
+        baseline: 'a',
+        rows: [
+          r('a', 100, 10, 100),
+          r('b', 90, 11, 100),
+          r('c', 20, 40, 100),
+          r('d', 85, 11.5, 100),
+          gone('e'),
+        ],
+      },
+      {
+        key: 'dynamic-batching',
+        title: '',
+        baseline: 'a1',
+        rows: [r('a1', 50, 5, 50), r('d', 60, 20, 50), r('e', 40, 30, 50)],
+      },
+      {
+        key: 'image-320',
+        title: '',
+        baseline: 'a',
+        rows: [r('a', 1, 1, 1), r('b', 1, 1, 1), gone('c'), r('d', 1, 1, 1), r('e', 1, 1, 1)],
+      },
+    ]);
+    expect(checks.map((c) => [c.target, c.verdict, c.detail])).toEqual([
+      ['(d) >= 0.8x (a), image 224', 'met', '0.85x'],
+      ['(d) adds <= 2 ms p50 over (a), image 224', 'met', '1.5 ms'],
+      ['(e) >= 0.8x (a), image 224', 'n/a', 'HTTP 404'],
+      ['(e) adds <= 2 ms p50 over (a), image 224', 'n/a', 'HTTP 404'],
+      ['(c) /run-task JSON >= 0.3x (a), image 224', 'not met', '0.20x'],
+      ['(d) with dynamic batching above (a) one at a time', 'met', '1.20x'],
+      ['(e) with dynamic batching above (a) one at a time', 'not met', '0.80x'],
+      ['1x3x320x320 through every path', 'not met', 'failed: c'],
+    ]);
+  });
+
+  it('says n/a for cases that were not run', () => {
+    const checks = checkTargets([]);
+    expect(checks).toHaveLength(8);
+    expect(checks.every((c) => c.verdict === 'n/a' && c.detail === 'not measured')).toBe(true);
   });
 });
