@@ -82,6 +82,10 @@ for (const c of cases)
   if (!CASES.includes(c)) program.error(`error: unknown case '${c}' (cases: ${CASES.join(', ')})`);
 const host = '127.0.0.1';
 
+// Ctrl-C: exit, and the stack's exit hook stops the services it started (the model server of (b)
+// exits with its parent).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+
 const repo = await mkdtemp(join(tmpdir(), 'sr-infer-bench-'));
 const models = await writeInferBenchModels(repo);
 const modelGrpcPort = await freePort(host);
