@@ -6,25 +6,21 @@ import { promisify } from 'node:util';
 import { OnnxDataType, encodeOnnxModel, modelPaths } from '@smart-routing/model-repo';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startModelServer, type ModelServerHandle } from '../../src/model-server/index.js';
-import { HIDDEN, call, embedRequest, makeRepository, memoryLogger } from './helpers.js';
+import { HIDDEN, call, makeRepository, memoryLogger } from './helpers.js';
 
 /**
  * Conformance: NVIDIA's Triton Python HTTP client (tritonclient.http, from
- * github.com/triton-inference-server/client, src/python/library) drives the embedded server
- * through fixtures/tritonclient-conformance.py. Debian has no tritonclient package and CI cannot
- * use pip, so the client is found at TRITONCLIENT_PYTHONPATH (a folder holding `tritonclient`,
- * e.g. a checkout's src/python/library) or on the interpreter's own path; the interpreter is
- * TRITON_PYTHON (default /usr/bin/python3, which has Debian's python3-numpy, python3-rapidjson and
- * python3-geventhttpclient). Without them the test is skipped, saying why.
+ * github.com/triton-inference-server/client, vendored unmodified in test/third_party/tritonclient)
+ * drives the embedded server through the battery test/conformance/tritonclient-battery.py. The
+ * interpreter is TRITON_PYTHON (default /usr/bin/python3, which has Debian's python3-numpy,
+ * python3-rapidjson and python3-geventhttpclient); without those the test is skipped, saying why.
  */
 
 const exec = promisify(execFile);
+const root = fileURLToPath(new URL('../../../', import.meta.url));
 const python = process.env.TRITON_PYTHON ?? '/usr/bin/python3';
-const env = {
-  ...process.env,
-  PYTHONPATH: process.env.TRITONCLIENT_PYTHONPATH ?? process.env.PYTHONPATH ?? '',
-};
-const script = fileURLToPath(new URL('./fixtures/tritonclient-conformance.py', import.meta.url));
+const env = { ...process.env, PYTHONPATH: join(root, 'test/third_party/tritonclient') };
+const battery = join(root, 'test/conformance/tritonclient-battery.py');
 
 async function clientMissing(): Promise<string | undefined> {
   try {
@@ -42,8 +38,8 @@ const missing = await clientMissing();
 if (missing) {
   // Said once, so a skipped run is not mistaken for a passing one.
   process.stderr.write(
-    `tritonclient.test.ts skipped: NVIDIA's tritonclient.http cannot be imported by ${python} (${missing}); ` +
-      "set TRITONCLIENT_PYTHONPATH to a triton-inference-server/client checkout's src/python/library\n",
+    `tritonclient.test.ts skipped: the vendored tritonclient.http cannot be imported by ${python} (${missing}); ` +
+      'install python3-geventhttpclient, python3-numpy and python3-rapidjson\n',
   );
 }
 
@@ -71,10 +67,11 @@ describe.skipIf(missing !== undefined)("NVIDIA's Triton Python client against th
     );
     await writeFile(strings.configPath, 'name: "strings"\nmax_batch_size: 0\n');
     server = await startModelServer({ repository: repo.dir, logger: memoryLogger().logger });
-    const { stdout } = await exec(python, [script, server.url.replace('http://', '')], {
-      env,
-      maxBuffer: 16 * 1024 * 1024,
-    });
+    const { stdout } = await exec(
+      python,
+      [battery, '--url', server.url, '--model', 'label-1', '--bytes-model', 'strings', '--load', '--stats'],
+      { env, maxBuffer: 16 * 1024 * 1024 },
+    );
     seen = JSON.parse(stdout) as Json;
   });
 
@@ -99,24 +96,22 @@ describe.skipIf(missing !== undefined)("NVIDIA's Triton Python client against th
   });
 
   it("the client's default (binary) request and a JSON request give the server's JSON answer", async () => {
-    // embedRequest masks every token; rerun with the client's mask for the reference.
-    const body = embedRequest([
-      [101, 7, 8, 102],
-      [101, 9, 102, 0],
-    ]) as { inputs: { data: unknown }[] };
-    body.inputs[1]!.data = [
-      [1, 1, 1, 1],
-      [1, 1, 1, 0],
-    ];
-    const reference = await call(server.url, 'POST', '/v2/models/label-1/infer', body);
+    // The reference: the battery's own inputs sent by us as plain JSON.
+    const inputs = Object.entries(seen.inputs as Json).map(([name, t]) => ({ name, ...t }));
+    expect(inputs.map((t) => t.shape)).toEqual([
+      [2, 4],
+      [2, 4],
+    ]);
+    const reference = await call(server.url, 'POST', '/v2/models/label-1/infer', { inputs });
     expect(reference.status).toBe(200);
     const expected = Array.from(Float32Array.from((reference.body as Json).outputs[0].data as number[]));
-    expect(seen.default.shape).toEqual([2, 4, HIDDEN]);
-    expect(seen.default.response.outputs[0].parameters).toEqual({ binary_data_size: 2 * 4 * HIDDEN * 4 });
-    expect(seen.default.data).toEqual(expected);
-    expect(seen.json.has_data).toBe(true);
-    expect(seen.json.response_id).toBe('json-1');
-    expect(seen.json.data).toEqual(expected);
+    const binary = seen.binary.outputs.last_hidden_state;
+    expect(binary.shape).toEqual([2, 4, HIDDEN]);
+    expect(seen.binary.response.outputs[0].parameters).toEqual({ binary_data_size: 2 * 4 * HIDDEN * 4 });
+    expect(binary.data).toEqual(expected);
+    expect(seen.json.response.id).toBe('json-1');
+    expect(seen.json.response.outputs[0].data).toBeDefined();
+    expect(seen.json.outputs.last_hidden_state.data).toEqual(expected);
   });
 
   it('BYTES tensors round-trip, binary and JSON', () => {
@@ -127,7 +122,7 @@ describe.skipIf(missing !== undefined)("NVIDIA's Triton Python client against th
   it('statistics as the client reads them', () => {
     const [m] = seen.stats.model_stats as Json[];
     expect(m).toMatchObject({ name: 'label-1', version: '1' });
-    // Two successful requests of batch 2; the two failed ones count as failures.
+    // Two successful requests of batch 2 (the battery's; ours came after); failures are not counted.
     expect(m!.inference_count).toBe(4);
     expect(m!.execution_count).toBe(2);
     expect(m!.inference_stats.success.count).toBe(2);
@@ -136,16 +131,16 @@ describe.skipIf(missing !== undefined)("NVIDIA's Triton Python client against th
   });
 
   it('errors reach the client with their status and message', () => {
-    expect(seen.errors.unknown_model).toEqual({
+    expect(seen.unknown_model.error).toEqual({
       status: '400',
-      message: "Request for unknown model: 'nope' is not found",
+      message: "Request for unknown model: 'no-such-model' is not found",
     });
-    expect(seen.errors.wrong_datatype.status).toBe('400');
-    expect(seen.errors.wrong_datatype.message).toMatch(
+    expect(seen.wrong_datatype.error.status).toBe('400');
+    expect(seen.wrong_datatype.error.message).toMatch(
       /data-type is 'FP32', but model 'label-1' expects 'INT64'/,
     );
-    expect(seen.errors.missing_input.message).toMatch(/missing required input\(s\) \['attention_mask'\]/);
-    expect(seen.errors.unknown_model_metadata.status).toBe('400');
-    expect(seen.strings_ready_after_unload).toBe(false);
+    expect(seen.missing_input.error.message).toMatch(/missing required input\(s\) \['attention_mask'\]/);
+    expect(seen.unknown_model_metadata.error.status).toBe('400');
+    expect(seen.bytes_ready_after_unload).toBe(false);
   });
 });
