@@ -326,7 +326,10 @@ const envSchema = z.object({
   MAX_INFER_BODY_BYTES: int(1024).optional(),
   // A port, or off / false to run without the gRPC front.
   GRPC_PORT: z
-    .union([z.enum(['off', 'false']).transform(() => false as const), z.coerce.number().int().min(0).max(65535)])
+    .union([
+      z.enum(['off', 'false']).transform(() => false as const),
+      z.coerce.number().int().min(0).max(65535),
+    ])
     .optional(),
   API_KEYS: z
     .string()
