@@ -287,6 +287,40 @@ describe('gRPC errors as status codes', () => {
   });
 });
 
+describe('gRPC cancellation', () => {
+  it("a client's deadline abandons the task (counted as abandoned)", async () => {
+    const { d, rpc } = await start();
+    const w = await worker(d, 'w1', ['m1'], { answer: false });
+    const call = rpc.ModelInfer!(
+      {
+        model_name: 'm1',
+        inputs: [{ name: 'x', datatype: 'FP32', shape: [1] }],
+        raw_input_contents: [Buffer.alloc(4)],
+      },
+      new grpc.Metadata(),
+      { deadline: Date.now() + 300 },
+    );
+    expect(await codeOf(call)).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(w.received).toHaveLength(1);
+    await eventually(async () =>
+      /smart_routing_tasks_total\{outcome="abandoned"\} 1/.test(await metricsText(d)),
+    );
+  });
+});
+
+async function metricsText(d: DispatcherHandle): Promise<string> {
+  return (await fetch(`${d.url}/metrics`)).text();
+}
+
+/** Waits for an async condition (the server side of a cancelled call runs after the client's). */
+async function eventually(check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error('condition not met');
+}
+
 describe('GRPC_PORT', () => {
   it('grpcPort false turns the front off', async () => {
     const d = await h.dispatcher({ grpcPort: false });

@@ -158,6 +158,35 @@ describe('POST /v2/models/{model}/infer', () => {
   });
 });
 
+describe('v2 client going away', () => {
+  it('abandons the task when the client closes before the answer', async () => {
+    const d = await h.dispatcher();
+    const w = await inferWorker(d.url, 'w1', ['m1'], undefined, { answer: false });
+    const abort = new AbortController();
+    const pending = fetch(`${d.url}/v2/models/m1/infer`, {
+      method: 'POST',
+      body: vector('json-only-request').body,
+      signal: abort.signal,
+    }).catch((err: Error) => err.name);
+    await w.waitForTasks(1);
+    abort.abort();
+    expect(await pending).toBe('AbortError');
+    await eventually(async () =>
+      /smart_routing_tasks_total\{outcome="abandoned"\} 1/.test(
+        await (await fetch(`${d.url}/metrics`)).text(),
+      ),
+    );
+  });
+});
+
+async function eventually(check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error('condition not met');
+}
+
 describe('v2 errors in Triton shape', () => {
   const body = vector('json-only-request').body;
 
