@@ -321,6 +321,30 @@ async function eventually(check: () => Promise<boolean>): Promise<void> {
   throw new Error('condition not met');
 }
 
+describe('gRPC front shutdown', () => {
+  it('answers ServerReady false while draining and stops listening on close', async () => {
+    const { d, rpc } = await start({ shutdownGraceMs: 5000 });
+    const w = await worker(d, 'w1', ['m1'], {
+      runMs: 200,
+      inferAnswer: () => ({ body: RESPONSE, headerLength: RESPONSE_HEADER }),
+    });
+    const running = rpc.ModelInfer!({
+      model_name: 'm1',
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [1] }],
+      raw_input_contents: [Buffer.alloc(4)],
+    });
+    await w.waitForTasks(1);
+    const drained = d.drain();
+    expect(await rpc.ServerReady!({})).toEqual({ ready: false });
+    // The call in flight finishes within the grace.
+    expect((await running).model_name).toBe('mymodel');
+    await drained;
+    expect(await codeOf(rpc.ServerLive!({}, new grpc.Metadata(), { deadline: Date.now() + 2000 }))).toBe(
+      grpc.status.UNAVAILABLE,
+    );
+  });
+});
+
 describe('GRPC_PORT', () => {
   it('grpcPort false turns the front off', async () => {
     const d = await h.dispatcher({ grpcPort: false });
