@@ -24,6 +24,8 @@ const FLAGS: [flag: string, env: EnvVar, help: string][] = [
   ['--api-keys <keys>', 'API_KEYS', 'comma-separated producer API keys [unset = no auth]'],
   ['--uploader-url <url>', 'UPLOADER_URL', 'uploader base URL for POST /upload-model [unset]'],
   ['--model-repository <dir>', 'MODEL_REPOSITORY', 'check labels against this repository [unset]'],
+  ['--grpc-port <n>', 'GRPC_PORT', 'KServe v2 gRPC front port, or off [8081; 0 when --port is 0]'],
+  ['--max-infer-body-bytes <n>', 'MAX_INFER_BODY_BYTES', 'largest KServe v2 body [64 MiB - 64 KiB]'],
   ['--log-collector-url <url>', 'LOG_COLLECTOR_URL', 'log collector base URL [unset]'],
   ['--log-level <level>', 'LOG_LEVEL', 'fatal | error | warn | info | debug | trace | silent [info]'],
 ];

@@ -55,8 +55,20 @@ export interface DispatcherOptions {
   modelRepository?: string;
   /** Time a connection has to send its Hello (ms) [5000]. */
   helloTimeoutMs?: number;
-  /** Largest HTTP body accepted (bytes) [1 MiB]. */
+  /** Largest HTTP body accepted on /run-task and the other JSON routes (bytes) [1 MiB]. */
   maxBodyBytes?: number;
+  /**
+   * Largest body accepted on the KServe v2 routes (`/v2/...`), and the largest gRPC message
+   * (bytes) [64 MiB - 64 KiB: the worker link's frame less room for the RunTask's other fields;
+   * a batch of 8 224x224x3 FP32 images is 4.6 MiB]. Must leave {@link INFER_FRAME_OVERHEAD_BYTES}
+   * under `maxPayloadBytes`, since the answer comes back in one frame.
+   */
+  maxInferBodyBytes?: number;
+  /**
+   * Port of the KServe v2 gRPC front (`inference.GRPCInferenceService`) [8081; 0 when `port` is 0,
+   * so tests never collide]; 0 picks a free one; `false` turns the front off.
+   */
+  grpcPort?: number | false;
   /** Largest WebSocket frame accepted from a worker (bytes) [64 MiB]. */
   maxPayloadBytes?: number;
   /** Largest WebSocket frame accepted before the worker's Hello is accepted (bytes) [64 KiB]. */
@@ -107,6 +119,8 @@ export interface ResolvedOptions {
   readonly modelRepository: string | undefined;
   readonly helloTimeoutMs: number;
   readonly maxBodyBytes: number;
+  readonly maxInferBodyBytes: number;
+  readonly grpcPort: number | false;
   readonly maxPayloadBytes: number;
   readonly preHelloMaxBytes: number;
   readonly headersTimeoutMs: number;
@@ -119,6 +133,12 @@ export interface ResolvedOptions {
   readonly tickIntervalMs: number;
   readonly repositoryCacheMs: number;
 }
+
+/** Room a RunTask frame needs beyond its `infer_request` bytes (ids, label, task type: a few KiB). */
+export const INFER_FRAME_OVERHEAD_BYTES = 64 * 1024;
+
+/** The gRPC front's port when none is set. */
+export const DEFAULT_GRPC_PORT = 8081;
 
 const ms = (min: number) =>
   z
@@ -151,6 +171,8 @@ const optionsSchema = z.object({
     .int()
     .min(1024)
     .default(1024 * 1024),
+  maxInferBodyBytes: z.number().int().min(1024).optional(),
+  grpcPort: z.union([z.number().int().min(0).max(65535), z.literal(false)]).optional(),
   maxPayloadBytes: z
     .number()
     .int()
@@ -181,8 +203,18 @@ export function resolveOptions(options: DispatcherOptions = {}): ResolvedOptions
   const parsed = optionsSchema.safeParse(plain);
   if (!parsed.success) throw configErrorFrom(parsed.error);
   const o = parsed.data;
+  // A v2 body travels to the worker in one RunTask frame, so it must fit a frame with room to spare.
+  const inferCeiling = o.maxPayloadBytes - INFER_FRAME_OVERHEAD_BYTES;
+  if (o.maxInferBodyBytes !== undefined && o.maxInferBodyBytes > inferCeiling) {
+    throw new ConfigError(
+      'maxInferBodyBytes',
+      `must leave ${INFER_FRAME_OVERHEAD_BYTES} bytes under maxPayloadBytes (${o.maxPayloadBytes}): at most ${inferCeiling}`,
+    );
+  }
   return Object.freeze({
     ...o,
+    maxInferBodyBytes: o.maxInferBodyBytes ?? Math.max(1024, inferCeiling),
+    grpcPort: o.grpcPort ?? (o.port === 0 ? 0 : DEFAULT_GRPC_PORT),
     workerToken: o.workerToken,
     uploaderUrl: o.uploaderUrl?.replace(/\/+$/, ''),
     modelRepository: o.modelRepository,
@@ -232,6 +264,9 @@ export const ENV_VARS = [
   'HEADERS_TIMEOUT_MS',
   'REQUEST_TIMEOUT_MS',
   'MAX_CONNECTIONS',
+  'MAX_BODY_BYTES',
+  'MAX_INFER_BODY_BYTES',
+  'GRPC_PORT',
   'API_KEYS',
   'UPLOADER_URL',
   'MODEL_REPOSITORY',
@@ -287,6 +322,15 @@ const envSchema = z.object({
   HEADERS_TIMEOUT_MS: int(1).default(10_000),
   REQUEST_TIMEOUT_MS: int(1).default(30_000),
   MAX_CONNECTIONS: int(1).default(10_000),
+  MAX_BODY_BYTES: int(1024).optional(),
+  MAX_INFER_BODY_BYTES: int(1024).optional(),
+  // A port, or off / false to run without the gRPC front.
+  GRPC_PORT: z
+    .union([
+      z.enum(['off', 'false']).transform(() => false as const),
+      z.coerce.number().int().min(0).max(65535),
+    ])
+    .optional(),
   API_KEYS: z
     .string()
     .transform((v) =>
@@ -338,6 +382,9 @@ export function loadConfig(
     headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     maxConnections: e.MAX_CONNECTIONS,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    maxInferBodyBytes: e.MAX_INFER_BODY_BYTES,
+    grpcPort: e.GRPC_PORT,
     apiKeys: e.API_KEYS ?? [],
     uploaderUrl: e.UPLOADER_URL,
     modelRepository: e.MODEL_REPOSITORY,

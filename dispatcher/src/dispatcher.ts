@@ -3,6 +3,9 @@ import { listen, type ListeningServer } from '@smart-routing/service-kit';
 import { checkWorkerTrust, resolveOptions, type DispatcherOptions, type ResolvedOptions } from './config.js';
 import { answerClientError, createHttpApp } from './http-routes.js';
 import { serviceLogger } from './logger.js';
+import { KServeFleet } from './kserve-front/fleet.js';
+import { startGrpcFront, type GrpcFrontHandle } from './kserve-front/grpc-front.js';
+import { createKServeHttpHandler, isKServeRequest, isOverLimitInfer } from './kserve-front/http-front.js';
 import { createMetrics } from './metrics.js';
 import { RepositoryLabels } from './repository-labels.js';
 import { Router } from './routing/router.js';
@@ -16,6 +19,10 @@ export interface DispatcherHandle {
   /** `http://host:port` (loopback shown as 127.0.0.1 when listening on every interface). */
   readonly url: string;
   readonly port: number;
+  /** The KServe v2 gRPC front's `host:port`; undefined when it is off (`grpcPort: false`). */
+  readonly grpcAddress: string | undefined;
+  /** The gRPC front's port; undefined when it is off. */
+  readonly grpcPort: number | undefined;
   /** The validated options it runs with. */
   readonly options: ResolvedOptions;
   /** The routing core (read its picture; do not drive it from outside). */
@@ -39,6 +46,7 @@ export interface DispatcherHandle {
  *             (rest: http-routes)  <─ task-answer ─┘ ^   │ worker-messages: RunTask / LabelOrder
  *   workers  ─WS──> worker-endpoint ─────────────────┘   v
  *                   (Hello, TaskResult, LabelEvent, Heartbeat)
+ *   KServe v2 clients ─HTTP /v2, gRPC─> kserve-front/ ─> TaskTracker (kserve_infer tasks)
  */
 export async function startDispatcher(options: DispatcherOptions = {}): Promise<DispatcherHandle> {
   const resolved = resolveOptions(options);
@@ -93,10 +101,30 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     repository,
     isDraining: () => draining,
   });
-  // POST /run-task skips Express (the hot path); every other request goes to it.
+  const fleet = new KServeFleet({
+    options: resolved,
+    router,
+    tracker,
+    repository,
+    logger,
+    isDraining: () => draining,
+  });
+  const v2 = createKServeHttpHandler({ options: resolved, fleet, logger });
+  // POST /run-task and the KServe v2 routes skip Express (hot paths); every other request goes to it.
   server.on('request', (req, res) => {
     if (isRunTaskRequest(req)) runTask(req, res);
+    else if (isKServeRequest(req)) v2(req, res);
     else app(req, res);
+  });
+  // Expect: 100-continue: an over-limit infer gets its 413 before the client sends the body.
+  server.on('checkContinue', (req, res) => {
+    if (isOverLimitInfer(req, resolved)) {
+      res.setHeader('Connection', 'close');
+      v2(req, res);
+      return;
+    }
+    res.writeContinue();
+    server.emit('request', req, res);
   });
   server.on('clientError', answerClientError);
   const ticker = setInterval(() => {
@@ -116,6 +144,23 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     throw err;
   }
   const { url, port } = http;
+  let grpcFront: GrpcFrontHandle | undefined;
+  if (resolved.grpcPort !== false) {
+    try {
+      grpcFront = await startGrpcFront({
+        options: resolved,
+        fleet,
+        logger,
+        host: resolved.host,
+        port: resolved.grpcPort,
+      });
+    } catch (err) {
+      clearInterval(ticker);
+      await endpoint.close();
+      await http.close();
+      throw err;
+    }
+  }
 
   let shutdown: Promise<void> | undefined;
   let cutGrace: () => void = () => {};
@@ -136,6 +181,8 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
       endpoint.drainAll('dispatcher shutting down');
       tracker.failAll('shutting_down', 'the dispatcher shut down before the task finished');
       clearInterval(ticker);
+      // Every call was answered just above; the gRPC front only has to stop listening.
+      await grpcFront?.close();
       await endpoint.close();
       await http.close();
       logger.info({ event: 'dispatcher_closed' }, 'dispatcher closed');
@@ -150,6 +197,8 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
   return {
     url,
     port,
+    grpcAddress: grpcFront?.address,
+    grpcPort: grpcFront?.port,
     options: resolved,
     router,
     drain,

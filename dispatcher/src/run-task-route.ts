@@ -170,8 +170,10 @@ function runTask(rawBody: unknown, res: ServerResponse, tracker: TaskTracker): v
     (outcome) => {
       replied = true;
       if (res.headersSent || res.destroyed) return;
-      if (outcome.ok) writeJson(res, 200, completedAnswer(outcome.completed));
-      else sendError(res, outcome.error);
+      if (!outcome.ok) sendError(res, outcome.error);
+      else if ('completed' in outcome) writeJson(res, 200, completedAnswer(outcome.completed));
+      // Only tasks submitted with an infer request are answered with bytes; never these.
+      else sendError(res, new DispatcherError('internal'));
     },
   );
 }

@@ -19,9 +19,20 @@ export interface CompletedTask {
   readonly resultJson: string;
 }
 
-/** How a task ended, for the producer. */
+/**
+ * A `kserve_infer` task a worker completed: the model server's response body as it came
+ * (Triton's binary layout: `headerLength` bytes of JSON, then the binary tensors), never parsed.
+ */
+export interface CompletedInfer extends Omit<CompletedTask, 'resultJson'> {
+  readonly body: Uint8Array;
+  /** Bytes of JSON header at the start of `body`; 0 means the whole body is JSON. */
+  readonly headerLength: number;
+}
+
+/** How a task ended, for the producer: a JSON result (/run-task), an infer body (/v2), or an error. */
 export type TaskOutcome =
   | { readonly ok: true; readonly completed: CompletedTask }
+  | { readonly ok: true; readonly inferred: CompletedInfer }
   | { readonly ok: false; readonly error: DispatcherError };
 
 /**

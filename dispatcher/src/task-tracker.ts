@@ -24,6 +24,13 @@ export interface RunTaskRequest {
   readonly label: string;
   /** Already checked to be JSON at the edge (the HTTP route); passed on as it came. */
   readonly parametersJson: string;
+  /**
+   * A `kserve_infer` task's request body (KServe v2, Triton's binary layout), sent on untouched
+   * in RunTask.infer_request; its task is answered with the worker's bytes (`inferred`) [none].
+   */
+  readonly inferRequest?: Uint8Array;
+  /** Bytes of JSON header at the start of `inferRequest` (0: all JSON) [0]. */
+  readonly inferHeaderLength?: number;
 }
 
 /** Called exactly once per submitted task with how it ended. */
@@ -41,6 +48,8 @@ interface PendingTask {
   /** The producer's label, for the answer. */
   readonly label: string;
   readonly parametersJson: string;
+  readonly inferRequest: Uint8Array | undefined;
+  readonly inferHeaderLength: number;
   readonly reply: TaskReply;
   readonly receivedAt: number;
   readonly deadlineUnixMs: number;
@@ -153,6 +162,8 @@ export class TaskTracker {
       spec: { id: req.taskId, label: labelFree ? NO_LABEL : req.label, taskType: req.taskType },
       label: req.label,
       parametersJson: req.parametersJson,
+      inferRequest: req.inferRequest,
+      inferHeaderLength: req.inferHeaderLength ?? 0,
       reply,
       receivedAt: performance.now(),
       deadlineUnixMs: Date.now() + options.taskTimeoutMs,
@@ -358,6 +369,9 @@ export class TaskTracker {
             parametersJson: task.parametersJson,
             attempt: task.attempt,
             deadlineUnixMs: task.deadlineUnixMs,
+            ...(task.inferRequest !== undefined
+              ? { inferRequest: task.inferRequest, inferHeaderLength: task.inferHeaderLength }
+              : {}),
           });
           if (logger.isLevelEnabled('debug'))
             logger.debug(
@@ -396,6 +410,7 @@ export class TaskTracker {
   }
 
   private complete(task: PendingTask, workerId: string, result: TaskResult): void {
+    if (task.inferRequest !== undefined) return this.completeInfer(task, workerId, result);
     const resultJson = result.resultJson ?? 'null';
     if (!isJsonDocument(resultJson)) {
       this.fail(
@@ -415,6 +430,31 @@ export class TaskTracker {
         runMs: result.runMs,
         attempts: task.attempt,
         resultJson,
+      },
+    });
+  }
+
+  /** A `kserve_infer` answer: the worker's bytes go to the producer as they came. */
+  private completeInfer(task: PendingTask, workerId: string, result: TaskResult): void {
+    const body = result.inferResponse;
+    const headerLength = result.inferHeaderLength ?? 0;
+    if (body === undefined || headerLength > body.byteLength) {
+      const why = body === undefined ? 'no infer response' : 'an infer header longer than the body';
+      this.fail(task, new DispatcherError('worker_error', `worker ${workerId} returned ${why}`));
+      return;
+    }
+    this.finish(task, 'completed', {
+      ok: true,
+      inferred: {
+        taskId: task.spec.id,
+        workerId,
+        label: task.label,
+        labelMiss: result.labelMiss,
+        loadMs: result.loadMs,
+        runMs: result.runMs,
+        attempts: task.attempt,
+        body,
+        headerLength,
       },
     });
   }

@@ -19,6 +19,10 @@ export interface OutgoingTask {
   /** 1 for the first try. */
   readonly attempt: number;
   readonly deadlineUnixMs: number;
+  /** A `kserve_infer` task's request body, passed on untouched [none]. */
+  readonly inferRequest?: Uint8Array;
+  /** Bytes of JSON header at the start of `inferRequest` (0: all JSON) [0]. */
+  readonly inferHeaderLength?: number;
 }
 
 /** Carries decisions to the workers; each call returns false when the worker is gone (its close follows). */
@@ -38,6 +42,9 @@ export function runTaskFrame(decision: SendDecision, task: OutgoingTask): Dispat
       evictLabel: decision.evictLabel ?? '',
       attempt: task.attempt,
       deadlineUnixMs: task.deadlineUnixMs,
+      ...(task.inferRequest !== undefined
+        ? { inferRequest: task.inferRequest, inferHeaderLength: task.inferHeaderLength ?? 0 }
+        : {}),
     },
   };
 }

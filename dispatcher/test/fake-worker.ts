@@ -10,6 +10,7 @@ import {
   encodeWorkerMessage,
   type DispatcherMessage,
   type RunTask,
+  type TaskErrorCode,
   type WorkerMessageInput,
 } from '@smart-routing/proto';
 import WebSocket from 'ws';
@@ -43,7 +44,20 @@ export interface FakeWorkerOptions {
   answer?: boolean;
   /** The result_json text to answer with [`{"echo": <parameters>, "worker": <id>}`]. */
   resultJson?: (task: RunTask) => string;
+  /**
+   * How a `kserve_infer` task is answered: bytes (sent as infer_response) or a task error
+   * [unset: like any other task, with result_json].
+   */
+  inferAnswer?: (
+    task: RunTask,
+  ) => { body: Uint8Array; headerLength: number } | { error: { code: TaskErrorCode; message: string } };
 }
+
+/** A RunTask's outcome fields, as the fake worker answers it. */
+type Outcome =
+  | { resultJson: string }
+  | { inferResponse: Uint8Array; inferHeaderLength: number }
+  | { error: { code: TaskErrorCode; message: string } };
 
 /** The HTTP answer to an upgrade attempt. */
 export interface UpgradeAnswer {
@@ -280,7 +294,7 @@ export class FakeWorker {
         taskResult: {
           taskId,
           label,
-          resultJson: this.resultFor(task),
+          ...this.outcomeFor(task),
           labelMiss: miss,
           loadMs,
           runMs,
@@ -290,6 +304,13 @@ export class FakeWorker {
     } finally {
       this.inFlight--;
     }
+  }
+
+  private outcomeFor(task: RunTask): Outcome {
+    const infer = task.taskType === 'kserve_infer' ? this.options.inferAnswer?.(task) : undefined;
+    if (infer === undefined) return { resultJson: this.resultFor(task) };
+    if ('error' in infer) return { error: infer.error };
+    return { inferResponse: infer.body, inferHeaderLength: infer.headerLength };
   }
 
   private resultFor(task: RunTask): string {
