@@ -5,10 +5,12 @@
  * |---|---|
  * | `memory` | {@link MemoryTaskStore}: nothing survives the process |
  * | `sqlite:<path>` or a plain path | {@link SqliteTaskStore} on that file (default `./data/tasks.sqlite`) |
- * | `redis://…` / `rediss://…` | RedisTaskStore on that server |
+ * | `redis://…` / `rediss://…` | {@link RedisTaskStore} on that server |
  */
 import { ConfigError } from '@smart-routing/service-kit';
+import type { Logger } from 'pino';
 import { MemoryTaskStore } from './memory-store.js';
+import { RedisTaskStore } from './redis-store.js';
 import { SqliteTaskStore } from './sqlite-store.js';
 import type { TaskStore } from './task-store.js';
 
@@ -25,6 +27,8 @@ export type TaskStoreSpec =
 export interface OpenTaskStoreOptions {
   /** Redis only: prefix of every key the store writes ['smart-routing:']. */
   keyPrefix?: string;
+  /** Redis only: where connection errors are logged [the dispatcher's default logger]. */
+  logger?: Logger;
 }
 
 /**
@@ -64,7 +68,7 @@ export function parseTaskStoreSpec(spec: string | undefined): TaskStoreSpec {
  */
 export async function openTaskStore(
   spec: string | TaskStoreSpec | undefined,
-  _options: OpenTaskStoreOptions = {},
+  options: OpenTaskStoreOptions = {},
 ): Promise<TaskStore> {
   const parsed = typeof spec === 'object' ? spec : parseTaskStoreSpec(spec);
   switch (parsed.kind) {
@@ -73,6 +77,10 @@ export async function openTaskStore(
     case 'sqlite':
       return new SqliteTaskStore({ path: parsed.path });
     case 'redis':
-      throw new ConfigError('TASK_STORE', 'redis is not available yet');
+      return RedisTaskStore.connect({
+        url: parsed.url,
+        keyPrefix: options.keyPrefix,
+        logger: options.logger,
+      });
   }
 }
