@@ -24,6 +24,8 @@ export interface RunTaskRequest {
   readonly label: string;
   /** Already checked to be JSON at the edge (the HTTP route); passed on as it came. */
   readonly parametersJson: string;
+  /** Who sent it (the API key's name), for fair queueing. Default: one shared tenant. */
+  readonly tenant?: string;
 }
 
 /** Called exactly once per submitted task with how it ended. */
@@ -150,7 +152,12 @@ export class TaskTracker {
     // no eviction, no hit or miss) and needs no repository check.
     const labelFree = router.isLabelFree(req.taskType);
     const task: PendingTask = {
-      spec: { id: req.taskId, label: labelFree ? NO_LABEL : req.label, taskType: req.taskType },
+      spec: {
+        id: req.taskId,
+        label: labelFree ? NO_LABEL : req.label,
+        taskType: req.taskType,
+        ...(req.tenant === undefined ? {} : { tenant: req.tenant }),
+      },
       label: req.label,
       parametersJson: req.parametersJson,
       reply,
