@@ -16,7 +16,7 @@ import { generateDemoModels } from '@smart-routing/model-repo';
 import { calibrationLogDir, measureLoadTime } from './calibrate.js';
 import { meanArrivalIntervalS, PRESETS, scaledWaits, type Preset } from './presets.js';
 import { runBenchmark, type RunResult } from './run-benchmark.js';
-import { SCENARIOS, scenario, type Scenario } from './scenarios.js';
+import { SCENARIOS, loadToIntervalRatio, scaledRate, scenario, type Scenario } from './scenarios.js';
 import { simulate, type SimulationResult } from './simulator.js';
 import { formatComparison, formatSummary } from './report.js';
 import { parseLabelDistribution, type LabelDistribution, type TrafficOptions } from './traffic.js';
@@ -175,17 +175,19 @@ if (preset) {
 let rate = positive('rate', o.rate, false);
 let scenarioRatio: number | undefined;
 if (scen && scen.traffic.arrival === 'open') {
-  const loads = typeof scen.loadMs === 'number' ? [scen.loadMs] : Object.values(scen.loadMs);
-  scenarioRatio = ((loads.reduce((a, b) => a + b, 0) / loads.length) * scen.traffic.rate) / 1000;
+  scenarioRatio = loadToIntervalRatio(scen);
   if (program.getOptionValueSource('rate') !== 'cli') {
     if (loadS === undefined) program.error('--scenario needs a stack started by the benchmark, or --rate');
-    rate = scenarioRatio / loadS;
+    rate = scaledRate(scen, loadS);
   }
 }
 const interval = arrival === 'open' ? 1 / Math.max(rate, 1e-9) : meanArrivalIntervalS(waitAvgS, producers);
 if (loadS !== undefined) {
   console.log(
-    `measured load time in a stack ${(loadS * 1000).toFixed(1)} ms; waits ${waitAvgS.toFixed(3)} +/- ${waitStddevS.toFixed(3)} s; ` +
+    `measured load time in a stack ${(loadS * 1000).toFixed(1)} ms; ` +
+      (arrival === 'closed'
+        ? `waits ${waitAvgS.toFixed(3)} +/- ${waitStddevS.toFixed(3)} s; `
+        : `rate ${rate.toFixed(1)}/s; `) +
       `load / mean arrival interval = ${(loadS / interval).toFixed(3)}` +
       (preset
         ? ` (original: ${(0.45 / meanArrivalIntervalS(preset.originalWaitAvgS, producers)).toFixed(3)})`
