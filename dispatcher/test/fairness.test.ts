@@ -31,12 +31,12 @@ async function lightPositions(options: DispatcherOptions, heavyTasks = 10): Prom
     before: () => held,
   });
   const heavy = [post(d.url, '/run-task', task('h0'), HEAVY)];
-  await w.waitForTasks(1);
+  await w.waitForTasks(1, 20_000);
   for (let i = 1; i < heavyTasks; i++) heavy.push(post(d.url, '/run-task', task(`h${i}`), HEAVY));
-  await eventually(() => d.router.queuedCount === heavyTasks - 1);
+  await eventually(() => d.router.queuedCount === heavyTasks - 1, 20_000);
   const lightBodies = [task('l0'), task('l1')];
   const light = lightBodies.map((b) => post(d.url, '/run-task', b, LIGHT));
-  await eventually(() => d.router.queuedCount === heavyTasks + 1);
+  await eventually(() => d.router.queuedCount === heavyTasks + 1, 20_000);
   release();
   const answers = await Promise.all([...heavy, ...light]);
   for (const a of answers) expect(a.status).toBe(200);
@@ -72,7 +72,7 @@ describe('tenant = API key', () => {
     const fair = await lightPositions(keys);
     expect(Math.max(...fair)).toBeLessThanOrEqual(4);
     await h.cleanup();
-    // The same keys unnamed by weight but as one tenant (no keys): FIFO, the light tasks go last.
+    // No keys, so one shared tenant: FIFO, the light tasks go last.
     const fifo = await lightPositions({});
     expect(Math.min(...fifo)).toBeGreaterThanOrEqual(9);
   });
