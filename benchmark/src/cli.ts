@@ -3,7 +3,10 @@
  * `npm run benchmark -- [flags]`: replays the original's experiment against a live stack (started
  * here, or `--dispatcher-url`), per policy, on identical traffic, and prints the original's
  * summary lines plus latency percentiles, evictions, load times, the miss floor and the
- * simulator's prediction.
+ * simulator's prediction. `--scenario <name>` runs a simulator scenario (scenarios.ts) live, scaled:
+ * its fleet and label mix, open arrival at the rate that keeps the scenario's load time / arrival
+ * interval with the load time measured here, and prints whether the live ranking of the policies
+ * by misses matches the simulator's.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -13,6 +16,7 @@ import { generateDemoModels } from '@smart-routing/model-repo';
 import { calibrationLogDir, measureLoadTime } from './calibrate.js';
 import { meanArrivalIntervalS, PRESETS, scaledWaits, type Preset } from './presets.js';
 import { runBenchmark, type RunResult } from './run-benchmark.js';
+import { SCENARIOS, loadToIntervalRatio, scaledRate, scenario, type Scenario } from './scenarios.js';
 import { simulate, type SimulationResult } from './simulator.js';
 import { formatComparison, formatSummary } from './report.js';
 import { parseLabelDistribution, type LabelDistribution, type TrafficOptions } from './traffic.js';
@@ -51,8 +55,18 @@ const program: Command = new Command('benchmark')
   .option('--model-size-mb <n>', 'size of each generated model (sets the load time)', '8')
   .option('--models <dir>', 'model repository the benchmark generates and uses', './.bench-models')
   .option('--log-dir <dir>', 'log collector folder', './logs')
+  .option(
+    '--model-sizes-mb <list>',
+    'heterogeneous models: comma-separated sizes, model i gets the ((i-1) mod n)-th (overrides --model-size-mb)',
+  )
   .addOption(
     new Option('--preset <name>', "the original's experiment, time-compressed").choices(Object.keys(PRESETS)),
+  )
+  .addOption(
+    new Option(
+      '--scenario <name>',
+      'a simulator scenario, scaled: its fleet and label mix; the rate keeps its load/interval ratio (flags given override)',
+    ).choices(Object.keys(SCENARIOS)),
   )
   .option('--compare', 'run random, idle-first and affinity on identical traffic, side by side', false)
   .option('--out <file>', 'write the results as JSON')
@@ -76,9 +90,11 @@ const o = program.opts<{
   dispatcherUrl?: string;
   logFile?: string;
   modelSizeMb: string;
+  modelSizesMb?: string;
   models: string;
   logDir: string;
   preset?: Preset['name'];
+  scenario?: string;
   compare: boolean;
   out?: string;
 }>();
@@ -97,24 +113,51 @@ function positive(name: string, text: string, integer = true): number {
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
 const preset = o.preset ? PRESETS[o.preset] : undefined;
-const labels = preset?.labels ?? positive('labels', o.labels);
-const workers = preset?.workers ?? positive('workers', o.workers);
-const labelCapacity = preset?.labelCapacity ?? positive('label-capacity', o.labelCapacity);
-const slots = preset?.slots ?? positive('slots', o.slots);
-const producers = preset?.producers ?? positive('producers', o.producers);
-const requests = preset?.requests ?? positive('requests', o.requests);
+const scen: Scenario | undefined = o.scenario ? scenario(o.scenario) : undefined;
+if (preset && scen) program.error('--preset and --scenario exclude each other');
+/** A scenario's value unless the flag was given on the command line. */
+const fromScenario = <T>(flag: string, value: T | undefined): T | undefined =>
+  program.getOptionValueSource(flag) === 'cli' ? undefined : value;
+const labels = preset?.labels ?? fromScenario('labels', scen?.traffic.labels) ?? positive('labels', o.labels);
+const workers = preset?.workers ?? fromScenario('workers', scen?.workers) ?? positive('workers', o.workers);
+const labelCapacity =
+  preset?.labelCapacity ??
+  fromScenario('labelCapacity', scen?.labelCapacity) ??
+  positive('label-capacity', o.labelCapacity);
+const slots = preset?.slots ?? fromScenario('slots', scen?.slots) ?? positive('slots', o.slots);
+const producers =
+  preset?.producers ??
+  fromScenario('producers', scen?.traffic.producers) ??
+  positive('producers', o.producers);
+const requests =
+  preset?.requests ?? fromScenario('requests', scen?.traffic.requests) ?? positive('requests', o.requests);
 const modelSizeMb = preset?.modelSizeMb ?? positive('model-size-mb', o.modelSizeMb, false);
-let labelDist: LabelDistribution = { kind: 'uniform' };
-try {
-  labelDist = parseLabelDistribution(o.labelDist);
-} catch (err) {
-  program.error((err as Error).message);
+const modelSizesMb = o.modelSizesMb?.split(',').map((v) => positive('model-sizes-mb', v.trim(), false));
+if (modelSizesMb?.some((v) => v === 0)) program.error('--model-sizes-mb sizes must be > 0');
+let labelDist: LabelDistribution = fromScenario('labelDist', scen?.traffic.labelDist) ?? { kind: 'uniform' };
+if (!scen || program.getOptionValueSource('labelDist') === 'cli') {
+  try {
+    labelDist = parseLabelDistribution(o.labelDist);
+  } catch (err) {
+    program.error((err as Error).message);
+  }
 }
+const arrival = fromScenario('arrival', scen?.traffic.arrival) ?? o.arrival;
 
-const modelRepository = resolve(o.models, `${modelSizeMb}mb`);
+const modelRepository = resolve(
+  o.models,
+  modelSizesMb ? `sizes-${modelSizesMb.join('-')}mb` : `${modelSizeMb}mb`,
+);
 if (!o.dispatcherUrl) {
-  console.log(`models: ${labels} x ${modelSizeMb} MB in ${modelRepository}`);
-  await generateDemoModels({ dir: modelRepository, count: labels, sizeMb: modelSizeMb });
+  console.log(
+    `models: ${labels} x ${modelSizesMb ? `${modelSizesMb.join(' / ')} (cycled)` : modelSizeMb} MB in ${modelRepository}`,
+  );
+  await generateDemoModels({
+    dir: modelRepository,
+    count: labels,
+    sizeMb: modelSizeMb,
+    ...(modelSizesMb ? { sizesMb: modelSizesMb } : {}),
+  });
 }
 
 // Calibrate: the measured load time sets the preset's waits and the simulator's load model.
@@ -128,13 +171,29 @@ if (preset) {
     program.error('--preset needs a stack started by the benchmark (no --dispatcher-url)');
   ({ waitAvgS, waitStddevS } = scaledWaits(preset, loadS));
 }
-const interval = meanArrivalIntervalS(waitAvgS, producers);
+// A scenario keeps its load time / mean arrival interval: rate = ratio / the load time measured here.
+let rate = positive('rate', o.rate, false);
+let scenarioRatio: number | undefined;
+if (scen && scen.traffic.arrival === 'open') {
+  scenarioRatio = loadToIntervalRatio(scen);
+  if (program.getOptionValueSource('rate') !== 'cli') {
+    if (loadS === undefined) program.error('--scenario needs a stack started by the benchmark, or --rate');
+    rate = scaledRate(scen, loadS);
+  }
+}
+const interval = arrival === 'open' ? 1 / Math.max(rate, 1e-9) : meanArrivalIntervalS(waitAvgS, producers);
 if (loadS !== undefined) {
   console.log(
-    `measured load time in a stack ${(loadS * 1000).toFixed(1)} ms; waits ${waitAvgS.toFixed(3)} +/- ${waitStddevS.toFixed(3)} s; ` +
+    `measured load time in a stack ${(loadS * 1000).toFixed(1)} ms; ` +
+      (arrival === 'closed'
+        ? `waits ${waitAvgS.toFixed(3)} +/- ${waitStddevS.toFixed(3)} s; `
+        : `rate ${rate.toFixed(1)}/s; `) +
       `load / mean arrival interval = ${(loadS / interval).toFixed(3)}` +
       (preset
         ? ` (original: ${(0.45 / meanArrivalIntervalS(preset.originalWaitAvgS, producers)).toFixed(3)})`
+        : '') +
+      (scen
+        ? `; scenario ${scen.name}: ${scen.description}; its ratio ${fmtRatio(scenarioRatio)}, rate here ${rate.toFixed(1)}/s`
         : ''),
   );
 }
@@ -144,10 +203,10 @@ const traffic: TrafficOptions = {
   producers,
   labels,
   labelDist,
-  arrival: o.arrival,
+  arrival,
   waitAvgS,
   waitStddevS,
-  rate: positive('rate', o.rate, false),
+  rate,
   seed: positive('seed', o.seed),
 };
 const policies = o.compare ? [...POLICIES] : [o.randomDispatch ? 'random' : o.policy];
@@ -187,13 +246,26 @@ for (const policy of policies) {
     workers,
     labelCapacity,
     slots,
-    loadMs,
+    // Per label when sizes differ, so the prediction sees what this run's loads cost.
+    loadMs: modelSizesMb && Object.keys(live.loadMsByLabel).length > 0 ? live.loadMsByLabel : loadMs,
     runMs: live.meanRunMs ?? 2,
   });
   console.log(formatSummary(live, simulated));
   results.push({ live, simulated });
 }
-if (results.length > 1) console.log(`\n${formatComparison(results)}`);
+if (results.length > 1) {
+  console.log(`\n${formatComparison(results)}`);
+  const rank = (misses: (r: (typeof results)[number]) => number): string =>
+    [...results]
+      .sort((a, b) => misses(a) - misses(b))
+      .map((r) => r.live.policy)
+      .join(' < ');
+  const live = rank((r) => r.live.labelMisses.log ?? r.live.labelMisses.metrics);
+  const sim = rank((r) => r.simulated?.labelMisses ?? Infinity);
+  console.log(
+    `\npolicies by misses, live: ${live}; simulator: ${sim} (${live === sim ? 'same ranking' : 'DIFFERENT ranking'})`,
+  );
+}
 
 if (o.out) {
   const out = resolve(o.out);
@@ -201,7 +273,11 @@ if (o.out) {
   const command = `npm run benchmark -- ${process.argv.slice(2).join(' ')}`;
   await writeFile(
     out,
-    `${JSON.stringify({ command, date: new Date().toISOString(), preset: preset?.name ?? null, measuredLoadMs: loadS !== undefined ? loadS * 1000 : null, loadToIntervalRatio: loadS !== undefined ? loadS / interval : null, traffic, workers, labelCapacity, slots, modelSizeMb, results }, null, 2)}\n`,
+    `${JSON.stringify({ command, date: new Date().toISOString(), preset: preset?.name ?? null, scenario: scen?.name ?? null, modelSizesMb: modelSizesMb ?? null, measuredLoadMs: loadS !== undefined ? loadS * 1000 : null, loadToIntervalRatio: loadS !== undefined ? loadS / interval : null, traffic, workers, labelCapacity, slots, modelSizeMb, results }, null, 2)}\n`,
   );
   console.log(`\nwrote ${out}`);
+}
+
+function fmtRatio(n: number | undefined): string {
+  return n === undefined ? 'n/a' : n.toFixed(3);
 }

@@ -161,6 +161,27 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = Object.freeze({
   },
 });
 
+/**
+ * A scenario's load time over its mean arrival interval (open arrival: mean load s x rate), the
+ * ratio a scaled live run keeps; undefined for closed-loop scenarios.
+ */
+export function loadToIntervalRatio(s: Scenario): number | undefined {
+  if (s.traffic.arrival !== 'open') return undefined;
+  const loads = typeof s.loadMs === 'number' ? [s.loadMs] : Object.values(s.loadMs);
+  return ((loads.reduce((a, b) => a + b, 0) / loads.length) * s.traffic.rate) / 1000;
+}
+
+/**
+ * The open arrival rate (tasks/s) that keeps `s`'s load-to-interval ratio with loads of `loadS`
+ * seconds, as a live run measures them.
+ */
+export function scaledRate(s: Scenario, loadS: number): number {
+  const ratio = loadToIntervalRatio(s);
+  if (ratio === undefined) throw new Error(`scenario ${s.name} is closed-loop: it has no rate to scale`);
+  if (!(loadS > 0)) throw new RangeError(`load time must be > 0 s, got ${loadS}`);
+  return ratio / loadS;
+}
+
 /** The scenario with this name; throws listing the known names otherwise. */
 export function scenario(name: string): Scenario {
   const s = SCENARIOS[name];

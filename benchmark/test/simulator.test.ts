@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { simulate, type SimulationOptions } from '../src/simulator.js';
-import { beladyBySizeMisses, scenario, scenarioFloor } from '../src/scenarios.js';
+import {
+  beladyBySizeMisses,
+  loadToIntervalRatio,
+  scaledRate,
+  scenario,
+  scenarioFloor,
+} from '../src/scenarios.js';
 import { beladyMisses, missFloor } from '../src/summary.js';
 import { parseLabelDistribution, planTraffic, type TrafficOptions } from '../src/traffic.js';
 
@@ -150,5 +156,21 @@ describe('beladyBySizeMisses', () => {
     expect(beladyBySizeMisses(seq, 2, () => 1)).toBe(beladyMisses(seq, 2));
     // Budget 3: a big label (3) pushes out both small ones.
     expect(beladyBySizeMisses(['a', 'b', 'big', 'a', 'b'], 3, (l) => (l === 'big' ? 3 : 1))).toBe(5);
+  });
+});
+
+describe("scaledRate (the live benchmark's --scenario)", () => {
+  it("keeps the scenario's load time / arrival interval at the measured load time", () => {
+    const zipf = scenario('zipf');
+    expect(loadToIntervalRatio(zipf)).toBeCloseTo(0.45 * 30, 9);
+    expect(scaledRate(zipf, 0.3)).toBeCloseTo(45, 9);
+    // Per-label loads: their mean.
+    const het = scenario('heterogeneous');
+    const loads = Object.values(het.loadMs as Record<string, number>);
+    const mean = loads.reduce((a, b) => a + b, 0) / loads.length;
+    expect(scaledRate(het, 0.1)).toBeCloseTo(((mean / 1000) * 60) / 0.1, 9);
+    expect(loadToIntervalRatio(scenario('over-capacity'))).toBeUndefined();
+    expect(() => scaledRate(scenario('over-capacity'), 0.3)).toThrow(/closed-loop/);
+    expect(() => scaledRate(zipf, 0)).toThrow(/load time/);
   });
 });

@@ -51,6 +51,15 @@ export interface DispatcherOptions {
   allowOpenWorkers?: boolean;
   /** Producer API keys (`Authorization: Bearer <key>` or `x-api-key`) [unset = no producer auth]. */
   apiKeys?: readonly string[];
+  /**
+   * Producer API keys with a tenant name, name -> key [unset]; accepted like `apiKeys`. The name is
+   * the producer's tenant in fair queueing; an unnamed key's tenant is `key-` + 8 hex of its SHA-256.
+   */
+  namedApiKeys?: Readonly<Record<string, string>>;
+  /** Fair-queueing weight per tenant (API key name), > 0 [unset: every tenant weighs 1]. */
+  tenantWeights?: Readonly<Record<string, number>>;
+  /** Routing tuning (affinity policy) [defaults in {@link RoutingTuning}]. */
+  routing?: RoutingTuning;
   /** Base URL of the uploader that POST /upload-model forwards to [unset]. */
   uploaderUrl?: string;
   /** Model repository folder; when set, labels it lacks get a 404 at once [unset]. */
@@ -101,6 +110,24 @@ export interface DispatcherOptions {
   random?: RandomSource;
 }
 
+/** The routing knobs a user may need (affinity policy); defaults in brackets. */
+export interface RoutingTuning {
+  /** Half-life of a request in the aged per-label request rates (ms) [30000]. */
+  demandHalfLifeMs?: number;
+  /** A label just loaded is kept this many of its load times unless idle [4]. */
+  residencyLoadMultiple?: number;
+  /** Target utilisation of a label's holders' slots when sizing replica targets, (0, 1] [0.6]. */
+  replicaUtilisation?: number;
+  /** Most holders of one label, as a fraction of the workers (at least one holder) (0, 1] [0.5]. */
+  maxReplicaShare?: number;
+  /** Load labels ahead of demand on idle capacity [true]. */
+  prewarm?: boolean;
+  /** Unload copies beyond a label's replica target when they are idle [true]. */
+  releaseSurplus?: boolean;
+  /** Load time assumed for a label before any load was measured (ms) [1000]. */
+  defaultLoadMs?: number;
+}
+
 /** {@link DispatcherOptions} after validation, with every default filled in (frozen). */
 export interface ResolvedOptions {
   readonly port: number;
@@ -116,7 +143,11 @@ export interface ResolvedOptions {
   readonly workerToken: string | undefined;
   readonly workerTokens: Readonly<Record<string, string>>;
   readonly allowOpenWorkers: boolean;
+  /** Every accepted key, named ones included. */
   readonly apiKeys: readonly string[];
+  readonly namedApiKeys: Readonly<Record<string, string>>;
+  readonly tenantWeights: Readonly<Record<string, number>>;
+  readonly routing: Readonly<Required<RoutingTuning>>;
   readonly uploaderUrl: string | undefined;
   readonly modelRepository: string | undefined;
   readonly helloTimeoutMs: number;
@@ -165,6 +196,28 @@ const optionsSchema = z.object({
   workerTokens: z.record(z.string().min(1), z.string().min(1)).default({}),
   allowOpenWorkers: z.boolean().default(false),
   apiKeys: z.array(z.string().min(1, 'keys must not be empty')).default([]),
+  namedApiKeys: z.record(z.string().min(1), z.string().min(1, 'keys must not be empty')).default({}),
+  tenantWeights: z.record(z.string(), z.number().positive().finite()).default({}),
+  routing: z
+    .object({
+      demandHalfLifeMs: ms(1).default(30_000),
+      residencyLoadMultiple: z.number().min(0).finite().default(4),
+      replicaUtilisation: z.number().positive().max(1).default(0.6),
+      maxReplicaShare: z.number().positive().max(1).default(0.5),
+      prewarm: z.boolean().default(true),
+      releaseSurplus: z.boolean().default(true),
+      defaultLoadMs: ms(1).default(1000),
+    })
+    .strict()
+    .default({
+      demandHalfLifeMs: 30_000,
+      residencyLoadMultiple: 4,
+      replicaUtilisation: 0.6,
+      maxReplicaShare: 0.5,
+      prewarm: true,
+      releaseSurplus: true,
+      defaultLoadMs: 1000,
+    }),
   uploaderUrl: httpUrl.optional(),
   modelRepository: z.string().min(1).optional(),
   helloTimeoutMs: ms(1).default(5000),
@@ -221,7 +274,10 @@ export function resolveOptions(options: DispatcherOptions = {}): ResolvedOptions
     uploaderUrl: o.uploaderUrl?.replace(/\/+$/, ''),
     modelRepository: o.modelRepository,
     workerTokens: Object.freeze({ ...o.workerTokens }),
-    apiKeys: Object.freeze([...o.apiKeys]),
+    apiKeys: Object.freeze([...new Set([...o.apiKeys, ...Object.values(o.namedApiKeys)])]),
+    namedApiKeys: Object.freeze({ ...o.namedApiKeys }),
+    tenantWeights: Object.freeze({ ...o.tenantWeights }),
+    routing: Object.freeze({ ...o.routing }),
   });
 }
 
@@ -270,6 +326,15 @@ export const ENV_VARS = [
   'MAX_INFER_BODY_BYTES',
   'GRPC_PORT',
   'API_KEYS',
+  'NAMED_API_KEYS',
+  'TENANT_WEIGHTS',
+  'DEMAND_HALF_LIFE_MS',
+  'RESIDENCY_LOAD_MULTIPLE',
+  'REPLICA_UTILISATION',
+  'MAX_REPLICA_SHARE',
+  'PREWARM',
+  'RELEASE_SURPLUS',
+  'DEFAULT_LOAD_MS',
   'UPLOADER_URL',
   'MODEL_REPOSITORY',
   'LOG_COLLECTOR_URL',
@@ -292,6 +357,25 @@ const int = (min: number) =>
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/** `a:x,b:y` -> {a: 'x', b: 'y'} (split at the first colon); `example` names the form in errors. */
+const pairs = (example: string) =>
+  z.string().transform((v, ctx) => {
+    const out: Record<string, string> = {};
+    for (const pair of v
+      .split(',')
+      .map((p) => p.trim())
+      .filter((p) => p.length > 0)) {
+      const at = pair.indexOf(':');
+      if (at <= 0 || at === pair.length - 1) {
+        ctx.addIssue({ code: 'custom', message: `must be ${example}` });
+        return z.NEVER;
+      }
+      out[pair.slice(0, at)] = pair.slice(at + 1);
+    }
+    return out;
+  });
+const num = z.coerce.number().finite();
 
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -346,6 +430,17 @@ const envSchema = z.object({
         .filter((k) => k.length > 0),
     )
     .optional(),
+  NAMED_API_KEYS: pairs('name1:key1,name2:key2').optional(),
+  TENANT_WEIGHTS: pairs('name1:weight1,name2:weight2')
+    .pipe(z.record(z.string(), z.string().transform(Number).pipe(z.number().positive().finite())))
+    .optional(),
+  DEMAND_HALF_LIFE_MS: int(1).optional(),
+  RESIDENCY_LOAD_MULTIPLE: num.min(0).optional(),
+  REPLICA_UTILISATION: num.positive().max(1).optional(),
+  MAX_REPLICA_SHARE: num.positive().max(1).optional(),
+  PREWARM: bool.optional(),
+  RELEASE_SURPLUS: bool.optional(),
+  DEFAULT_LOAD_MS: int(1).optional(),
   UPLOADER_URL: httpUrl.optional(),
   MODEL_REPOSITORY: z.string().min(1).optional(),
   LOG_COLLECTOR_URL: httpUrl.optional(),
@@ -404,6 +499,17 @@ export function loadConfig(
     maxInferBodyBytes: e.MAX_INFER_BODY_BYTES,
     grpcPort: e.GRPC_PORT,
     apiKeys: e.API_KEYS ?? [],
+    namedApiKeys: e.NAMED_API_KEYS ?? {},
+    tenantWeights: e.TENANT_WEIGHTS ?? {},
+    routing: withoutUndefined({
+      demandHalfLifeMs: e.DEMAND_HALF_LIFE_MS,
+      residencyLoadMultiple: e.RESIDENCY_LOAD_MULTIPLE,
+      replicaUtilisation: e.REPLICA_UTILISATION,
+      maxReplicaShare: e.MAX_REPLICA_SHARE,
+      prewarm: e.PREWARM,
+      releaseSurplus: e.RELEASE_SURPLUS,
+      defaultLoadMs: e.DEFAULT_LOAD_MS,
+    }),
     uploaderUrl: e.UPLOADER_URL,
     modelRepository: e.MODEL_REPOSITORY,
   });
@@ -416,4 +522,9 @@ export function loadConfig(
     resultTtlMs: e.RESULT_TTL_S * 1000,
     maxStoredResults: e.RESULT_MAX_COUNT,
   });
+}
+
+/** The object without its undefined fields, so zod's defaults apply to them. */
+function withoutUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

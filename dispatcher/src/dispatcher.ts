@@ -58,6 +58,16 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     maxQueue: resolved.maxQueue,
     maxQueuePerLabel: resolved.maxQueuePerLabel,
     failureBackoffMs: resolved.labelFailureBackoffMs,
+    fairness: { weights: resolved.tenantWeights },
+    demand: { halfLifeMs: resolved.routing.demandHalfLifeMs },
+    costs: { defaultLoadMs: resolved.routing.defaultLoadMs },
+    tuning: {
+      residencyLoadMultiple: resolved.routing.residencyLoadMultiple,
+      replicaUtilisation: resolved.routing.replicaUtilisation,
+      maxReplicaShare: resolved.routing.maxReplicaShare,
+      prewarm: resolved.routing.prewarm,
+      releaseSurplus: resolved.routing.releaseSurplus,
+    },
   });
   const metrics = createMetrics(router, { logRecordsDropped: options.logRecordsDropped });
   const repository = resolved.modelRepository

@@ -3,7 +3,7 @@
  * API in front of Express (Express costs ~70 us of CPU per request here, most of the dispatcher's
  * budget; see the throughput benchmark).
  *
- *   API key? ── no ──> 401
+ *   API key? ── no ──> 401   (its name is the task's tenant)
  *   body: identity + UTF-8 ──> read here, bounded ─┐
  *         compressed / other charset ──> express.json (body-parser: gzip, deflate, br, utf-16...) ─┤
  *                                                     v
@@ -17,7 +17,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { createAuthorizer } from './api-keys.js';
+import { createKeyIdentifier } from './api-keys.js';
 import type { ResolvedOptions } from './config.js';
 import { DispatcherError } from './errors.js';
 import { invalidRequest, sendError, toDispatcherError, writeJson } from './http-json.js';
@@ -69,7 +69,7 @@ export function createRunTaskHandler(
   deps: RunTaskRouteDeps,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const { options, logger } = deps;
-  const authorized = createAuthorizer(options.apiKeys);
+  const identify = createKeyIdentifier(options.apiKeys, options.namedApiKeys);
   const limit = options.maxBodyBytes;
   // Any content type is read as JSON: producers often omit the header.
   const decodeJson = express.json({ limit, type: () => true }) as unknown as (
@@ -125,7 +125,9 @@ export function createRunTaskHandler(
   };
 
   return (req, res) => {
-    if (!authorized(req.headers)) {
+    // The key's name is the producer's tenant (fair queueing); null = no valid key.
+    const tenant = identify(req.headers);
+    if (tenant === null) {
       sendError(res, new DispatcherError('unauthorized', 'missing or invalid API key'));
       req.resume();
       return;
@@ -133,7 +135,7 @@ export function createRunTaskHandler(
     const read = isPlainUtf8(req) ? readPlain : readDecoded;
     read(req, res, (body) => {
       try {
-        runTask(body, res, deps.tracker);
+        runTask(body, res, deps.tracker, tenant);
       } catch (err) {
         // A bug here must answer this request and leave the server up.
         logger.error({ err, event: 'run_task_failed' }, 'POST /run-task failed');
@@ -144,7 +146,12 @@ export function createRunTaskHandler(
 }
 
 /** A parsed body: validate, submit, answer when the task ends. */
-function runTask(rawBody: unknown, res: ServerResponse, tracker: TaskTracker): void {
+function runTask(
+  rawBody: unknown,
+  res: ServerResponse,
+  tracker: TaskTracker,
+  tenant: string | undefined,
+): void {
   const parsed = runTaskSchema.safeParse(rawBody);
   if (!parsed.success) return sendError(res, invalidRequest(parsed.error));
   const body = parsed.data;
@@ -166,6 +173,7 @@ function runTask(rawBody: unknown, res: ServerResponse, tracker: TaskTracker): v
       taskType: body.task_type,
       label: body.label,
       parametersJson: body.parameters_json,
+      tenant,
     },
     (outcome) => {
       replied = true;

@@ -31,6 +31,8 @@ export interface RunTaskRequest {
   readonly inferRequest?: Uint8Array;
   /** Bytes of JSON header at the start of `inferRequest` (0: all JSON) [0]. */
   readonly inferHeaderLength?: number;
+  /** Who sent it (the API key's name), for fair queueing. Default: one shared tenant. */
+  readonly tenant?: string;
 }
 
 /** Called exactly once per submitted task with how it ended. */
@@ -159,7 +161,12 @@ export class TaskTracker {
     // no eviction, no hit or miss) and needs no repository check.
     const labelFree = router.isLabelFree(req.taskType);
     const task: PendingTask = {
-      spec: { id: req.taskId, label: labelFree ? NO_LABEL : req.label, taskType: req.taskType },
+      spec: {
+        id: req.taskId,
+        label: labelFree ? NO_LABEL : req.label,
+        taskType: req.taskType,
+        ...(req.tenant === undefined ? {} : { tenant: req.tenant }),
+      },
       label: req.label,
       parametersJson: req.parametersJson,
       inferRequest: req.inferRequest,

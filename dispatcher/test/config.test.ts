@@ -101,6 +101,57 @@ describe('loadConfig', () => {
   });
 });
 
+describe('tenants and routing tuning', () => {
+  it('reads named keys, tenant weights and the routing knobs, with documented defaults', () => {
+    const d = loadConfig({});
+    expect(d.namedApiKeys).toEqual({});
+    expect(d.tenantWeights).toEqual({});
+    expect(d.routing).toEqual({
+      demandHalfLifeMs: 30_000,
+      residencyLoadMultiple: 4,
+      replicaUtilisation: 0.6,
+      maxReplicaShare: 0.5,
+      prewarm: true,
+      releaseSurplus: true,
+      defaultLoadMs: 1000,
+    });
+    const c = loadConfig({
+      API_KEYS: 'plain',
+      NAMED_API_KEYS: 'alice:k1, bob:k:2',
+      TENANT_WEIGHTS: 'alice:3,bob:0.5',
+      DEMAND_HALF_LIFE_MS: '5000',
+      REPLICA_UTILISATION: '0.8',
+      PREWARM: 'false',
+      RELEASE_SURPLUS: 'no',
+    });
+    // Named keys are accepted keys too; a key may contain a colon (split at the first).
+    expect(c.apiKeys).toEqual(['plain', 'k1', 'k:2']);
+    expect(c.namedApiKeys).toEqual({ alice: 'k1', bob: 'k:2' });
+    expect(c.tenantWeights).toEqual({ alice: 3, bob: 0.5 });
+    expect(c.routing).toMatchObject({
+      demandHalfLifeMs: 5000,
+      replicaUtilisation: 0.8,
+      maxReplicaShare: 0.5,
+      prewarm: false,
+      releaseSurplus: false,
+    });
+    expect(Object.isFrozen(c.routing)).toBe(true);
+  });
+
+  it('names the variable in its errors', () => {
+    expect(() => loadConfig({ TENANT_WEIGHTS: 'alice:0' })).toThrow(/invalid TENANT_WEIGHTS/);
+    expect(() => loadConfig({ TENANT_WEIGHTS: 'alice:x' })).toThrow(/invalid TENANT_WEIGHTS/);
+    expect(() => loadConfig({ TENANT_WEIGHTS: 'alice' })).toThrow(
+      /invalid TENANT_WEIGHTS: must be name1:weight1,name2:weight2/,
+    );
+    expect(() => loadConfig({ NAMED_API_KEYS: ':k' })).toThrow(/invalid NAMED_API_KEYS/);
+    expect(() => loadConfig({ REPLICA_UTILISATION: '1.5' })).toThrow(/invalid REPLICA_UTILISATION/);
+    expect(() => loadConfig({ MAX_REPLICA_SHARE: '0' })).toThrow(/invalid MAX_REPLICA_SHARE/);
+    expect(() => loadConfig({ DEMAND_HALF_LIFE_MS: '0' })).toThrow(/invalid DEMAND_HALF_LIFE_MS/);
+    expect(() => resolveOptions({ routing: { replicaUtilisation: 2 } })).toThrow(/invalid routing: .*<=1/);
+  });
+});
+
 describe('resolveOptions', () => {
   it('names the option in its errors and freezes the result', () => {
     expect(() => resolveOptions({ port: 70000 })).toThrow(/invalid port/);

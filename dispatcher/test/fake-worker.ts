@@ -42,6 +42,8 @@ export interface FakeWorkerOptions {
   protocolVersion?: number;
   /** Answer tasks at all [true]; false leaves them hanging. */
   answer?: boolean;
+  /** Awaited before each task runs (a test holds the worker busy until it is ready). */
+  before?: (task: RunTask) => Promise<void>;
   /** The result_json text to answer with [`{"echo": <parameters>, "worker": <id>}`]. */
   resultJson?: (task: RunTask) => string;
   /**
@@ -263,6 +265,7 @@ export class FakeWorker {
     if (this.inFlight >= (this.options.slots ?? 1)) return error('no_slot', 'all slots busy');
     this.inFlight++;
     try {
+      await this.options.before?.(task);
       if (label === '') return await this.runLabelFree(task);
       if (task.evictLabel && this.cache.evict(task.evictLabel))
         this.send({

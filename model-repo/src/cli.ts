@@ -3,6 +3,7 @@
  * smart-routing-make-models: writes the demo embedding models into a Triton model repository.
  *
  *   smart-routing-make-models --dir ./models --count 5 --size-mb 192
+ *   smart-routing-make-models --dir ./models --count 6 --sizes-mb 64,192,384   (heterogeneous)
  */
 import { Command, InvalidArgumentError } from 'commander';
 import {
@@ -41,6 +42,11 @@ const program = new Command()
     positive,
     DEFAULT_DEMO_SIZE_MB,
   )
+  .option(
+    '--sizes-mb <list>',
+    'comma-separated sizes in MiB, model i gets the ((i-1) mod n)-th (heterogeneous; overrides --size-mb)',
+    (value: string) => value.split(',').map((v) => positive(v.trim())),
+  )
   .option('--hidden-size <n>', 'embedding width', integer('hidden size', 1), DEFAULT_DEMO_HIDDEN_SIZE)
   .option('--seed <n>', 'weights seed', integer('seed', 0), DEFAULT_DEMO_SEED)
   .option('--overwrite', 'replace models that already exist', false);
@@ -50,6 +56,7 @@ const opts = program.opts<{
   dir: string;
   count: number;
   sizeMb: number;
+  sizesMb?: number[];
   hiddenSize: number;
   seed: number;
   overwrite: boolean;

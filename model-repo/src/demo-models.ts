@@ -38,6 +38,11 @@ export interface DemoModelOptions {
   count?: number;
   /** Size of each model's embedding table in MiB (2^20 bytes). Default `DEFAULT_DEMO_SIZE_MB`. */
   sizeMb?: number;
+  /**
+   * Heterogeneous sizes: model i gets `sizesMb[(i - 1) % sizesMb.length]` MiB (so load times and
+   * footprints differ), instead of `sizeMb` for all. Default unset (every model `sizeMb`).
+   */
+  sizesMb?: readonly number[];
   /** Embedding width H. Default 384. */
   hiddenSize?: number;
   /** Base seed of the weights; the same seed writes the same files. Default 42. */
@@ -145,13 +150,16 @@ export async function generateDemoModels(options: DemoModelOptions): Promise<str
   if (!Number.isInteger(count) || count < 0)
     throw new RangeError(`count must be an integer >= 0, got ${count}`);
   if (!(sizeMb > 0) || !Number.isFinite(sizeMb)) throw new RangeError(`sizeMb must be > 0, got ${sizeMb}`);
+  const sizes = options.sizesMb ?? [sizeMb];
+  if (sizes.length === 0) throw new RangeError('sizesMb must name at least one size');
+  for (const size of sizes)
+    if (!(size > 0) || !Number.isFinite(size)) throw new RangeError(`sizesMb must be > 0, got ${size}`);
   if (!Number.isInteger(hiddenSize) || hiddenSize < 1) {
     throw new RangeError(`hiddenSize must be an integer >= 1, got ${hiddenSize}`);
   }
   if (!Number.isInteger(seed)) throw new RangeError(`seed must be an integer, got ${seed}`);
 
   const vocab = demoVocabulary();
-  const vocabSize = demoVocabSize(sizeMb, hiddenSize, vocab.size);
   const tokenizerJson = JSON.stringify(demoTokenizerJson(vocab), null, 2) + '\n';
   const tokenizerConfig = JSON.stringify(demoTokenizerConfig(), null, 2) + '\n';
   await mkdir(options.dir, { recursive: true });
@@ -170,6 +178,7 @@ export async function generateDemoModels(options: DemoModelOptions): Promise<str
     const tmp = join(options.dir, `.${name}.tmp-${suffix}`);
     try {
       await mkdir(join(tmp, '1'), { recursive: true });
+      const vocabSize = demoVocabSize(sizes[(i - 1) % sizes.length]!, hiddenSize, vocab.size);
       const bytes = encodeDemoModel({ vocabSize, hiddenSize, seed: demoModelSeed(seed, i) });
       await writeFile(join(tmp, '1', MODEL_FILE), bytes);
       await writeFile(join(tmp, CONFIG_FILE), formatModelConfig(demoModelConfig(name, hiddenSize)));

@@ -129,8 +129,18 @@ describe('generateDemoModels', () => {
     expect(size).toBeLessThan(2 ** 20 + 4096);
   });
 
+  it('gives models heterogeneous sizes from sizesMb, cycling through the list', async () => {
+    await generateDemoModels({ dir, count: 4, sizesMb: [0.25, 1, 0.5], hiddenSize: 16 });
+    const mib = async (name: string) => (await stat(modelPaths(dir, name).modelPath)).size / 2 ** 20;
+    const sizes = await Promise.all(['label-1', 'label-2', 'label-3', 'label-4'].map(mib));
+    for (const [got, want] of sizes.map((s, i) => [s, [0.25, 1, 0.5, 0.25][i]!]))
+      expect(got).toBeCloseTo(want!, 1);
+  });
+
   it('rejects bad options', async () => {
     await expect(generateDemoModels({ dir, sizeMb: 0 })).rejects.toThrow(/sizeMb must be > 0/);
+    await expect(generateDemoModels({ dir, sizesMb: [1, -1] })).rejects.toThrow(/sizesMb must be > 0/);
+    await expect(generateDemoModels({ dir, sizesMb: [] })).rejects.toThrow(/sizesMb must name/);
     await expect(generateDemoModels({ dir, count: 1.5 })).rejects.toThrow(/count must be an integer/);
     await expect(generateDemoModels({ dir, hiddenSize: 0 })).rejects.toThrow(/hiddenSize/);
   });

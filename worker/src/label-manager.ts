@@ -10,11 +10,13 @@ import { TritonError, type TritonClient } from './triton-client.js';
  * measures it, and reports every change as an event (which the connection forwards as LabelEvent).
  *
  * Loads and unloads of the same label are serialised (one lock per label); different labels load
- * in parallel. A label counts against capacity from the moment its load starts.
+ * in parallel. A label counts against capacity (and, under a memory budget, with its footprint)
+ * from the moment its load starts.
  *
  *   ensureLoaded(l) ─ loaded? ── yes ─> touch, pin, hit
  *                      │ no
- *                      ├─ capacity full ─> evict LRU unpinned (safety net) ─> 'evicted'
+ *                      ├─ full (count, or budget - used < footprint(l))
+ *                      │    ─> evict LRU unpinned until it fits (safety net) ─> 'evicted'
  *                      └─ POST load ─ ok ─> 'loaded' {durationMs} ─> pin, miss
  *                                     └ fail ─> 'load_failed' ─> TaskError
  */
@@ -66,6 +68,12 @@ export interface LabelManagerOptions {
   logger: Logger;
   /** A loaded label's footprint in bytes, reported with its `loaded` change. Default: none reported. */
   footprintOf?: (label: string) => Promise<number>;
+  /**
+   * Memory the loaded labels may take together, bytes (WORKER_MEMORY_BUDGET_BYTES), counted with
+   * `footprintOf`: the safety net then evicts until a label fits, not one-for-one. A label whose
+   * footprint is unknown counts 0. Default 0 = no budget (the label count alone limits).
+   */
+  memoryBudgetBytes?: number;
 }
 
 interface Entry {
@@ -73,6 +81,8 @@ interface Entry {
   /** Tasks using the label right now. */
   pins: number;
   lastUsed: number;
+  /** What it takes (bytes, 0 = unknown), counted from the start of its load. */
+  bytes: number;
 }
 
 /**
@@ -81,6 +91,8 @@ interface Entry {
  */
 export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
   readonly capacity: number;
+  /** Memory budget in bytes; Infinity = none. */
+  readonly memoryBudgetBytes: number;
   private readonly client: TritonClient | undefined;
   private readonly logger: Logger;
   private readonly footprintOf: ((label: string) => Promise<number>) | undefined;
@@ -93,6 +105,10 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
     if (!Number.isInteger(options.capacity) || options.capacity < 1)
       throw new TypeError(`LabelManager: capacity must be a positive integer, got ${options.capacity}`);
     this.capacity = options.capacity;
+    const budget = options.memoryBudgetBytes ?? 0;
+    if (!Number.isFinite(budget) || budget < 0)
+      throw new TypeError(`LabelManager: memoryBudgetBytes must be >= 0, got ${budget}`);
+    this.memoryBudgetBytes = budget === 0 ? Infinity : budget;
     this.client = options.client;
     this.logger = options.logger;
     this.footprintOf = options.footprintOf;
@@ -125,6 +141,13 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
       .map(([label]) => label);
   }
 
+  /** Bytes the labels loaded, loading or unloading take now (unknown footprints count 0). */
+  usedBytes(): number {
+    let used = 0;
+    for (const e of this.entries.values()) used += e.bytes;
+    return used;
+  }
+
   /** True when the label is loaded (not loading or unloading). */
   isLoaded(label: string): boolean {
     return this.entries.get(label)?.state === 'loaded';
@@ -141,12 +164,19 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
       let miss = false;
       let loadMs = 0;
       if (!this.isLoaded(label)) {
+        // Measured before the load, so room is made for what it will take (files' size).
+        const bytes = this.footprintOf ? await this.footprint(label) : undefined;
+        if ((bytes ?? 0) > this.memoryBudgetBytes)
+          throw new TaskError(
+            'label_load_failed',
+            `${label} takes ${bytes} bytes, more than the memory budget of ${this.memoryBudgetBytes}`,
+          );
         try {
-          await this.makeRoom(label);
+          await this.makeRoom(label, bytes ?? 0);
         } catch (err) {
           throw new TaskError('label_load_failed', `could not make room for ${label}: ${errorMessage(err)}`);
         }
-        loadMs = await this.doLoad(label);
+        loadMs = await this.doLoad(label, bytes);
         miss = true;
       }
       // Pinned under the lock, so no eviction can slip in between the load and the task.
@@ -161,7 +191,7 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
           if (released) return;
           released = true;
           entry.pins = Math.max(0, entry.pins - 1);
-          if (this.entries.size > this.capacity) this.trim();
+          if (this.entries.size > this.capacity || this.usedBytes() > this.memoryBudgetBytes) this.trim();
         },
       };
     });
@@ -202,17 +232,19 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
     }
     for (const label of ready) {
       if (!this.entries.has(label)) {
-        this.entries.set(label, { state: 'loaded', pins: 0, lastUsed: ++this.clock });
-        this.report({ kind: 'loaded', label, durationMs: 0, message: reason });
+        const bytes = (await this.footprint(label)) ?? 0;
+        this.entries.set(label, { state: 'loaded', pins: 0, lastUsed: ++this.clock, bytes });
+        this.report({
+          kind: 'loaded',
+          label,
+          durationMs: 0,
+          message: reason,
+          footprintBytes: bytes || undefined,
+        });
       }
     }
   }
 
-  /**
-   * Evicts least recently used unpinned labels until one more fits. When every other label is
-   * loading, unloading or in use, the load goes over capacity instead of waiting (waiting could
-   * deadlock two loads on each other); `trim` brings it back down when a task lets go.
-   */
   /**
    * Forgets every label at once, reporting each evicted: the model server died and took them
    * with it. Loads in progress fail on their own.
@@ -224,8 +256,14 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
     }
   }
 
-  private async makeRoom(forLabel: string, limit = this.capacity - 1): Promise<void> {
-    while (this.entries.size > limit) {
+  /**
+   * Evicts least recently used unpinned labels until one more of `bytes` fits, by count and by
+   * memory. When every other label is loading, unloading or in use, the load goes over capacity
+   * instead of waiting (waiting could deadlock two loads on each other); `trim` brings it back down
+   * when a task lets go.
+   */
+  private async makeRoom(forLabel: string, bytes: number, limit = this.capacity - 1): Promise<void> {
+    while (this.entries.size > limit || this.usedBytes() + bytes > this.memoryBudgetBytes) {
       const victim = this.pickVictim(forLabel);
       if (victim === undefined) {
         this.logger.warn(
@@ -234,6 +272,9 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
             label: forLabel,
             loaded: this.loaded(),
             capacity: this.capacity,
+            used_bytes: this.usedBytes(),
+            needed_bytes: bytes,
+            budget_bytes: Number.isFinite(this.memoryBudgetBytes) ? this.memoryBudgetBytes : undefined,
           },
           'no label can be evicted now: going over capacity',
         );
@@ -248,7 +289,7 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
 
   /** Back down to capacity after an over-capacity load (background; errors are logged). */
   private trim(): void {
-    this.makeRoom('', this.capacity).catch((err: unknown) =>
+    this.makeRoom('', 0, this.capacity).catch((err: unknown) =>
       this.logger.warn(
         { event: 'label_trim_failed', message: errorMessage(err) },
         'could not evict down to capacity',
@@ -269,8 +310,9 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
     return victim;
   }
 
-  private async doLoad(label: string): Promise<number> {
-    this.entries.set(label, { state: 'loading', pins: 0, lastUsed: ++this.clock });
+  private async doLoad(label: string, measured?: number): Promise<number> {
+    const reserved = measured ?? 0;
+    this.entries.set(label, { state: 'loading', pins: 0, lastUsed: ++this.clock, bytes: reserved });
     const start = performance.now();
     try {
       if (this.client) await this.client.loadModel(label);
@@ -282,8 +324,10 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
       throw new LabelLoadError(error, durationMs);
     }
     const durationMs = elapsedMs(start);
-    this.entries.set(label, { state: 'loaded', pins: 0, lastUsed: ++this.clock });
-    const footprintBytes = await this.footprint(label);
+    const entry: Entry = { state: 'loaded', pins: 0, lastUsed: ++this.clock, bytes: reserved };
+    this.entries.set(label, entry);
+    const footprintBytes = measured ?? (await this.footprint(label));
+    entry.bytes = footprintBytes ?? 0;
     this.report({ kind: 'loaded', label, durationMs, message: '', footprintBytes });
     return durationMs;
   }

@@ -149,6 +149,8 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     client,
     logger,
     footprintOf: (label) => modelFootprintBytes(o.modelRepository, label),
+    // The same budget the dispatcher is told: its safety net evicts by memory too.
+    memoryBudgetBytes: o.memoryBudgetBytes ?? 0,
   });
   const models = new ModelCache({ client, modelRepository: o.modelRepository });
   labels.on('change', (c) => models.invalidate(c.label));

@@ -72,13 +72,15 @@ export class KServeFleet {
   /**
    * Routes one infer request body (Triton's layout: `headerLength` bytes of JSON, then binary
    * tensors; 0 = all JSON) to a worker for `model`; `reply` is called exactly once. Returns a
-   * function that abandons the task (the client went away).
+   * function that abandons the task (the client went away). `tenant`: the API key's name, for fair
+   * queueing (as on /run-task).
    */
   infer(
     model: string,
     body: Uint8Array,
     headerLength: number,
     reply: (outcome: InferOutcome) => void,
+    tenant?: string,
   ): () => void {
     const taskId = `v2-${randomUUID()}`;
     this.deps.tracker.submit(
@@ -89,6 +91,7 @@ export class KServeFleet {
         parametersJson: '{}',
         inferRequest: body,
         inferHeaderLength: headerLength,
+        tenant,
       },
       (outcome) => {
         if (!outcome.ok) reply(outcome);

@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { KSERVE_GRPC_PROTO_PATH, KServeProtocolError } from '@smart-routing/kserve';
 import type { Logger } from 'pino';
-import { createAuthorizer } from '../api-keys.js';
+import { createKeyIdentifier } from '../api-keys.js';
 import type { ResolvedOptions } from '../config.js';
 import { DispatcherError } from '../errors.js';
 import { SERVER_METADATA, type KServeFleet } from './fleet.js';
@@ -68,7 +68,7 @@ interface ModelMetadataJson {
 /** Starts the gRPC front on `host:port`. */
 export async function startGrpcFront(o: GrpcFrontOptions): Promise<GrpcFrontHandle> {
   const { options, fleet, logger } = o;
-  const authorized = createAuthorizer(options.apiKeys);
+  const identify = createKeyIdentifier(options.apiKeys, options.namedApiKeys);
   const server = new grpc.Server({
     // The same bound as the HTTP front's body; grpc-js answers RESOURCE_EXHAUSTED past it.
     'grpc.max_receive_message_length': options.maxInferBodyBytes,
@@ -94,7 +94,7 @@ export async function startGrpcFront(o: GrpcFrontOptions): Promise<GrpcFrontHand
     (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>): void => {
       Promise.resolve()
         .then(() => {
-          if (!open && !authorized(keyOf(call.metadata)))
+          if (!open && identify(keyOf(call.metadata)) === null)
             throw new DispatcherError('unauthorized', 'missing or invalid API key');
           return fn(call.request, call);
         })
@@ -123,6 +123,8 @@ export async function startGrpcFront(o: GrpcFrontOptions): Promise<GrpcFrontHand
     call: grpc.ServerUnaryCall<GrpcInferRequest, GrpcInferResponse>,
   ): Promise<GrpcInferResponse> => {
     const model = checkedModel(req.model_name);
+    // The key's name is the producer's tenant (fair queueing), as on /run-task.
+    const tenant = identify(keyOf(call.metadata)) ?? undefined;
     const { body, headerLength } = inferBodyOfGrpc(req);
     if (body.length > options.maxInferBodyBytes) {
       throw new DispatcherError(
@@ -132,16 +134,22 @@ export async function startGrpcFront(o: GrpcFrontOptions): Promise<GrpcFrontHand
     }
     return new Promise((resolve, reject) => {
       let replied = false;
-      const abandon = fleet.infer(model, body, headerLength, (outcome) => {
-        replied = true;
-        if (!outcome.ok) return reject(outcome.error);
-        try {
-          resolve(grpcResponseOfBody(outcome.inferred.body, outcome.inferred.headerLength));
-        } catch (err) {
-          const why = err instanceof Error ? err.message : String(err);
-          reject(new DispatcherError('worker_error', `worker ${outcome.inferred.workerId}: ${why}`));
-        }
-      });
+      const abandon = fleet.infer(
+        model,
+        body,
+        headerLength,
+        (outcome) => {
+          replied = true;
+          if (!outcome.ok) return reject(outcome.error);
+          try {
+            resolve(grpcResponseOfBody(outcome.inferred.body, outcome.inferred.headerLength));
+          } catch (err) {
+            const why = err instanceof Error ? err.message : String(err);
+            reject(new DispatcherError('worker_error', `worker ${outcome.inferred.workerId}: ${why}`));
+          }
+        },
+        tenant,
+      );
       // Client deadline or cancellation: the task goes (queued) or runs to no one (in flight).
       call.once('cancelled', () => {
         if (!replied) abandon();

@@ -21,7 +21,7 @@ import {
 } from '@smart-routing/kserve';
 import { BodyTooLargeError, readBody } from '@smart-routing/service-kit';
 import type { Logger } from 'pino';
-import { createAuthorizer } from '../api-keys.js';
+import { createKeyIdentifier } from '../api-keys.js';
 import type { ResolvedOptions } from '../config.js';
 import { DispatcherError } from '../errors.js';
 import { SERVER_METADATA, type KServeFleet } from './fleet.js';
@@ -60,7 +60,7 @@ export function createKServeHttpHandler(
   deps: KServeHttpDeps,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const { options, fleet, logger } = deps;
-  const authorized = createAuthorizer(options.apiKeys);
+  const identify = createKeyIdentifier(options.apiKeys, options.namedApiKeys);
   const limit = options.maxInferBodyBytes;
 
   const tooLarge = (res: ServerResponse, declared?: number): void => {
@@ -75,7 +75,7 @@ export function createKServeHttpHandler(
     );
   };
 
-  const infer = (req: IncomingMessage, res: ServerResponse, model: string): void => {
+  const infer = (req: IncomingMessage, res: ServerResponse, model: string, tenant?: string): void => {
     const encoding = req.headers['content-encoding'];
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
       return sendTritonError(
@@ -102,18 +102,24 @@ export function createKServeHttpHandler(
           );
         }
         let replied = false;
-        const abandon = fleet.infer(model, body, headerLength, (outcome) => {
-          replied = true;
-          if (!outcome.ok) return sendTritonDispatcherError(res, outcome.error);
-          if (res.headersSent || res.destroyed) return;
-          const answer = outcome.inferred;
-          const headers: Record<string, string | number> = {
-            'Content-Type': answer.headerLength > 0 ? 'application/octet-stream' : 'application/json',
-            'Content-Length': answer.body.byteLength,
-          };
-          if (answer.headerLength > 0) headers[INFERENCE_HEADER_CONTENT_LENGTH] = answer.headerLength;
-          res.writeHead(200, headers).end(answer.body);
-        });
+        const abandon = fleet.infer(
+          model,
+          body,
+          headerLength,
+          (outcome) => {
+            replied = true;
+            if (!outcome.ok) return sendTritonDispatcherError(res, outcome.error);
+            if (res.headersSent || res.destroyed) return;
+            const answer = outcome.inferred;
+            const headers: Record<string, string | number> = {
+              'Content-Type': answer.headerLength > 0 ? 'application/octet-stream' : 'application/json',
+              'Content-Length': answer.body.byteLength,
+            };
+            if (answer.headerLength > 0) headers[INFERENCE_HEADER_CONTENT_LENGTH] = answer.headerLength;
+            res.writeHead(200, headers).end(answer.body);
+          },
+          tenant,
+        );
         res.once('close', () => {
           if (!replied) abandon();
         });
@@ -146,7 +152,8 @@ export function createKServeHttpHandler(
         5,
       );
     }
-    if (!authorized(req.headers)) return sendTritonError(res, 401, 'missing or invalid API key');
+    const tenant = identify(req.headers);
+    if (tenant === null) return sendTritonError(res, 401, 'missing or invalid API key');
     if (path === '/v2' || path === '/v2/') {
       if (!isGet) return wrongMethod('GET, HEAD');
       return writeJsonText(res, JSON.stringify(SERVER_METADATA));
@@ -164,7 +171,7 @@ export function createKServeHttpHandler(
     const action = match[3];
     if (action === '/infer') {
       if (method !== 'POST') return wrongMethod('POST');
-      return infer(req, res, model);
+      return infer(req, res, model, tenant);
     }
     if (!isGet) return wrongMethod('GET, HEAD');
     if (action === '/ready') {

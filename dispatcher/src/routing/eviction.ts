@@ -26,6 +26,11 @@ export interface PlacementTuning {
   readonly maxReplicaShare: number;
   /** Load labels ahead of demand on idle capacity. Default true. */
   readonly prewarm: boolean;
+  /**
+   * Unload copies beyond a label's replica target when demand falls: an available worker with
+   * nothing to take releases an idle surplus copy (an `unload` decision). Default true.
+   */
+  readonly releaseSurplus: boolean;
 }
 
 /** Defaults of {@link PlacementTuning}. */
@@ -34,6 +39,7 @@ export const DEFAULT_PLACEMENT_TUNING: PlacementTuning = Object.freeze({
   replicaUtilisation: 0.6,
   maxReplicaShare: 0.5,
   prewarm: true,
+  releaseSurplus: true,
 });
 
 /** Expected cost per ms of losing `label` from `w` (see the file header). Lower = better victim. */

@@ -65,6 +65,11 @@ export interface RoutingPolicy {
    */
   prewarm?(w: WorkerRecord, ctx: PolicyContext, now: number): Prewarm | undefined;
   /**
+   * Optional: `w` has a free slot and nothing to take; labels it should unload because the fleet
+   * holds more copies than demand needs. Policies without it never release copies on their own.
+   */
+  release?(w: WorkerRecord, ctx: PolicyContext, now: number): readonly string[];
+  /**
    * Optional: how much losing `label` from `w` would cost, as a key that stays comparable across
    * time (a log). When present, the registry indexes workers by their cheapest label with it.
    */

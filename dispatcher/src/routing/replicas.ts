@@ -9,10 +9,12 @@
  * in five half-lives) loads the hottest label that is below its target: so a worker that joins,
  * or re-joins a restarted dispatcher, is prewarmed with what the fleet lacks. Prewarming never
  * evicts a label with demand, so hot labels cannot push the long tail out; surplus copies are the
- * cheapest victims when demand falls (see eviction.ts).
+ * cheapest victims when demand falls (see eviction.ts), and an available worker with nothing to take
+ * releases them outright once idle (`surplusCopies`: `unload` decisions), freeing memory.
  */
 import type { PolicyContext } from './policy.js';
 import type { WorkerRecord } from './registry.js';
+import { isResident } from './eviction.js';
 
 /** How many of the hottest labels a prewarm looks at. */
 const PREWARM_SCAN = 8;
@@ -66,4 +68,27 @@ export function prewarmFor(w: WorkerRecord, ctx: PolicyContext, now: number): Pr
     }
   }
   return undefined;
+}
+
+/**
+ * The copies on `w` beyond their labels' replica targets that are idle, to unload now: a label
+ * with more holders than max(1, target), not in use or loading here, past its minimum residency,
+ * with nothing queued for it, and not used here for `residencyLoadMultiple` x its load time (so a
+ * copy that demand just stopped needing is not dropped between two bursts). Never the last copy.
+ * O(labels on w).
+ */
+export function surplusCopies(w: WorkerRecord, ctx: PolicyContext, now: number): string[] {
+  if (!ctx.tuning.releaseSurplus) return [];
+  const { registry, costs, queues, tuning } = ctx;
+  const out: string[] = [];
+  for (const label of w.labels) {
+    const copies = registry.holderCount(label) - out.filter((l) => l === label).length;
+    if (copies <= 1 || copies <= targetCopies(label, ctx, now)) continue;
+    if (registry.inUse(w, label) || w.loading.has(label) || queues.countForLabel(label) > 0) continue;
+    if (isResident(ctx, w, label, now)) continue;
+    const idleFor = now - (w.lastUsed.get(label) ?? -Infinity);
+    if (idleFor < tuning.residencyLoadMultiple * costs.loadMs(label)) continue;
+    out.push(label);
+  }
+  return out;
 }

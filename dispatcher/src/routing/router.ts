@@ -405,6 +405,13 @@ export class Router {
         }
         this.registry.startLoad(w, warm.label, now);
         out.push({ type: 'load', workerId: w.id, label: warm.label });
+        return out;
+      }
+    }
+    if (this.policy.release && this.registry.isAvailable(w)) {
+      for (const label of this.policy.release(w, this.ctx, now)) {
+        this.registry.unloadLabel(w, label);
+        out.push({ type: 'unload', workerId: w.id, label });
       }
     }
     return out;

@@ -265,6 +265,42 @@ describe('replica targets and prewarming', () => {
     expect(new Set(make(true).worker('w2')!.labels)).toEqual(new Set(['wanted', 'stale']));
   });
 
+  it('releases copies beyond the target once demand falls, never the last copy', () => {
+    const make = (options: RouterOptions = {}): Router => {
+      const r = hotOnOne(options);
+      expect(r.addWorker(10, info('w2'))).toEqual([{ type: 'load', workerId: 'w2', label: 'hot' }]);
+      r.labelEvent(20, 'w2', { kind: 'loaded', label: 'hot', durationMs: 100, loadedLabels: ['hot'] });
+      return r;
+    };
+    const r = make();
+    // While demand needs two holders, heartbeats release nothing.
+    expect(r.updateWorker(30, 'w2', {})).toEqual([]);
+    expect(r.updateWorker(30, 'w1', {})).toEqual([]);
+    // Ten half-lives later the rate needs one holder: the first idle worker to report lets its copy go.
+    expect(r.updateWorker(10_000, 'w2', {})).toEqual([{ type: 'unload', workerId: 'w2', label: 'hot' }]);
+    expect(r.worker('w2')!.labels).toEqual([]);
+    expect(r.updateWorker(10_000, 'w1', {})).toEqual([]);
+    expect(r.labelHolders().get('hot')).toEqual(['w1']);
+    // Off by tuning: the surplus copy stays.
+    expect(
+      make({ tuning: { releaseSurplus: false, maxReplicaShare: 1 } }).updateWorker(10_000, 'w2', {}),
+    ).toEqual([]);
+  });
+
+  it('keeps a surplus copy that is in use, has queued work, or was used within its residency', () => {
+    const r = hotOnOne();
+    r.addWorker(10, info('w2'));
+    r.labelEvent(20, 'w2', { kind: 'loaded', label: 'hot', durationMs: 100, loadedLabels: ['hot'] });
+    // Used on w2 just now (a task ran there at 9,900): not idle for 4 load times yet.
+    const t = task('hot');
+    const [send] = sends(r.submit(9_900, t));
+    r.taskFinished(9_900, send!.workerId, t.id, { runMs: 1 });
+    expect(r.updateWorker(9_950, send!.workerId, {})).toEqual([]);
+    expect(r.updateWorker(10_400, send!.workerId, {})).toEqual([
+      { type: 'unload', workerId: send!.workerId, label: 'hot' },
+    ]);
+  });
+
   it('only affinity loads ahead of demand; idle-first and random never emit load orders', () => {
     for (const policy of ['idle-first', 'random'] as const) {
       const r = router({}, policy);
@@ -304,6 +340,22 @@ describe('weighted fair queueing', () => {
     // FIFO would serve B after all nine of A's; fair queueing interleaves B's two early.
     expect(order.indexOf(polite[0]!.id)).toBeLessThanOrEqual(1);
     expect(order.indexOf(polite[1]!.id)).toBeLessThanOrEqual(3);
+  });
+
+  it('regression: starvation aging served a multi-tenant backlog in arrival order', () => {
+    // Loads learned short (5 ms), so every waiting task is past its starvation age at once; aging
+    // used to take the oldest, i.e. the bursty tenant's backlog first.
+    const r = router({ costs: { defaultLoadMs: 5, defaultRunMs: 5 } });
+    r.addWorker(0, info('w1', [], { labelCapacity: 1 }));
+    const first = sends(r.submit(0, task('a0', 'A')))[0]!;
+    for (let i = 1; i < 10; i++) r.submit(0, task(`a${i}`, 'A'));
+    const polite = task('b0', 'B');
+    r.submit(1, polite);
+    const [next] = sends(r.taskFinished(1_000, 'w1', first.taskId, { runMs: 5 }));
+    const order = [next!.taskId];
+    for (let now = 1_001; r.queuedCount > 0; now++)
+      order.push(sends(r.taskFinished(now, 'w1', order.at(-1)!, { runMs: 5 }))[0]!.taskId);
+    expect(order.indexOf(polite.id)).toBeLessThanOrEqual(1);
   });
 
   it('a tenant with a larger weight gets proportionally more of the loads', () => {

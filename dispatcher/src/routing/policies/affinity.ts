@@ -1,7 +1,7 @@
 import { victimsFor, type Victims } from '../eviction.js';
 import type { QueuedTask } from '../queues.js';
 import type { Pick, Placement, PolicyContext, RoutingPolicy } from '../policy.js';
-import { prewarmFor } from '../replicas.js';
+import { prewarmFor, surplusCopies } from '../replicas.js';
 import type { WorkerRecord } from '../registry.js';
 import type { TaskSpec } from '../types.js';
 
@@ -27,7 +27,7 @@ import type { TaskSpec } from '../types.js';
  * cannot starve while every worker stays busy with its own labels' queues. On a tick, a waiting task
  * whose expected wait has reached loadMs(L) (or whose label lost all holders) is placed by step 3.
  * A worker with a free slot and nothing to take loads the hottest label below its replica target
- * (replicas.ts), ahead of demand.
+ * (replicas.ts), ahead of demand, or else unloads its idle copies beyond their labels' targets.
  */
 export const affinityPolicy: RoutingPolicy = {
   name: 'affinity',
@@ -69,6 +69,9 @@ export const affinityPolicy: RoutingPolicy = {
   // Only when nothing waits: prewarming is for idle capacity.
   prewarm: (w, ctx, now) => (ctx.queues.size === 0 ? prewarmFor(w, ctx, now) : undefined),
 
+  // Only when nothing waits, like prewarming: a queued task may still want the copy.
+  release: (w, ctx, now) => (ctx.queues.size === 0 ? surplusCopies(w, ctx, now) : []),
+
   evictionKey(ctx: PolicyContext, w: WorkerRecord, label: string): number {
     // The log of eviction.ts's value, with the time-independent demand score in place of the rate.
     const copies = Math.max(1, ctx.registry.holderCount(label));
@@ -102,9 +105,14 @@ function asPick(queued: QueuedTask, v: Victims): Pick {
   return { queued, evictLabel: v.labels[0], alsoEvict: v.labels.slice(1) };
 }
 
-/** The oldest waiting task, when it has waited long enough to go before `w`'s own labels. */
+/**
+ * The oldest waiting task, when it has waited long enough to go before `w`'s own labels. With
+ * several tenants, the starving task with the smallest fair-queueing tag among the first
+ * `scanLimit`: aging overrides label affinity, not fairness (else a backlog that waited past the
+ * threshold would be served in arrival order and one tenant's burst would starve the others).
+ */
 function starvingTask(w: WorkerRecord, ctx: PolicyContext, now: number): Pick | undefined {
-  const oldest = ctx.queues.oldest();
+  const oldest = ctx.fairShare.tenantCount > 1 ? fairestStarving(ctx, now) : ctx.queues.oldest();
   if (!oldest || w.labels.includes(oldest.task.label)) return undefined;
   if (now - oldest.enqueuedAt < STARVATION_LOAD_MULTIPLE * ctx.costs.loadMs(oldest.task.label))
     return undefined;
@@ -112,6 +120,16 @@ function starvingTask(w: WorkerRecord, ctx: PolicyContext, now: number): Pick | 
   // No sole-copy or residency protection here: those rules would let a well-served label starve this one.
   const v = victimsFor(ctx, w, oldest.task.label, now, false);
   return v === null ? undefined : asPick(oldest, v);
+}
+
+/** Among the first `scanLimit` waiting tasks, the one past its starvation age with the smallest tag. */
+function fairestStarving(ctx: PolicyContext, now: number): QueuedTask | undefined {
+  let best: QueuedTask | undefined;
+  for (const queued of ctx.queues.inOrder(ctx.scanLimit)) {
+    if (now - queued.enqueuedAt < STARVATION_LOAD_MULTIPLE * ctx.costs.loadMs(queued.task.label)) continue;
+    if (!best || earlier(queued, best)) best = queued;
+  }
+  return best;
 }
 
 /**
