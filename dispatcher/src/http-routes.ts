@@ -10,6 +10,7 @@ import { invalidRequest, sendError, toDispatcherError } from './http-json.js';
 import type { DispatcherMetrics } from './metrics.js';
 import type { RepositoryLabels } from './repository-labels.js';
 import type { Router } from './routing/router.js';
+import type { LiveView } from './ui/live-view.js';
 import { forwardUpload, listUploaderModels, uploaderAuth } from './uploader-client.js';
 
 /** What the routes need. */
@@ -23,6 +24,8 @@ export interface HttpRoutesDeps {
   readonly repository: RepositoryLabels | undefined;
   /** True once shutdown began: /health answers 503. */
   readonly isDraining: () => boolean;
+  /** The live view (GET /ui, GET /ui/events); not mounted when absent. */
+  readonly liveView?: LiveView;
 }
 
 const uploadSchema = z.object({
@@ -40,6 +43,8 @@ const ROUTES: Record<string, string[]> = {
   '/workers': ['GET', 'HEAD'],
   '/labels': ['GET', 'HEAD'],
   '/metrics': ['GET', 'HEAD'],
+  '/ui': ['GET', 'HEAD'],
+  '/ui/events': ['GET'],
 };
 
 /** How long GET /labels waits for the uploader's model list. */
@@ -128,6 +133,8 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
     if (answer.status >= 200 && answer.status < 300) repository?.invalidate();
     res.status(answer.status).json(answer.body);
   });
+
+  if (deps.liveView) app.use(deps.liveView.routes);
 
   for (const [path, methods] of Object.entries(ROUTES)) {
     app.all(path, (_req, res) => {
