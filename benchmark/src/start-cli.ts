@@ -8,8 +8,8 @@
  *     └─(a service fails to start)──> its last log lines ──> exit 1
  *
  * The launcher reads only its own settings (flags, or NUM_WORKERS, WORKER_MAX_LABELS, WORKER_SLOTS,
- * ROUTING_POLICY, RANDOM_DISPATCH, MODEL_REPOSITORY, LOG_LEVEL, API_KEYS, WORKER_TOKEN, HF_ENDPOINT,
- * HF_TOKEN); each service gets exactly its own environment.
+ * ROUTING_POLICY, RANDOM_DISPATCH, MODEL_REPOSITORY, LOG_LEVEL, API_KEYS, WORKER_TOKEN, WORKER_HANDLERS,
+ * HF_ENDPOINT, HF_TOKEN); each service gets exactly its own environment.
  */
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
@@ -56,6 +56,11 @@ const program = new Command('smart-routing-start')
   .option('--models <dir>', 'model repository', process.env.MODEL_REPOSITORY ?? './models')
   .option('--labels <n>', 'demo models to generate when missing', intArg(0), 5)
   .option('--triton-url <url>', "workers' TRITON_URL: unset = embedded model servers; 'none' = echo only")
+  .option(
+    '--handlers <modules>',
+    "workers' WORKER_HANDLERS: comma-separated task handler modules (paths relative to here)",
+    process.env.WORKER_HANDLERS,
+  )
   .option('--log-dir <dir>', 'folder for the run logs', './logs')
   .option('--log-level <level>', 'log level of the services', process.env.LOG_LEVEL ?? 'info')
   .parse();
@@ -72,6 +77,7 @@ const opts = program.opts<{
   models: string;
   labels: number;
   tritonUrl?: string;
+  handlers?: string;
   logDir: string;
   logLevel: string;
 }>();
@@ -91,6 +97,14 @@ for (const name of ['HF_ENDPOINT', 'HF_TOKEN']) {
   const value = process.env[name];
   if (value) hubEnv[name] = value;
 }
+
+// Workers resolve relative module paths against their own working directory: hand them absolute ones.
+const workerHandlers = opts.handlers
+  ?.split(',')
+  .map((m) => m.trim())
+  .filter((m) => m.length > 0)
+  .map((m) => (m.startsWith('.') ? resolve(m) : m))
+  .join(',');
 
 let stack: Stack | undefined;
 let stopping = false;
@@ -141,6 +155,7 @@ try {
     ...(process.env.WORKER_TOKEN ? { workerToken: process.env.WORKER_TOKEN } : {}),
     ...(opts.tritonUrl ? { tritonUrl: opts.tritonUrl } : {}),
     uploaderEnv: hubEnv,
+    ...(workerHandlers ? { workerEnv: { WORKER_HANDLERS: workerHandlers } } : {}),
     logDir: opts.logDir,
     output: 'files',
     logLevel: opts.logLevel,
