@@ -8,12 +8,13 @@
  *     └─(a service fails to start)──> its last log lines ──> exit 1
  *
  * The launcher reads only its own settings (flags, or NUM_WORKERS, WORKER_MAX_LABELS, WORKER_SLOTS,
- * ROUTING_POLICY, RANDOM_DISPATCH, MODEL_REPOSITORY, LOG_LEVEL, API_KEYS, WORKER_TOKEN, WORKER_HANDLERS,
+ * ROUTING_POLICY, RANDOM_DISPATCH, MODEL_REPOSITORY, LOG_LEVEL, LOG_KEEP_RUNS, API_KEYS, WORKER_TOKEN, WORKER_HANDLERS,
  * HF_ENDPOINT, HF_TOKEN); each service gets exactly its own environment.
  */
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { generateDemoModels } from '@smart-routing/model-repo';
+import { pruneRunLogs } from './log-retention.js';
 import { StackStartError, startStack, type Stack } from './stack.js';
 
 function intArg(min: number) {
@@ -62,6 +63,12 @@ const program = new Command('smart-routing-start')
     process.env.WORKER_HANDLERS,
   )
   .option('--log-dir <dir>', 'folder for the run logs', './logs')
+  .option(
+    '--keep-logs <n>',
+    'run log folders kept in --log-dir, this run included; 0 = all (env LOG_KEEP_RUNS)',
+    intArg(0),
+    envInt('LOG_KEEP_RUNS', 10, 0),
+  )
   .option('--log-level <level>', 'log level of the services', process.env.LOG_LEVEL ?? 'info')
   .parse();
 
@@ -79,6 +86,7 @@ const opts = program.opts<{
   tritonUrl?: string;
   handlers?: string;
   logDir: string;
+  keepLogs: number;
   logLevel: string;
 }>();
 
@@ -184,6 +192,17 @@ console.log(
 );
 console.log(
   `try:\n  ${example}\n  curl -s ${s.dispatcherUrl}/labels${auth}\n  curl -s ${s.dispatcherUrl}/metrics | grep smart_routing_label\nCtrl-C to stop.`,
+);
+
+// Log retention: this run's folder exists now, so it is among the ones kept.
+pruneRunLogs(opts.logDir, opts.keepLogs).then(
+  (removed) => {
+    if (removed.length > 0)
+      console.log(
+        `removed ${removed.length} old run log folder(s) from ${opts.logDir} (--keep-logs ${opts.keepLogs})`,
+      );
+  },
+  (err: unknown) => console.error(`smart-routing-start: could not prune old logs: ${(err as Error).message}`),
 );
 
 void s.failed.then((failure) => {
