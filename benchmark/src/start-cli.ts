@@ -46,6 +46,10 @@ const program = new Command('smart-routing-start')
   .option('--collector-port <n>', 'log collector port', intArg(0), envInt('LOG_COLLECTOR_PORT', 8001, 0))
   .option('--uploader-port <n>', 'uploader port', intArg(0), envInt('UPLOADER_PORT', 8002, 0))
   .option('--no-uploader', 'do not start the uploader')
+  .option(
+    '--host [address]',
+    'let workers on other machines join: the dispatcher and the log collector listen on this address (needs WORKER_TOKEN)',
+  )
   .option('--workers <n>', 'worker processes', intArg(1), envInt('NUM_WORKERS', 2, 1))
   .option('--label-capacity <n>', 'labels per worker', intArg(1), envInt('WORKER_MAX_LABELS', 2, 1))
   .option('--slots <n>', 'task slots per worker', intArg(1), envInt('WORKER_SLOTS', 1, 1))
@@ -85,10 +89,20 @@ const opts = program.opts<{
   labels: number;
   tritonUrl?: string;
   handlers?: string;
+  host?: string | true;
   logDir: string;
   keepLogs: number;
   logLevel: string;
 }>();
+
+// --host alone means every interface; remote workers must present a token they were given.
+const listenHost = opts.host === true ? '0.0.0.0' : opts.host;
+if (listenHost && !process.env.WORKER_TOKEN) {
+  console.error(
+    'smart-routing-start: --host needs WORKER_TOKEN, the token workers on other machines present',
+  );
+  process.exit(2);
+}
 
 const modelRepository = resolve(opts.models);
 console.log(`model repository: ${modelRepository}`);
@@ -162,6 +176,7 @@ try {
     apiKeys,
     ...(process.env.WORKER_TOKEN ? { workerToken: process.env.WORKER_TOKEN } : {}),
     ...(opts.tritonUrl ? { tritonUrl: opts.tritonUrl } : {}),
+    ...(listenHost ? { listenHost } : {}),
     uploaderEnv: hubEnv,
     ...(workerHandlers ? { workerEnv: { WORKER_HANDLERS: workerHandlers } } : {}),
     logDir: opts.logDir,
@@ -193,6 +208,14 @@ console.log(
 console.log(
   `try:\n  ${example}\n  curl -s ${s.dispatcherUrl}/labels${auth}\n  curl -s ${s.dispatcherUrl}/metrics | grep smart_routing_label\nCtrl-C to stop.`,
 );
+
+if (listenHost) {
+  const port = new URL(s.dispatcherUrl).port;
+  console.log(
+    `workers elsewhere: DISPATCHER_URL=http://<this machine's address>:${port} WORKER_TOKEN=<the same token> ` +
+      `npx smart-routing-worker (listening on ${listenHost})`,
+  );
+}
 
 // Log retention: this run's folder exists now, so it is among the ones kept.
 pruneRunLogs(opts.logDir, opts.keepLogs).then(
