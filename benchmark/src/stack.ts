@@ -57,6 +57,12 @@ export interface StackOptions {
   runId?: string;
   /** Loopback host for every service. Default 127.0.0.1. */
   host?: string;
+  /**
+   * Address the dispatcher and the log collector listen on (their HOST), e.g. 0.0.0.0 for workers
+   * on other machines; the stack still reaches them at `host`, the uploader stays on `host`.
+   * Default `host`.
+   */
+  listenHost?: string;
   /** Worker TRITON_URL: unset = each worker starts its embedded model server; 'none' = no model server. */
   tritonUrl?: string;
   /** Whether the dispatcher checks labels against the repository (404 for unknown ones). Default true. */
@@ -319,6 +325,7 @@ async function poll(check: () => Promise<boolean>, stopped: () => boolean): Prom
 /** Starts collector, dispatcher (uploader) and workers; resolves when every worker has registered. */
 export async function startStack(options: StackOptions): Promise<Stack> {
   const host = options.host ?? '127.0.0.1';
+  const listenHost = options.listenHost ?? host;
   const workers = options.workers ?? 2;
   const runId = options.runId ?? new Date().toISOString().replace(/[:.]/g, '-');
   const logDir = options.logDir ?? './logs';
@@ -385,7 +392,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const collectorUrl = `http://${host}:${collectorPort}`;
     const collector = start('log-collector', join(packageDist('log-collector'), 'cli.js'), {
       PORT: String(collectorPort),
-      HOST: host,
+      HOST: listenHost,
       LOG_DIR: logDir,
       RUN_ID: runId,
     });
@@ -430,7 +437,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
     const dispatcher = start('dispatcher', join(packageDist('dispatcher'), 'cli.js'), {
       PORT: String(dispatcherPort),
-      HOST: host,
+      HOST: listenHost,
       ROUTING_POLICY: options.policy ?? 'affinity',
       ...(options.dispatcherChecksRepository === false ? {} : { MODEL_REPOSITORY: options.modelRepository }),
       LOG_COLLECTOR_URL: collectorUrl,

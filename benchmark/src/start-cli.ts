@@ -8,12 +8,13 @@
  *     └─(a service fails to start)──> its last log lines ──> exit 1
  *
  * The launcher reads only its own settings (flags, or NUM_WORKERS, WORKER_MAX_LABELS, WORKER_SLOTS,
- * ROUTING_POLICY, RANDOM_DISPATCH, MODEL_REPOSITORY, LOG_LEVEL, API_KEYS, WORKER_TOKEN, HF_ENDPOINT,
- * HF_TOKEN); each service gets exactly its own environment.
+ * ROUTING_POLICY, RANDOM_DISPATCH, MODEL_REPOSITORY, LOG_LEVEL, LOG_KEEP_RUNS, API_KEYS, WORKER_TOKEN, WORKER_HANDLERS,
+ * HF_ENDPOINT, HF_TOKEN); each service gets exactly its own environment.
  */
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { generateDemoModels } from '@smart-routing/model-repo';
+import { pruneRunLogs } from './log-retention.js';
 import { StackStartError, startStack, type Stack } from './stack.js';
 
 function intArg(min: number) {
@@ -45,6 +46,10 @@ const program = new Command('smart-routing-start')
   .option('--collector-port <n>', 'log collector port', intArg(0), envInt('LOG_COLLECTOR_PORT', 8001, 0))
   .option('--uploader-port <n>', 'uploader port', intArg(0), envInt('UPLOADER_PORT', 8002, 0))
   .option('--no-uploader', 'do not start the uploader')
+  .option(
+    '--host [address]',
+    'let workers on other machines join: the dispatcher and the log collector listen on this address (needs WORKER_TOKEN)',
+  )
   .option('--workers <n>', 'worker processes', intArg(1), envInt('NUM_WORKERS', 2, 1))
   .option('--label-capacity <n>', 'labels per worker', intArg(1), envInt('WORKER_MAX_LABELS', 2, 1))
   .option('--slots <n>', 'task slots per worker', intArg(1), envInt('WORKER_SLOTS', 1, 1))
@@ -56,7 +61,18 @@ const program = new Command('smart-routing-start')
   .option('--models <dir>', 'model repository', process.env.MODEL_REPOSITORY ?? './models')
   .option('--labels <n>', 'demo models to generate when missing', intArg(0), 5)
   .option('--triton-url <url>', "workers' TRITON_URL: unset = embedded model servers; 'none' = echo only")
+  .option(
+    '--handlers <modules>',
+    "workers' WORKER_HANDLERS: comma-separated task handler modules (paths relative to here)",
+    process.env.WORKER_HANDLERS,
+  )
   .option('--log-dir <dir>', 'folder for the run logs', './logs')
+  .option(
+    '--keep-logs <n>',
+    'run log folders kept in --log-dir, this run included; 0 = all (env LOG_KEEP_RUNS)',
+    intArg(0),
+    envInt('LOG_KEEP_RUNS', 10, 0),
+  )
   .option('--log-level <level>', 'log level of the services', process.env.LOG_LEVEL ?? 'info')
   .parse();
 
@@ -72,9 +88,21 @@ const opts = program.opts<{
   models: string;
   labels: number;
   tritonUrl?: string;
+  handlers?: string;
+  host?: string | true;
   logDir: string;
+  keepLogs: number;
   logLevel: string;
 }>();
+
+// --host alone means every interface; remote workers must present a token they were given.
+const listenHost = opts.host === true ? '0.0.0.0' : opts.host;
+if (listenHost && !process.env.WORKER_TOKEN) {
+  console.error(
+    'smart-routing-start: --host needs WORKER_TOKEN, the token workers on other machines present',
+  );
+  process.exit(2);
+}
 
 const modelRepository = resolve(opts.models);
 console.log(`model repository: ${modelRepository}`);
@@ -91,6 +119,14 @@ for (const name of ['HF_ENDPOINT', 'HF_TOKEN']) {
   const value = process.env[name];
   if (value) hubEnv[name] = value;
 }
+
+// Workers resolve relative module paths against their own working directory: hand them absolute ones.
+const workerHandlers = opts.handlers
+  ?.split(',')
+  .map((m) => m.trim())
+  .filter((m) => m.length > 0)
+  .map((m) => (m.startsWith('.') ? resolve(m) : m))
+  .join(',');
 
 let stack: Stack | undefined;
 let stopping = false;
@@ -140,7 +176,9 @@ try {
     apiKeys,
     ...(process.env.WORKER_TOKEN ? { workerToken: process.env.WORKER_TOKEN } : {}),
     ...(opts.tritonUrl ? { tritonUrl: opts.tritonUrl } : {}),
+    ...(listenHost ? { listenHost } : {}),
     uploaderEnv: hubEnv,
+    ...(workerHandlers ? { workerEnv: { WORKER_HANDLERS: workerHandlers } } : {}),
     logDir: opts.logDir,
     output: 'files',
     logLevel: opts.logLevel,
@@ -169,6 +207,25 @@ console.log(
 );
 console.log(
   `try:\n  ${example}\n  curl -s ${s.dispatcherUrl}/labels${auth}\n  curl -s ${s.dispatcherUrl}/metrics | grep smart_routing_label\nCtrl-C to stop.`,
+);
+
+if (listenHost) {
+  const port = new URL(s.dispatcherUrl).port;
+  console.log(
+    `workers elsewhere: DISPATCHER_URL=http://<this machine's address>:${port} WORKER_TOKEN=<the same token> ` +
+      `npx smart-routing-worker (listening on ${listenHost})`,
+  );
+}
+
+// Log retention: this run's folder exists now, so it is among the ones kept.
+pruneRunLogs(opts.logDir, opts.keepLogs).then(
+  (removed) => {
+    if (removed.length > 0)
+      console.log(
+        `removed ${removed.length} old run log folder(s) from ${opts.logDir} (--keep-logs ${opts.keepLogs})`,
+      );
+  },
+  (err: unknown) => console.error(`smart-routing-start: could not prune old logs: ${(err as Error).message}`),
 );
 
 void s.failed.then((failure) => {

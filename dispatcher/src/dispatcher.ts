@@ -11,6 +11,7 @@ import { RepositoryLabels } from './repository-labels.js';
 import { Router } from './routing/router.js';
 import { createRunTaskHandler, isRunTaskRequest } from './run-task-route.js';
 import { TaskTracker } from './task-tracker.js';
+import { createLiveView } from './ui/live-view.js';
 import { WorkerEndpoint } from './worker-endpoint.js';
 import { createWorkerLink } from './worker-messages.js';
 
@@ -73,6 +74,8 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
   const repository = resolved.modelRepository
     ? new RepositoryLabels(resolved.modelRepository, resolved.repositoryCacheMs)
     : undefined;
+  const liveView = createLiveView({ router, metrics, logger, apiKeys: resolved.apiKeys });
+  const { feed } = liveView;
   let draining = false;
   const server: Server = createServer({
     // Node requires headersTimeout <= requestTimeout.
@@ -86,10 +89,11 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     logger,
     isAccepting: () => !draining,
     events: {
-      joined: (info) => tracker.onWorkerJoined(info),
-      left: (id, reason) => tracker.onWorkerLeft(id, reason),
+      // The live view's feed hears each event after the tracker applied it.
+      joined: (info) => (tracker.onWorkerJoined(info), feed.workerJoined(info)),
+      left: (id, reason) => (tracker.onWorkerLeft(id, reason), feed.workerLeft(id, reason)),
       taskResult: (id, result) => tracker.onTaskResult(id, result),
-      labelEvent: (id, event) => tracker.onLabelEvent(id, event),
+      labelEvent: (id, event) => (tracker.onLabelEvent(id, event), feed.labelEvent(id, event)),
       heartbeat: (id, beat) => tracker.onHeartbeat(id, beat),
     },
   });
@@ -110,6 +114,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     logger,
     repository,
     isDraining: () => draining,
+    liveView,
   });
   const fleet = new KServeFleet({
     options: resolved,
@@ -150,6 +155,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     http = await listen(server, { port: resolved.port, host: resolved.host, closeGraceMs: 1000 });
   } catch (err) {
     clearInterval(ticker);
+    liveView.close();
     await endpoint.close();
     throw err;
   }
@@ -193,6 +199,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
       clearInterval(ticker);
       // Every call was answered just above; the gRPC front only has to stop listening.
       await grpcFront?.close();
+      liveView.close();
       await endpoint.close();
       await http.close();
       logger.info({ event: 'dispatcher_closed' }, 'dispatcher closed');

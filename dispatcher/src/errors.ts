@@ -30,6 +30,10 @@ export const DISPATCHER_ERRORS = {
   shutting_down: { status: 503, message: 'the dispatcher is shutting down' },
   no_capable_worker: { status: 503, message: 'no connected worker serves this task type; retry later' },
   uploader_not_configured: { status: 503, message: 'no uploader is configured (UPLOADER_URL)' },
+  too_many_viewers: {
+    status: 503,
+    message: 'the live view has as many open streams as it serves; retry later',
+  },
   model_server_unavailable: {
     status: 503,
     message: 'the model servers of the workers tried did not answer; retry later',

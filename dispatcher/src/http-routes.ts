@@ -10,6 +10,7 @@ import { invalidRequest, sendError, toDispatcherError } from './http-json.js';
 import type { DispatcherMetrics } from './metrics.js';
 import type { RepositoryLabels } from './repository-labels.js';
 import type { Router } from './routing/router.js';
+import type { LiveView } from './ui/live-view.js';
 import { forwardUpload, listUploaderModels, uploaderAuth } from './uploader-client.js';
 
 /** What the routes need. */
@@ -23,13 +24,28 @@ export interface HttpRoutesDeps {
   readonly repository: RepositoryLabels | undefined;
   /** True once shutdown began: /health answers 503. */
   readonly isDraining: () => boolean;
+  /** The live view (GET /ui, GET /ui/events); not mounted when absent. */
+  readonly liveView?: LiveView;
 }
 
-const uploadSchema = z.object({
-  model_id: z.string().min(1).max(300),
+/**
+ * POST /upload-model's body, checked before anything else (a bad body is 400 even with no uploader
+ * configured), with the uploader's own ranges. Hub uploads only: a local folder is the uploader's
+ * business (its LOCAL_IMPORT_ROOT), so `source: "local"` and `path` are refused, as is any unknown
+ * field (a typo must not turn into a different upload).
+ */
+const uploadSchema = z.strictObject({
+  model_id: z.string().min(1).max(200),
   revision: z.string().min(1).max(200).optional(),
-  max_batch_size: z.number().int().min(0).max(1_000_000).optional(),
+  max_batch_size: z.number().int().min(0).max(4096).optional(),
   overwrite: z.boolean().optional(),
+  source: z
+    .literal('hub', {
+      error:
+        'only "hub" through the dispatcher: upload a local folder with the uploader itself ' +
+        '(POST /upload-model on the uploader, under its LOCAL_IMPORT_ROOT, or smart-routing-uploader upload --from-dir)',
+    })
+    .optional(),
 });
 
 /** Known routes and their methods (anything else on these paths is a 405). */
@@ -40,6 +56,8 @@ const ROUTES: Record<string, string[]> = {
   '/workers': ['GET', 'HEAD'],
   '/labels': ['GET', 'HEAD'],
   '/metrics': ['GET', 'HEAD'],
+  '/ui': ['GET', 'HEAD'],
+  '/ui/events': ['GET'],
 };
 
 /** How long GET /labels waits for the uploader's model list. */
@@ -120,14 +138,16 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
   });
 
   app.post('/upload-model', requireKey, json, async (req: Request, res: Response) => {
-    if (!options.uploaderUrl) throw new DispatcherError('uploader_not_configured', undefined, 60);
     const parsed = uploadSchema.safeParse(req.body);
     if (!parsed.success) throw invalidRequest(parsed.error);
+    if (!options.uploaderUrl) throw new DispatcherError('uploader_not_configured', undefined, 60);
     const auth = uploaderAuth(req.headers, options.apiKeys);
     const answer = await forwardUpload(options.uploaderUrl, parsed.data, options.uploadTimeoutMs, auth);
     if (answer.status >= 200 && answer.status < 300) repository?.invalidate();
     res.status(answer.status).json(answer.body);
   });
+
+  if (deps.liveView) app.use(deps.liveView.routes);
 
   for (const [path, methods] of Object.entries(ROUTES)) {
     app.all(path, (_req, res) => {

@@ -223,19 +223,52 @@ describe('POST /upload-model', () => {
     expect(res.body.error.code).toBe('uploader_not_configured');
   });
 
+  it('checks the body before the uploader: a bad body is 400 even without UPLOADER_URL', async () => {
+    const d = await h.dispatcher();
+    const cases: [unknown, RegExp][] = [
+      [[1, 2], /^body: /],
+      [{}, /^model_id: /],
+      [{ model_id: 3 }, /^model_id: /],
+      [{ model_id: 'org/m', max_batch_size: 5000 }, /^max_batch_size: /],
+      [{ model_id: 'org/m', overwrite: 'yes' }, /^overwrite: /],
+      [{ model_id: 'org/m', source: 'ftp' }, /^source: only "hub" through the dispatcher/],
+      [
+        { model_id: 'org/m', source: 'local' },
+        /^source: only "hub" through the dispatcher: upload a local folder/,
+      ],
+      [{ model_id: 'org/m', path: '/srv/x' }, /path/],
+      [{ model_id: 'org/m', modelid: 'typo' }, /modelid/],
+    ];
+    for (const [body, message] of cases) {
+      const res = await post(d.url, '/upload-model', body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.error.code).toBe('invalid_request');
+      expect(res.body.error.message, JSON.stringify(body)).toMatch(message);
+    }
+    const notJson = await post(d.url, '/upload-model', '{nope');
+    expect(notJson.status).toBe(400);
+    expect(notJson.body.error.code).toBe('invalid_request');
+  });
+
   it('forwards the request and relays the uploader’s status and body', async () => {
     const up = await fakeUploader(201, '{"status":"uploaded","model_name":"model","message":"ok"}');
     const d = await h.dispatcher({ uploaderUrl: up.url });
     const res = await post(d.url, '/upload-model', {
       model_id: 'org/model',
       max_batch_size: 4,
-      source: 'local',
-      path: '/etc',
+      source: 'hub',
     });
     expect(res.status).toBe(201);
     expect(res.body).toEqual({ status: 'uploaded', model_name: 'model', message: 'ok' });
-    // Only the documented fields travel on.
-    expect(up.bodies).toEqual([{ model_id: 'org/model', max_batch_size: 4 }]);
+    expect(up.bodies).toEqual([{ model_id: 'org/model', max_batch_size: 4, source: 'hub' }]);
+    // A local folder never travels through the dispatcher (refused above, not dropped).
+    const local = await post(d.url, '/upload-model', {
+      model_id: 'org/model',
+      source: 'local',
+      path: '/etc',
+    });
+    expect(local.status).toBe(400);
+    expect(up.bodies).toHaveLength(1);
     expect((await get(d.url, '/labels')).body).toEqual({ 'uploaded-1': [] });
   });
 

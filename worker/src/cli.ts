@@ -2,6 +2,7 @@
 import { createServiceLogger, exitOnConfigError } from '@smart-routing/service-kit';
 import { Command } from 'commander';
 import { loadWorkerConfig, type WorkerConfig } from './config.js';
+import { loadHandlerPlugins } from './handler-plugins.js';
 import { startWorker } from './worker.js';
 
 /**
@@ -19,6 +20,10 @@ const program = new Command()
   .option('--max-labels <n>', 'labels held at once (env WORKER_MAX_LABELS, default 2)')
   .option('--slots <n>', 'tasks run at once (env WORKER_SLOTS, default 1)')
   .option(
+    '--memory-budget-bytes <n>',
+    'memory the models may take, bytes; 0 = only --max-labels limits (env WORKER_MEMORY_BUDGET_BYTES, default 0)',
+  )
+  .option(
     '--triton-url <url>',
     'Triton URL, or "none" (env TRITON_URL, default: start the embedded model server)',
   )
@@ -31,6 +36,18 @@ const program = new Command()
     "Triton's gRPC endpoint (env TRITON_GRPC_URL, default localhost:8001)",
   )
   .option('--model-repository <dir>', 'model repository (env MODEL_REPOSITORY, default ./models)')
+  .option(
+    '--worker-token <token>',
+    'bearer token for the dispatcher (env WORKER_TOKEN, default none; prefer the env: flags show in ps)',
+  )
+  .option(
+    '--log-collector-url <url>',
+    'ship logs to this log collector (env LOG_COLLECTOR_URL, default none)',
+  )
+  .option(
+    '--handlers <modules>',
+    'comma-separated task handler modules to load (env WORKER_HANDLERS, default none)',
+  )
   .option('--log-level <level>', 'log level (env LOG_LEVEL, default info)')
   .parse();
 
@@ -60,6 +77,16 @@ process.on('SIGTERM', onSignal);
 process.on('SIGINT', onSignal);
 
 try {
+  const taskHandlers = config.handlers ? await loadHandlerPlugins(config.handlers) : [];
+  if (taskHandlers.length > 0)
+    logger.info(
+      {
+        event: 'worker_handlers_loaded',
+        modules: config.handlers,
+        task_types: taskHandlers.map((h) => h.taskType),
+      },
+      'task handler modules loaded',
+    );
   const worker = await startWorker({
     dispatcherUrl: config.dispatcherUrl,
     workerId: config.workerId,
@@ -71,6 +98,7 @@ try {
     tritonGrpcUrl: config.tritonGrpcUrl,
     modelRepository: config.modelRepository,
     workerToken: config.workerToken,
+    taskHandlers,
     logger,
   });
 

@@ -35,6 +35,11 @@ export interface WorkerConfig {
   logCollectorUrl: string | undefined;
   /** LOG_LEVEL. Default `info`. */
   logLevel: string;
+  /**
+   * WORKER_HANDLERS: comma-separated task handler modules (file paths, relative to the working
+   * directory, or package names) loaded by the CLI (handler-plugins.ts). Default unset (built-ins only).
+   */
+  handlers: string | undefined;
 }
 
 /** A setting failed validation; the message names the variable (the kit's ConfigError). */
@@ -127,6 +132,7 @@ const envSchema = z.object({
   LOG_LEVEL: optionalString.pipe(
     logLevelSchema(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`).optional(),
   ),
+  WORKER_HANDLERS: optionalString,
 });
 
 /** The environment variable behind each setting (CLI flags map to the same names). */
@@ -143,6 +149,7 @@ export const WORKER_ENV = {
   workerToken: 'WORKER_TOKEN',
   logCollectorUrl: 'LOG_COLLECTOR_URL',
   logLevel: 'LOG_LEVEL',
+  handlers: 'WORKER_HANDLERS',
 } as const satisfies Record<keyof WorkerConfig, string>;
 
 /** A random worker id: the host name (a pod name under Kubernetes) plus a random suffix. */

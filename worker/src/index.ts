@@ -3,6 +3,7 @@
 export { loadWorkerConfig, randomWorkerId, WORKER_ENV, WorkerConfigError } from './config.js';
 export type { WorkerConfig } from './config.js';
 export { TASK_ERRORS, TaskError } from './errors.js';
+export { HandlerPluginError, loadHandlerPlugins } from './handler-plugins.js';
 export type { WorkerTaskErrorCode } from './errors.js';
 export type { EmbedResult } from './handlers/embed-texts.js';
 export type { ModelCache, ModelInfo } from './handlers/model-cache.js';

@@ -35,6 +35,7 @@ describe('loadWorkerConfig', () => {
       WORKER_TOKEN: 'tok',
       LOG_COLLECTOR_URL: 'http://logs:8001',
       LOG_LEVEL: 'debug',
+      WORKER_HANDLERS: './my-handlers.js,other-package',
     };
     expect(loadWorkerConfig(env)).toEqual({
       dispatcherUrl: 'http://d:8080',
@@ -49,6 +50,7 @@ describe('loadWorkerConfig', () => {
       workerToken: 'tok',
       logCollectorUrl: 'http://logs:8001',
       logLevel: 'debug',
+      handlers: './my-handlers.js,other-package',
     });
     const c = loadWorkerConfig(env, { slots: '8', tritonUrl: 'http://triton:8000', workerId: undefined });
     expect(c).toMatchObject({ slots: 8, tritonUrl: 'http://triton:8000', workerId: 'w-1' });
