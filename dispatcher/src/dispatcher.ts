@@ -7,6 +7,7 @@ import { createMetrics } from './metrics.js';
 import { RepositoryLabels } from './repository-labels.js';
 import { Router } from './routing/router.js';
 import { createRunTaskHandler, isRunTaskRequest } from './run-task-route.js';
+import { WorkerQuarantine } from './quarantine.js';
 import { TaskTracker } from './task-tracker.js';
 import { WorkerEndpoint } from './worker-endpoint.js';
 import { createWorkerLink } from './worker-messages.js';
@@ -51,7 +52,24 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     maxQueuePerLabel: resolved.maxQueuePerLabel,
     failureBackoffMs: resolved.labelFailureBackoffMs,
   });
-  const metrics = createMetrics(router, { logRecordsDropped: options.logRecordsDropped });
+  const quarantine = new WorkerQuarantine({
+    strikes: resolved.quarantineStrikes,
+    windowMs: resolved.quarantineWindowMs,
+    cooldownMs: resolved.quarantineMs,
+    maxCooldownMs: resolved.quarantineMs * 10,
+  });
+  const metrics = createMetrics(
+    {
+      queueDepths: () => router.queueDepths(),
+      get workerCount() {
+        return router.workerCount;
+      },
+      get quarantinedCount() {
+        return quarantine.size;
+      },
+    },
+    { logRecordsDropped: options.logRecordsDropped },
+  );
   const repository = resolved.modelRepository
     ? new RepositoryLabels(resolved.modelRepository, resolved.repositoryCacheMs)
     : undefined;
@@ -82,6 +100,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     logger,
     repository,
     workers: createWorkerLink((id, message) => endpoint.send(id, message)),
+    quarantine,
   });
   const runTask = createRunTaskHandler({ options: resolved, tracker, logger });
   const app = createHttpApp({
@@ -92,6 +111,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     logger,
     repository,
     isDraining: () => draining,
+    isQuarantined: (id) => quarantine.isQuarantined(id),
   });
   // POST /run-task skips Express (the hot path); every other request goes to it.
   server.on('request', (req, res) => {

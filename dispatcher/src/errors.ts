@@ -25,6 +25,7 @@ export const DISPATCHER_ERRORS = {
   internal: { status: 500, message: 'internal error' },
   worker_lost: { status: 502, message: 'the worker running the task was lost and the attempts are used up' },
   worker_error: { status: 502, message: 'the worker failed to run the task' },
+  result_too_large: { status: 502, message: 'the worker returned a result larger than the limit' },
   uploader_unreachable: { status: 502, message: 'the uploader could not be reached' },
   queue_full: { status: 503, message: 'the task queue is full; retry later' },
   shutting_down: { status: 503, message: 'the dispatcher is shutting down' },

@@ -23,6 +23,8 @@ export interface HttpRoutesDeps {
   readonly repository: RepositoryLabels | undefined;
   /** True once shutdown began: /health answers 503. */
   readonly isDraining: () => boolean;
+  /** Whether a worker is quarantined (shown as `state: "quarantined"`) [never]. */
+  readonly isQuarantined?: (workerId: string) => boolean;
 }
 
 const uploadSchema = z.object({
@@ -83,7 +85,7 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
       list.push({
         id: w.id,
         labels: w.labels,
-        state: w.state,
+        state: deps.isQuarantined?.(w.id) === true ? 'quarantined' : w.state,
         in_flight: w.inFlight.size,
         slots: w.taskSlots,
         label_capacity: w.labelCapacity,

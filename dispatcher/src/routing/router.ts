@@ -355,7 +355,7 @@ export class Router {
   private place(task: TaskSpec, now: number, waitedMs?: number): Placement | undefined {
     if (task.label !== NO_LABEL) return this.policy.place(task, this.ctx, now, waitedMs);
     for (const worker of this.registry.available(this.ctx.random, this.ctx.scanLimit))
-      if (this.registry.serves(worker, task.taskType)) return { worker, evictLabel: undefined };
+      if (this.registry.canRun(worker, task, now)) return { worker, evictLabel: undefined };
     return undefined;
   }
 
