@@ -72,6 +72,8 @@ export class WorkerConnection {
   private lastHeardAt = 0;
   private attempt = 0;
   private heartbeatMs = 1000;
+  /** The dispatcher's frame limit from its Welcome (0: not told). */
+  private peerMaxFrameBytes = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private closePromise: Promise<void> | undefined;
@@ -304,7 +306,8 @@ export class WorkerConnection {
     }
     switch (msg.body) {
       case 'welcome': {
-        const { protocolVersion, heartbeatIntervalMs } = msg.welcome;
+        const { protocolVersion, heartbeatIntervalMs, maxFrameBytes } = msg.welcome;
+        this.peerMaxFrameBytes = Number(maxFrameBytes) || 0;
         if (protocolVersion !== PROTOCOL_VERSION)
           this.o.logger.error(
             { event: 'protocol_mismatch', ours: PROTOCOL_VERSION, theirs: protocolVersion },
@@ -383,7 +386,20 @@ export class WorkerConnection {
       );
   }
 
-  private sendResult({ taskId, resultJson, error, label, labelMiss, loadMs, runMs }: TaskOutcome): boolean {
+  private sendResult(outcome: TaskOutcome): boolean {
+    const { taskId, resultJson, label, labelMiss, loadMs, runMs } = outcome;
+    let { error } = outcome;
+    // A frame over the dispatcher's limit would close the link (1009) and lose every task on it:
+    // such a result is reported as a failure of this task alone.
+    const limit = this.peerMaxFrameBytes - RESULT_FRAME_HEADROOM;
+    if (!error && resultJson !== undefined && this.peerMaxFrameBytes > 0) {
+      const bytes = Buffer.byteLength(resultJson);
+      if (bytes > limit)
+        error = {
+          code: 'inference_failed',
+          message: `result_too_large: the result has ${bytes} bytes, over the dispatcher's frame limit (${this.peerMaxFrameBytes} bytes)`,
+        };
+    }
     return this.send({
       taskResult: {
         taskId,
@@ -397,6 +413,9 @@ export class WorkerConnection {
     });
   }
 }
+
+/** Room in a TaskResult frame for everything but the result (ids, labels, timings). */
+const RESULT_FRAME_HEADROOM = 64 * 1024;
 
 /** `http://h:p` / `ws://h:p/` / `wss://h/base` -> `ws(s)://.../worker-listen`. */
 export function workerListenUrl(base: string): string {

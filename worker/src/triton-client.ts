@@ -1,3 +1,4 @@
+import { readBoundedText, ResponseTooLargeError } from './bounded-body.js';
 import { errorMessage, withTimeout } from './errors.js';
 
 /**
@@ -96,9 +97,16 @@ export interface TritonClientOptions {
   loadTimeoutMs?: number;
   /** Per-call limit for an inference. Default 120 000 ms. */
   inferTimeoutMs?: number;
+  /** Largest answer body read (bytes); a larger one is refused unread (`ResponseTooLargeError`). Default 64 MiB. */
+  maxResponseBytes?: number;
 }
 
-const DEFAULTS = { timeoutMs: 10_000, loadTimeoutMs: 600_000, inferTimeoutMs: 120_000 };
+const DEFAULTS = {
+  timeoutMs: 10_000,
+  loadTimeoutMs: 600_000,
+  inferTimeoutMs: 120_000,
+  maxResponseBytes: 64 * 1024 * 1024,
+};
 
 /** Triton HTTP client. Every call has its own timeout and rejects with `TimeoutError` past it. */
 export class TritonClient {
@@ -116,6 +124,7 @@ export class TritonClient {
       timeoutMs: options.timeoutMs ?? DEFAULTS.timeoutMs,
       loadTimeoutMs: options.loadTimeoutMs ?? DEFAULTS.loadTimeoutMs,
       inferTimeoutMs: options.inferTimeoutMs ?? DEFAULTS.inferTimeoutMs,
+      maxResponseBytes: options.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
     };
   }
 
@@ -210,9 +219,10 @@ export class TritonClient {
           headers: body === undefined ? {} : { 'content-type': 'application/json' },
           body: body === undefined ? undefined : JSON.stringify(body),
         });
-        text = await res.text();
+        // Bounded before anything parses it (issue 11: a small request with a huge output).
+        text = await readBoundedText(res, this.options.maxResponseBytes, `${method} ${path}`);
       } catch (err) {
-        if (signal.aborted) throw err;
+        if (signal.aborted || err instanceof ResponseTooLargeError) throw err;
         throw new ModelServerUnreachableError(`${method} ${base}${path}: ${errorMessage(err)}`, {
           cause: err,
         });

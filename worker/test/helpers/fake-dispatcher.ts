@@ -35,7 +35,7 @@ export class FakeDispatcher {
 
   private constructor(
     readonly port: number,
-    private readonly options: { token?: string; heartbeatIntervalMs: number },
+    private readonly options: { token?: string; heartbeatIntervalMs: number; maxFrameBytes?: number },
     server: Server,
   ) {
     this.server = server;
@@ -43,7 +43,7 @@ export class FakeDispatcher {
 
   /** Starts on `port` (0 = any free one). */
   static async start(
-    options: { port?: number; token?: string; heartbeatIntervalMs?: number } = {},
+    options: { port?: number; token?: string; heartbeatIntervalMs?: number; maxFrameBytes?: number } = {},
   ): Promise<FakeDispatcher> {
     const server = createServer((_req, res) => res.writeHead(404).end());
     await new Promise<void>((resolve, reject) => {
@@ -53,7 +53,11 @@ export class FakeDispatcher {
     const port = (server.address() as AddressInfo).port;
     const d = new FakeDispatcher(
       port,
-      { token: options.token, heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1000 },
+      {
+        token: options.token,
+        heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1000,
+        maxFrameBytes: options.maxFrameBytes,
+      },
       server,
     );
     server.on('upgrade', (req, socket, head) => d.onUpgrade(req, socket, head));
@@ -146,6 +150,9 @@ export class FakeDispatcher {
           welcome: {
             protocolVersion: PROTOCOL_VERSION,
             heartbeatIntervalMs: this.options.heartbeatIntervalMs,
+            ...(this.options.maxFrameBytes === undefined
+              ? {}
+              : { maxFrameBytes: this.options.maxFrameBytes }),
           },
         });
       const index = this.received.length - 1;
