@@ -163,7 +163,14 @@ export class TaskRunner {
       const runStart = performance.now();
       let result: unknown;
       try {
-        result = await handler.run(params, { taskId, label, client: this.o.client, models: this.o.models });
+        result = await handler.run(params, {
+          taskId,
+          label,
+          client: this.o.client,
+          models: this.o.models,
+          // The producer stops waiting then: so does the model-server call.
+          deadlineUnixMs: task.deadlineUnixMs,
+        });
       } finally {
         runMs = performance.now() - runStart;
       }

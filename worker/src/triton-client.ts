@@ -64,6 +64,18 @@ export interface InferResponse {
   parameters?: Record<string, unknown>;
 }
 
+/** Per-call options of `TritonClient.infer`. */
+export interface InferOptions {
+  /** Wall-clock deadline (ms since the epoch; 0 or unset: none), e.g. `RunTask.deadline_unix_ms`. */
+  deadlineUnixMs?: number;
+}
+
+/** The timeout of a call: `limitMs`, or less when `deadlineUnixMs` comes sooner (at least 1 ms). */
+export function callTimeoutMs(limitMs: number, deadlineUnixMs: number | undefined): number {
+  if (!deadlineUnixMs || deadlineUnixMs <= 0) return limitMs;
+  return Math.max(1, Math.min(limitMs, deadlineUnixMs - Date.now()));
+}
+
 /** A non-2xx answer from the model server, with Triton's `{"error": "..."}` message. */
 export class TritonError extends Error {
   override name = 'TritonError';
@@ -188,13 +200,16 @@ export class TritonClient {
     );
   }
 
-  /** `POST /v2/models/{m}/infer` with JSON tensors. */
-  async infer(name: string, request: InferRequest): Promise<InferResponse> {
+  /**
+   * `POST /v2/models/{m}/infer` with JSON tensors. With `deadlineUnixMs` (the task's deadline) the
+   * call gives up then, if that is sooner than `inferTimeoutMs`: no one waits for a later answer.
+   */
+  async infer(name: string, request: InferRequest, options: InferOptions = {}): Promise<InferResponse> {
     return this.request<InferResponse>(
       'POST',
       `/v2/models/${enc(name)}/infer`,
       request,
-      this.options.inferTimeoutMs,
+      callTimeoutMs(this.options.inferTimeoutMs, options.deadlineUnixMs),
     );
   }
 

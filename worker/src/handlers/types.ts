@@ -12,6 +12,8 @@ export interface HandlerContext {
   client: TritonClient | undefined;
   /** Per-label metadata, config and tokenizer, read once per load. */
   models: ModelCache;
+  /** The task's deadline (ms since the epoch; 0: none): pass it to `client.infer`. */
+  deadlineUnixMs?: number;
 }
 
 /**
