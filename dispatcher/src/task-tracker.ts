@@ -294,8 +294,11 @@ export class TaskTracker {
       else if (rule.retry === 'reroute') {
         metrics.taskRetries.inc();
         this.resubmit(task, now);
-      } else if (rule.retry === 'next_attempt' && task.attempt < options.maxAttempts) {
-        this.avoid(task, workerId);
+      } else if (
+        rule.retry === 'next_attempt' &&
+        task.attempt < options.maxAttempts &&
+        this.avoidAndFindOther(task, workerId)
+      ) {
         task.attempt++;
         metrics.taskRetries.inc();
         this.resubmit(task, now);
@@ -385,6 +388,18 @@ export class TaskTracker {
     const avoid = new Set(task.spec.avoidWorkers);
     avoid.add(workerId);
     task.spec = { ...task.spec, avoidWorkers: avoid };
+  }
+
+  /**
+   * Avoids `workerId` from now on and says whether another connected worker could take the task:
+   * with none, a failed load (e.g. a broken config.pbtxt) fails at once instead of waiting out the
+   * label's back-off or the task's deadline.
+   */
+  private avoidAndFindOther(task: PendingTask, workerId: string): boolean {
+    this.avoid(task, workerId);
+    const { router } = this.deps;
+    for (const w of router.workers()) if (router.registry.mayTake(w, task.spec)) return true;
+    return false;
   }
 
   /** Counts a strike against a worker; quarantines it (no new tasks) when it has too many. */

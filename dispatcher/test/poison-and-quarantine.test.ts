@@ -123,3 +123,15 @@ describe('quarantine', () => {
     await w.waitForTasks(2);
   });
 });
+
+describe('deterministic failures', () => {
+  it('regression: a failed load with no other worker to try fails at once, not after the back-off', async () => {
+    const d = await h.dispatcher({ taskTimeoutMs: 4000, labelFailureBackoffMs: 30_000 });
+    const w = await h.worker({ url: d.url, id: 'only', failLoad: (label) => label === 'broken' });
+    const res = await post(d.url, '/run-task', task('broken'));
+    expect(res.status).toBe(502);
+    expect(res.body.error.code).toBe('worker_error');
+    expect(res.body.error.message).toMatch(/label_load_failed/);
+    expect(w.received).toHaveLength(1);
+  });
+});
