@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { listen, type ListeningServer } from '@smart-routing/service-kit';
 import { checkWorkerTrust, resolveOptions, type DispatcherOptions, type ResolvedOptions } from './config.js';
+import { installHttpEdges, isAnsweredSocket } from './http-edges.js';
 import { answerClientError, createHttpApp } from './http-routes.js';
 import { serviceLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
@@ -78,8 +79,13 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     // Node requires headersTimeout <= requestTimeout.
     headersTimeout: Math.min(resolved.headersTimeoutMs, resolved.requestTimeoutMs),
     requestTimeout: resolved.requestTimeoutMs,
+    // Node checks both timeouts on this interval (default 30 s): a short timeout needs a short check.
+    connectionsCheckingInterval: Math.max(
+      10,
+      Math.min(30_000, Math.floor(Math.min(resolved.headersTimeoutMs, resolved.requestTimeoutMs) / 4)),
+    ),
   });
-  server.maxConnections = resolved.maxConnections;
+  installHttpEdges(server, { maxConnections: resolved.maxConnections });
   // The endpoint's events reach the tracker, created next; none fire before listen().
   const endpoint = new WorkerEndpoint(server, {
     options: resolved,
@@ -115,6 +121,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
   });
   // POST /run-task skips Express (the hot path); every other request goes to it.
   server.on('request', (req, res) => {
+    if (isAnsweredSocket(req)) return void req.resume(); // over the connection cap: answered already
     if (isRunTaskRequest(req)) runTask(req, res);
     else app(req, res);
   });

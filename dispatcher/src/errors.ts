@@ -21,7 +21,9 @@ export const DISPATCHER_ERRORS = {
   method_not_allowed: { status: 405, message: 'method not allowed on this route' },
   duplicate_task_id: { status: 409, message: 'a task with this task_id is already in flight' },
   duplicate_worker_id: { status: 409, message: 'a connected worker already has this id' },
+  request_timeout: { status: 408, message: 'the request did not arrive in time' },
   payload_too_large: { status: 413, message: 'the request body is larger than the limit' },
+  expectation_failed: { status: 417, message: 'the Expect header is not supported' },
   internal: { status: 500, message: 'internal error' },
   worker_lost: { status: 502, message: 'the worker running the task was lost and the attempts are used up' },
   worker_error: { status: 502, message: 'the worker failed to run the task' },
@@ -29,6 +31,7 @@ export const DISPATCHER_ERRORS = {
   uploader_unreachable: { status: 502, message: 'the uploader could not be reached' },
   queue_full: { status: 503, message: 'the task queue is full; retry later' },
   shutting_down: { status: 503, message: 'the dispatcher is shutting down' },
+  too_many_connections: { status: 503, message: 'too many open connections; retry later' },
   no_capable_worker: { status: 503, message: 'no connected worker serves this task type; retry later' },
   uploader_not_configured: { status: 503, message: 'no uploader is configured (UPLOADER_URL)' },
   model_server_unavailable: {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { createAuthorizer } from './api-keys.js';
 import type { ResolvedOptions } from './config.js';
 import { DispatcherError } from './errors.js';
+import { verifyUtf8 } from './http-edges.js';
 import { invalidRequest, sendError, toDispatcherError } from './http-json.js';
 import type { DispatcherMetrics } from './metrics.js';
 import type { RepositoryLabels } from './repository-labels.js';
@@ -59,6 +60,17 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', false);
+  // Every route, before auth or routing: a declared body over the limit is refused unread.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const declared = Number(req.headers['content-length']);
+    if (!(declared > options.maxBodyBytes)) return next();
+    res.setHeader('Connection', 'close');
+    sendError(
+      res,
+      new DispatcherError('payload_too_large', `the body is larger than ${options.maxBodyBytes} bytes`),
+    );
+    req.resume();
+  });
 
   const authorized = createAuthorizer(options.apiKeys);
   const requireKey = (req: Request, _res: Response, next: NextFunction): void => {
@@ -67,7 +79,7 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
     );
   };
   // Any content type is read as JSON: producers often omit the header.
-  const json = express.json({ limit: options.maxBodyBytes, type: () => true });
+  const json = express.json({ limit: options.maxBodyBytes, type: () => true, verify: verifyUtf8 });
 
   // '/run-task/', '/Run-Task' and the like: Express matches them loosely; the same handler serves them.
   app.post('/run-task', (req: Request, res: Response) => deps.runTask(req, res));
@@ -169,13 +181,15 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): v
     socket.destroy();
     return;
   }
-  const detail =
-    err.code === 'HPE_HEADER_OVERFLOW'
-      ? 'the request headers are too large'
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? 'the request did not arrive in time'
-        : `malformed HTTP request (${err.code ?? 'parse error'})`;
-  const e = new DispatcherError('invalid_request', detail);
+  const e =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new DispatcherError('request_timeout', 'the request (headers or body) did not arrive in time')
+      : new DispatcherError(
+          'invalid_request',
+          err.code === 'HPE_HEADER_OVERFLOW'
+            ? 'the request headers are too large'
+            : `malformed HTTP request (${err.code ?? 'parse error'})`,
+        );
   const payload = JSON.stringify(e.toBody());
   socket.end(
     `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\nConnection: close\r\n` +

@@ -156,6 +156,20 @@ export class WorkerEndpoint {
       return this.refuse(req, socket, new DispatcherError('not_found', `no WebSocket endpoint at ${path}`));
     if (!this.opts.isAccepting() || this.closed)
       return this.refuse(req, socket, new DispatcherError('shutting_down', undefined, 1));
+    // ws would answer these with a plain-text 400; the dispatcher's answers are JSON.
+    if (
+      req.headers['sec-websocket-version'] !== '13' ||
+      typeof req.headers['sec-websocket-key'] !== 'string' ||
+      String(req.headers.upgrade).toLowerCase() !== 'websocket'
+    )
+      return this.refuse(
+        req,
+        socket,
+        new DispatcherError(
+          'invalid_request',
+          'a WebSocket upgrade needs Upgrade: websocket, a Sec-WebSocket-Key and Sec-WebSocket-Version: 13',
+        ),
+      );
     const id = req.headers['worker-id'];
     // A listed id needs its own token; the shared token (when set) serves the ids not listed.
     const expected =
