@@ -33,6 +33,9 @@ export interface DispatcherHandle {
   close(): Promise<void>;
 }
 
+/** How long an overwrite upload waits for the workers holding the label to unload it. */
+const RETIRE_TIMEOUT_MS = 10_000;
+
 /**
  * Starts the dispatcher: one `http.Server` carrying the Express API and the worker WebSocket
  * endpoint, around one routing core.
@@ -118,6 +121,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     repository,
     isDraining: () => draining,
     isQuarantined: (id) => quarantine.isQuarantined(id),
+    retireLabel: (label) => tracker.retireLabel(label, RETIRE_TIMEOUT_MS),
   });
   // POST /run-task skips Express (the hot path); every other request goes to it.
   server.on('request', (req, res) => {

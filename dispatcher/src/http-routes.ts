@@ -24,6 +24,11 @@ export interface HttpRoutesDeps {
   readonly repository: RepositoryLabels | undefined;
   /** True once shutdown began: /health answers 503. */
   readonly isDraining: () => boolean;
+  /**
+   * After an overwrite: makes every worker holding the label unload it (see TaskTracker.retireLabel)
+   * [not done].
+   */
+  readonly retireLabel?: (label: string) => Promise<{ refreshed: string[]; pending: string[] }>;
   /** Whether a worker is quarantined (shown as `state: "quarantined"`) [never]. */
   readonly isQuarantined?: (workerId: string) => boolean;
 }
@@ -140,6 +145,25 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
     const auth = uploaderAuth(req.headers, options.apiKeys);
     const answer = await forwardUpload(options.uploaderUrl, parsed.data, options.uploadTimeoutMs, auth);
     if (answer.status >= 200 && answer.status < 300) repository?.invalidate();
+    const body = answer.body as { model_name?: unknown } | null;
+    const name = body !== null && typeof body === 'object' ? body.model_name : undefined;
+    if (
+      answer.status >= 200 &&
+      answer.status < 300 &&
+      parsed.data.overwrite &&
+      typeof name === 'string' &&
+      deps.retireLabel
+    ) {
+      // No worker may keep answering with the old model once the upload says it succeeded.
+      const { refreshed, pending } = await deps.retireLabel(name);
+      if (pending.length > 0)
+        logger.warn(
+          { event: 'stale_model_workers', label: name, worker_ids: pending },
+          'workers did not confirm unloading an overwritten model in time',
+        );
+      res.status(answer.status).json({ ...body, refreshed_workers: refreshed, stale_workers: pending });
+      return;
+    }
     res.status(answer.status).json(answer.body);
   });
 

@@ -95,6 +95,8 @@ export interface TaskTrackerDeps {
 export class TaskTracker {
   private readonly pending = new Map<string, PendingTask>();
   private readonly idleWaiters: (() => void)[] = [];
+  /** Per label, the workers each retireLabel call still waits for (their `evicted` event). */
+  private readonly retiring = new Map<string, Set<{ waiting: Set<string>; done: () => void }>>();
   /** Slot reclaims scheduled after in-flight timeouts (cleared by failAll). */
   private readonly reclaimTimers = new Set<NodeJS.Timeout>();
   private admitting = true;
@@ -251,6 +253,7 @@ export class TaskTracker {
       this.resubmit(task, now);
     }
     if (orphans > 0) this.strike(workerId, 'lost_with_tasks', now);
+    if (this.retiring.size > 0) this.retired(workerId, undefined);
   }
 
   /** A worker's TaskResult. */
@@ -314,10 +317,50 @@ export class TaskTracker {
     this.apply(decisions);
   }
 
+  /**
+   * A model was overwritten: every worker holding `label` unloads it, so none serves the old
+   * version. Resolves once each confirmed (LabelEvent `evicted`, or it left), or at `timeoutMs`
+   * with the ids still pending.
+   */
+  retireLabel(label: string, timeoutMs: number): Promise<{ refreshed: string[]; pending: string[] }> {
+    const decisions = this.deps.router.retireLabel(performance.now(), label);
+    const ids = decisions.map((d) => (d.type === 'unload' ? d.workerId : '')).filter((id) => id !== '');
+    if (ids.length === 0) return Promise.resolve({ refreshed: [], pending: [] });
+    return new Promise((resolve) => {
+      const waiting = new Set(ids);
+      let set = this.retiring.get(label);
+      if (!set) this.retiring.set(label, (set = new Set()));
+      const entry = {
+        waiting,
+        done: () => {
+          clearTimeout(timer);
+          set.delete(entry);
+          if (set.size === 0 && this.retiring.get(label) === set) this.retiring.delete(label);
+          resolve({ refreshed: ids.filter((id) => !waiting.has(id)), pending: [...waiting] });
+        },
+      };
+      const timer = setTimeout(() => entry.done(), timeoutMs).unref();
+      set.add(entry);
+      this.apply(decisions);
+    });
+  }
+
+  /** A worker confirmed it no longer holds `label` (or it left): retireLabel stops waiting for it. */
+  private retired(workerId: string, label: string | undefined): void {
+    for (const [l, set] of this.retiring) {
+      if (label !== undefined && l !== label) continue;
+      for (const entry of [...set]) {
+        entry.waiting.delete(workerId);
+        if (entry.waiting.size === 0) entry.done();
+      }
+    }
+  }
+
   /** A worker's LabelEvent. */
   onLabelEvent(workerId: string, event: LabelEvent): void {
     const { router, metrics } = this.deps;
     if (event.kind === 'unspecified') return;
+    if (event.kind === 'evicted' && this.retiring.size > 0) this.retired(workerId, event.label);
     if (event.kind === 'loaded') metrics.labelLoads.inc();
     else if (event.kind === 'evicted') metrics.labelEvictions.inc();
     this.apply(
