@@ -96,6 +96,22 @@ export interface DispatcherOptions {
   maxWorkerSlots?: number;
   /** How long a worker avoids a label that failed to load there (ms) [30000]. */
   labelFailureBackoffMs?: number;
+  /**
+   * Largest task result accepted from a worker (bytes of result JSON) [16 MiB]; a larger one fails
+   * the task with 502 `result_too_large`, before it is parsed. At most `maxPayloadBytes`.
+   */
+  maxResultBytes?: number;
+  /**
+   * How long after a task timed out its slot still counts against the worker that has not answered
+   * (ms) [5000]; then the dispatcher frees it and routes to that slot again.
+   */
+  slotReclaimGraceMs?: number;
+  /** Strikes (timed-out tasks, losses with tasks in flight) within `quarantineWindowMs` that quarantine a worker [3]. */
+  quarantineStrikes?: number;
+  /** How far back strikes count (ms) [60000]. */
+  quarantineWindowMs?: number;
+  /** First quarantine cool-down (ms) [30000]; doubles on each repeat, up to 10 x. */
+  quarantineMs?: number;
   /** Time allowed for the uploader to answer an upload (ms) [600000]. */
   uploadTimeoutMs?: number;
   /** How often waiting tasks are re-examined (ms) [50]. */
@@ -162,6 +178,11 @@ export interface ResolvedOptions {
   readonly maxWorkerLabels: number;
   readonly maxWorkerSlots: number;
   readonly labelFailureBackoffMs: number;
+  readonly maxResultBytes: number;
+  readonly slotReclaimGraceMs: number;
+  readonly quarantineStrikes: number;
+  readonly quarantineWindowMs: number;
+  readonly quarantineMs: number;
   readonly uploadTimeoutMs: number;
   readonly tickIntervalMs: number;
   readonly repositoryCacheMs: number;
@@ -244,6 +265,15 @@ const optionsSchema = z.object({
   maxWorkerLabels: z.number().int().min(1).max(1_000_000).default(64),
   maxWorkerSlots: z.number().int().min(1).max(1_000_000).default(256),
   labelFailureBackoffMs: ms(0).default(30_000),
+  maxResultBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(16 * 1024 * 1024),
+  slotReclaimGraceMs: ms(0).default(5000),
+  quarantineStrikes: z.number().int().min(1).max(1000).default(3),
+  quarantineWindowMs: ms(1).default(60_000),
+  quarantineMs: ms(0).default(30_000),
   uploadTimeoutMs: ms(1).default(600_000),
   tickIntervalMs: ms(1).default(50),
   repositoryCacheMs: ms(0).default(2000),
@@ -325,6 +355,8 @@ export const ENV_VARS = [
   'MAX_BODY_BYTES',
   'MAX_INFER_BODY_BYTES',
   'GRPC_PORT',
+  'MAX_RESULT_BYTES',
+  'QUARANTINE_MS',
   'API_KEYS',
   'NAMED_API_KEYS',
   'TENANT_WEIGHTS',
@@ -421,6 +453,8 @@ const envSchema = z.object({
       z.coerce.number().int().min(0).max(65535),
     ])
     .optional(),
+  MAX_RESULT_BYTES: int(1024).default(16 * 1024 * 1024),
+  QUARANTINE_MS: int(0).default(30_000),
   API_KEYS: z
     .string()
     .transform((v) =>
@@ -498,6 +532,8 @@ export function loadConfig(
     maxBodyBytes: e.MAX_BODY_BYTES,
     maxInferBodyBytes: e.MAX_INFER_BODY_BYTES,
     grpcPort: e.GRPC_PORT,
+    maxResultBytes: e.MAX_RESULT_BYTES,
+    quarantineMs: e.QUARANTINE_MS,
     apiKeys: e.API_KEYS ?? [],
     namedApiKeys: e.NAMED_API_KEYS ?? {},
     tenantWeights: e.TENANT_WEIGHTS ?? {},

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { listen, type ListeningServer } from '@smart-routing/service-kit';
 import { checkWorkerTrust, resolveOptions, type DispatcherOptions, type ResolvedOptions } from './config.js';
+import { installHttpEdges, isAnsweredSocket } from './http-edges.js';
 import { answerClientError, createHttpApp } from './http-routes.js';
 import { serviceLogger } from './logger.js';
 import { KServeFleet } from './kserve-front/fleet.js';
@@ -10,6 +11,7 @@ import { createMetrics } from './metrics.js';
 import { RepositoryLabels } from './repository-labels.js';
 import { Router } from './routing/router.js';
 import { createRunTaskHandler, isRunTaskRequest } from './run-task-route.js';
+import { WorkerQuarantine } from './quarantine.js';
 import { TaskTracker } from './task-tracker.js';
 import { createLiveView } from './ui/live-view.js';
 import { WorkerEndpoint } from './worker-endpoint.js';
@@ -38,6 +40,9 @@ export interface DispatcherHandle {
   /** Shutdown without grace (the same order, nothing waited for). Safe to call twice. */
   close(): Promise<void>;
 }
+
+/** How long an overwrite upload waits for the workers holding the label to unload it. */
+const RETIRE_TIMEOUT_MS = 10_000;
 
 /**
  * Starts the dispatcher: one `http.Server` carrying the Express API and the worker WebSocket
@@ -70,7 +75,24 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
       releaseSurplus: resolved.routing.releaseSurplus,
     },
   });
-  const metrics = createMetrics(router, { logRecordsDropped: options.logRecordsDropped });
+  const quarantine = new WorkerQuarantine({
+    strikes: resolved.quarantineStrikes,
+    windowMs: resolved.quarantineWindowMs,
+    cooldownMs: resolved.quarantineMs,
+    maxCooldownMs: resolved.quarantineMs * 10,
+  });
+  const metrics = createMetrics(
+    {
+      queueDepths: () => router.queueDepths(),
+      get workerCount() {
+        return router.workerCount;
+      },
+      get quarantinedCount() {
+        return quarantine.size;
+      },
+    },
+    { logRecordsDropped: options.logRecordsDropped },
+  );
   const repository = resolved.modelRepository
     ? new RepositoryLabels(resolved.modelRepository, resolved.repositoryCacheMs)
     : undefined;
@@ -81,8 +103,13 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     // Node requires headersTimeout <= requestTimeout.
     headersTimeout: Math.min(resolved.headersTimeoutMs, resolved.requestTimeoutMs),
     requestTimeout: resolved.requestTimeoutMs,
+    // Node checks both timeouts on this interval (default 30 s): a short timeout needs a short check.
+    connectionsCheckingInterval: Math.max(
+      10,
+      Math.min(30_000, Math.floor(Math.min(resolved.headersTimeoutMs, resolved.requestTimeoutMs) / 4)),
+    ),
   });
-  server.maxConnections = resolved.maxConnections;
+  installHttpEdges(server, { maxConnections: resolved.maxConnections });
   // The endpoint's events reach the tracker, created next; none fire before listen().
   const endpoint = new WorkerEndpoint(server, {
     options: resolved,
@@ -104,6 +131,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     logger,
     repository,
     workers: createWorkerLink((id, message) => endpoint.send(id, message)),
+    quarantine,
   });
   const runTask = createRunTaskHandler({ options: resolved, tracker, logger });
   const app = createHttpApp({
@@ -115,6 +143,8 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     repository,
     isDraining: () => draining,
     liveView,
+    isQuarantined: (id) => quarantine.isQuarantined(id),
+    retireLabel: (label) => tracker.retireLabel(label, RETIRE_TIMEOUT_MS),
   });
   const fleet = new KServeFleet({
     options: resolved,
@@ -127,6 +157,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
   const v2 = createKServeHttpHandler({ options: resolved, fleet, logger });
   // POST /run-task and the KServe v2 routes skip Express (hot paths); every other request goes to it.
   server.on('request', (req, res) => {
+    if (isAnsweredSocket(req)) return void req.resume(); // over the connection cap: answered already
     if (isRunTaskRequest(req)) runTask(req, res);
     else if (isKServeRequest(req)) v2(req, res);
     else app(req, res);

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { createAuthorizer } from './api-keys.js';
 import type { ResolvedOptions } from './config.js';
 import { DispatcherError } from './errors.js';
+import { verifyUtf8 } from './http-edges.js';
 import { invalidRequest, sendError, toDispatcherError } from './http-json.js';
 import type { DispatcherMetrics } from './metrics.js';
 import type { RepositoryLabels } from './repository-labels.js';
@@ -26,6 +27,13 @@ export interface HttpRoutesDeps {
   readonly isDraining: () => boolean;
   /** The live view (GET /ui, GET /ui/events); not mounted when absent. */
   readonly liveView?: LiveView;
+  /**
+   * After an overwrite: makes every worker holding the label unload it (see TaskTracker.retireLabel)
+   * [not done].
+   */
+  readonly retireLabel?: (label: string) => Promise<{ refreshed: string[]; pending: string[] }>;
+  /** Whether a worker is quarantined (shown as `state: "quarantined"`) [never]. */
+  readonly isQuarantined?: (workerId: string) => boolean;
 }
 
 /**
@@ -75,6 +83,17 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', false);
+  // Every route, before auth or routing: a declared body over the limit is refused unread.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const declared = Number(req.headers['content-length']);
+    if (!(declared > options.maxBodyBytes)) return next();
+    res.setHeader('Connection', 'close');
+    sendError(
+      res,
+      new DispatcherError('payload_too_large', `the body is larger than ${options.maxBodyBytes} bytes`),
+    );
+    req.resume();
+  });
 
   const authorized = createAuthorizer(options.apiKeys);
   const requireKey = (req: Request, _res: Response, next: NextFunction): void => {
@@ -83,7 +102,7 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
     );
   };
   // Any content type is read as JSON: producers often omit the header.
-  const json = express.json({ limit: options.maxBodyBytes, type: () => true });
+  const json = express.json({ limit: options.maxBodyBytes, type: () => true, verify: verifyUtf8 });
 
   // '/run-task/', '/Run-Task' and the like: Express matches them loosely; the same handler serves them.
   app.post('/run-task', (req: Request, res: Response) => deps.runTask(req, res));
@@ -101,7 +120,7 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
       list.push({
         id: w.id,
         labels: w.labels,
-        state: w.state,
+        state: deps.isQuarantined?.(w.id) === true ? 'quarantined' : w.state,
         in_flight: w.inFlight.size,
         slots: w.taskSlots,
         label_capacity: w.labelCapacity,
@@ -144,6 +163,25 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
     const auth = uploaderAuth(req.headers, options.apiKeys);
     const answer = await forwardUpload(options.uploaderUrl, parsed.data, options.uploadTimeoutMs, auth);
     if (answer.status >= 200 && answer.status < 300) repository?.invalidate();
+    const body = answer.body as { model_name?: unknown } | null;
+    const name = body !== null && typeof body === 'object' ? body.model_name : undefined;
+    if (
+      answer.status >= 200 &&
+      answer.status < 300 &&
+      parsed.data.overwrite &&
+      typeof name === 'string' &&
+      deps.retireLabel
+    ) {
+      // No worker may keep answering with the old model once the upload says it succeeded.
+      const { refreshed, pending } = await deps.retireLabel(name);
+      if (pending.length > 0)
+        logger.warn(
+          { event: 'stale_model_workers', label: name, worker_ids: pending },
+          'workers did not confirm unloading an overwritten model in time',
+        );
+      res.status(answer.status).json({ ...body, refreshed_workers: refreshed, stale_workers: pending });
+      return;
+    }
     res.status(answer.status).json(answer.body);
   });
 
@@ -187,13 +225,15 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): v
     socket.destroy();
     return;
   }
-  const detail =
-    err.code === 'HPE_HEADER_OVERFLOW'
-      ? 'the request headers are too large'
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? 'the request did not arrive in time'
-        : `malformed HTTP request (${err.code ?? 'parse error'})`;
-  const e = new DispatcherError('invalid_request', detail);
+  const e =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new DispatcherError('request_timeout', 'the request (headers or body) did not arrive in time')
+      : new DispatcherError(
+          'invalid_request',
+          err.code === 'HPE_HEADER_OVERFLOW'
+            ? 'the request headers are too large'
+            : `malformed HTTP request (${err.code ?? 'parse error'})`,
+        );
   const payload = JSON.stringify(e.toBody());
   socket.end(
     `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\nConnection: close\r\n` +

@@ -5,6 +5,8 @@ import { COMMON_QUEUE } from './routing/queues.js';
 export interface MetricsSource {
   queueDepths(): Map<string, number>;
   readonly workerCount: number;
+  /** Workers quarantined now [0 when not given]. */
+  readonly quarantinedCount?: number;
 }
 
 /** Counts kept elsewhere that /metrics reports too. */
@@ -30,6 +32,8 @@ export interface DispatcherMetrics {
   readonly taskRetries: Counter;
   /** Time spent in the routing core per decision. */
   readonly routingDecisionSeconds: Histogram;
+  /** Quarantines started, by reason (`task_timeout`, `lost_with_tasks`). */
+  readonly workerQuarantines: Counter<'reason'>;
 }
 
 /** Creates the metrics the README lists (`GET /metrics`) on a new registry. */
@@ -64,6 +68,14 @@ export function createMetrics(source: MetricsSource, external: ExternalCounts = 
     registers,
     collect() {
       this.set(source.workerCount);
+    },
+  });
+  new Gauge({
+    name: 'smart_routing_quarantined_workers',
+    help: 'Workers that get no new tasks for a cool-down (tasks timed out, or lost with tasks in flight).',
+    registers,
+    collect() {
+      this.set(source.quarantinedCount ?? 0);
     },
   });
   return {
@@ -103,6 +115,12 @@ export function createMetrics(source: MetricsSource, external: ExternalCounts = 
       name: 'smart_routing_routing_decision_seconds',
       help: 'Time spent in the routing core per decision.',
       buckets: [1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025],
+      registers,
+    }),
+    workerQuarantines: new Counter({
+      name: 'smart_routing_worker_quarantines_total',
+      help: 'Quarantines started, by reason (task_timeout, lost_with_tasks).',
+      labelNames: ['reason'],
       registers,
     }),
   };

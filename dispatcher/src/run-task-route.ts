@@ -13,6 +13,7 @@
  *
  * parameters_json is checked here, once, and travels on as the producer's text.
  */
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
 import type { Logger } from 'pino';
@@ -20,6 +21,7 @@ import { z } from 'zod';
 import { createKeyIdentifier } from './api-keys.js';
 import type { ResolvedOptions } from './config.js';
 import { DispatcherError } from './errors.js';
+import { verifyUtf8 } from './http-edges.js';
 import { invalidRequest, sendError, toDispatcherError, writeJson } from './http-json.js';
 import { completedAnswer } from './task-answer.js';
 import type { TaskTracker } from './task-tracker.js';
@@ -72,7 +74,7 @@ export function createRunTaskHandler(
   const identify = createKeyIdentifier(options.apiKeys, options.namedApiKeys);
   const limit = options.maxBodyBytes;
   // Any content type is read as JSON: producers often omit the header.
-  const decodeJson = express.json({ limit, type: () => true }) as unknown as (
+  const decodeJson = express.json({ limit, type: () => true, verify: verifyUtf8 }) as unknown as (
     req: IncomingMessage,
     res: ServerResponse,
     next: (err?: unknown) => void,
@@ -103,8 +105,12 @@ export function createRunTaskHandler(
     req.on('end', () => {
       if (overflow) return;
       let body: unknown;
+      const buf = Buffer.concat(chunks, size);
+      // Invalid UTF-8 would become U+FFFD in ids without a word: refused instead.
+      if (!isUtf8(buf))
+        return sendError(res, new DispatcherError('invalid_request', 'the body is not valid UTF-8'));
       try {
-        body = JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
+        body = JSON.parse(buf.toString('utf8'));
       } catch (err) {
         sendError(
           res,

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { ResolvedOptions } from './config.js';
 import { DISPATCHER_ERRORS, DispatcherError, type DispatcherErrorCode } from './errors.js';
 import type { DispatcherMetrics } from './metrics.js';
+import type { StrikeReason, WorkerQuarantine } from './quarantine.js';
 import type { RepositoryLabels } from './repository-labels.js';
 import type { Router } from './routing/router.js';
 import { NO_LABEL, type Decision, type TaskSpec, type WorkerInfo } from './routing/types.js';
@@ -45,8 +46,11 @@ const NO_WORKER_RETRY_AFTER_S = 5;
 const MAX_RETRY_AFTER_S = 3600;
 
 interface PendingTask {
-  /** What the router routes: `label` is '' when the task type is label-free on the fleet. */
-  readonly spec: TaskSpec;
+  /**
+   * What the router routes: `label` is '' when the task type is label-free on the fleet;
+   * `avoidWorkers` grows with each worker that crashed, went silent or failed on the task.
+   */
+  spec: TaskSpec;
   /** The producer's label, for the answer. */
   readonly label: string;
   readonly parametersJson: string;
@@ -60,6 +64,8 @@ interface PendingTask {
   attempt: number;
   /** The worker the current attempt was sent to. */
   workerId: string | undefined;
+  /** Workers lost while running this task (a second loss fails it: poison, see onWorkerLeft). */
+  losses: number;
 }
 
 /** What the tracker needs from the rest of the dispatcher. */
@@ -72,6 +78,8 @@ export interface TaskTrackerDeps {
   readonly repository: RepositoryLabels | undefined;
   /** Carries send / load / unload decisions to the workers. */
   readonly workers: WorkerLink;
+  /** Strikes and cool-downs of misbehaving workers [none: no quarantine]. */
+  readonly quarantine?: WorkerQuarantine;
 }
 
 /**
@@ -98,6 +106,10 @@ export interface TaskTrackerDeps {
 export class TaskTracker {
   private readonly pending = new Map<string, PendingTask>();
   private readonly idleWaiters: (() => void)[] = [];
+  /** Per label, the workers each retireLabel call still waits for (their `evicted` event). */
+  private readonly retiring = new Map<string, Set<{ waiting: Set<string>; done: () => void }>>();
+  /** Slot reclaims scheduled after in-flight timeouts (cleared by failAll). */
+  private readonly reclaimTimers = new Set<NodeJS.Timeout>();
   private admitting = true;
 
   constructor(private readonly deps: TaskTrackerDeps) {}
@@ -177,6 +189,7 @@ export class TaskTracker {
       timer: setTimeout(() => this.onTimeout(req.taskId), options.taskTimeoutMs).unref(),
       attempt: 1,
       workerId: undefined,
+      losses: 0,
     };
     this.pending.set(req.taskId, task);
     if (repository && !labelFree) {
@@ -218,7 +231,9 @@ export class TaskTracker {
     const { router, logger } = this.deps;
     let decisions: Decision[];
     try {
-      decisions = router.addWorker(performance.now(), info);
+      // A quarantined worker that reconnects is registered, but takes no tasks until released.
+      const quarantined = this.deps.quarantine?.isQuarantined(info.id) === true;
+      decisions = router.addWorker(performance.now(), quarantined ? { ...info, state: 'draining' } : info);
     } catch (err) {
       logger.error({ err, event: 'worker_join_failed', worker_id: info.id }, 'could not register worker');
       return;
@@ -230,14 +245,24 @@ export class TaskTracker {
   onWorkerLeft(workerId: string, reason: string): void {
     const { router, options, metrics } = this.deps;
     const now = performance.now();
+    let orphans = 0;
     for (const orphan of router.removeWorker(now, workerId)) {
       const task = this.pending.get(orphan.task.id);
       if (!task || task.workerId !== workerId) continue;
+      orphans++;
       task.workerId = undefined;
-      if (task.attempt >= options.maxAttempts) {
+      task.losses++;
+      // Never again on this worker; and a task that was running on two workers that were both
+      // lost is treated as poison (e.g. an output that stalls whoever runs it): it fails here
+      // instead of walking through the fleet.
+      this.avoid(task, workerId);
+      if (task.losses > 1 || task.attempt >= options.maxAttempts) {
         const detail =
           `worker ${workerId} was lost while running the task (${reason}); ` +
-          `gave up after ${task.attempt} attempt${task.attempt === 1 ? '' : 's'}`;
+          `gave up after ${task.attempt} attempt${task.attempt === 1 ? '' : 's'}` +
+          (task.losses > 1
+            ? ': the second worker lost while running it (a task that takes workers down is not passed on)'
+            : '');
         this.fail(task, new DispatcherError('worker_lost', detail));
         continue;
       }
@@ -245,6 +270,8 @@ export class TaskTracker {
       metrics.taskRetries.inc();
       this.resubmit(task, now);
     }
+    if (orphans > 0) this.strike(workerId, 'lost_with_tasks', now);
+    if (this.retiring.size > 0) this.retired(workerId, undefined);
   }
 
   /** A worker's TaskResult. */
@@ -274,11 +301,25 @@ export class TaskTracker {
     // Results for tasks no one waits for (timed out, abandoned, re-sent elsewhere) only free the slot.
     if (task && task.workerId === workerId) {
       task.workerId = undefined;
-      if (code === undefined || rule === undefined) this.complete(task, workerId, result);
+      const bytes = resultBytes(result);
+      if (code === undefined && bytes > options.maxResultBytes)
+        // Checked before the result is parsed; not retried: the same task gives the same output.
+        this.fail(
+          task,
+          new DispatcherError(
+            'result_too_large',
+            `worker ${workerId} returned a result of ${bytes} bytes; the limit is ${options.maxResultBytes} (MAX_RESULT_BYTES)`,
+          ),
+        );
+      else if (code === undefined || rule === undefined) this.complete(task, workerId, result);
       else if (rule.retry === 'reroute') {
         metrics.taskRetries.inc();
         this.resubmit(task, now);
-      } else if (rule.retry === 'next_attempt' && task.attempt < options.maxAttempts) {
+      } else if (
+        rule.retry === 'next_attempt' &&
+        task.attempt < options.maxAttempts &&
+        this.avoidAndFindOther(task, workerId)
+      ) {
         task.attempt++;
         metrics.taskRetries.inc();
         this.resubmit(task, now);
@@ -294,10 +335,50 @@ export class TaskTracker {
     this.apply(decisions);
   }
 
+  /**
+   * A model was overwritten: every worker holding `label` unloads it, so none serves the old
+   * version. Resolves once each confirmed (LabelEvent `evicted`, or it left), or at `timeoutMs`
+   * with the ids still pending.
+   */
+  retireLabel(label: string, timeoutMs: number): Promise<{ refreshed: string[]; pending: string[] }> {
+    const decisions = this.deps.router.retireLabel(performance.now(), label);
+    const ids = decisions.map((d) => (d.type === 'unload' ? d.workerId : '')).filter((id) => id !== '');
+    if (ids.length === 0) return Promise.resolve({ refreshed: [], pending: [] });
+    return new Promise((resolve) => {
+      const waiting = new Set(ids);
+      let set = this.retiring.get(label);
+      if (!set) this.retiring.set(label, (set = new Set()));
+      const entry = {
+        waiting,
+        done: () => {
+          clearTimeout(timer);
+          set.delete(entry);
+          if (set.size === 0 && this.retiring.get(label) === set) this.retiring.delete(label);
+          resolve({ refreshed: ids.filter((id) => !waiting.has(id)), pending: [...waiting] });
+        },
+      };
+      const timer = setTimeout(() => entry.done(), timeoutMs).unref();
+      set.add(entry);
+      this.apply(decisions);
+    });
+  }
+
+  /** A worker confirmed it no longer holds `label` (or it left): retireLabel stops waiting for it. */
+  private retired(workerId: string, label: string | undefined): void {
+    for (const [l, set] of this.retiring) {
+      if (label !== undefined && l !== label) continue;
+      for (const entry of [...set]) {
+        entry.waiting.delete(workerId);
+        if (entry.waiting.size === 0) entry.done();
+      }
+    }
+  }
+
   /** A worker's LabelEvent. */
   onLabelEvent(workerId: string, event: LabelEvent): void {
     const { router, metrics } = this.deps;
     if (event.kind === 'unspecified') return;
+    if (event.kind === 'evicted' && this.retiring.size > 0) this.retired(workerId, event.label);
     if (event.kind === 'loaded') metrics.labelLoads.inc();
     else if (event.kind === 'evicted') metrics.labelEvictions.inc();
     this.apply(
@@ -313,21 +394,30 @@ export class TaskTracker {
 
   /** A worker's Heartbeat. */
   onHeartbeat(workerId: string, beat: Heartbeat): void {
+    const quarantined = this.deps.quarantine?.isQuarantined(workerId) === true;
     this.apply(
       this.deps.router.updateWorker(performance.now(), workerId, {
-        state: beat.state === 'draining' ? 'draining' : 'ready',
+        state: beat.state === 'draining' || quarantined ? 'draining' : 'ready',
         loadedLabels: beat.loadedLabels,
       }),
     );
   }
 
-  /** Re-examines waiting tasks (called on a timer). */
+  /** Re-examines waiting tasks and ends due quarantines (called on a timer). */
   tick(): void {
-    this.apply(this.deps.router.tick(performance.now()));
+    const now = performance.now();
+    for (const id of this.deps.quarantine?.releaseDue(now) ?? []) {
+      this.deps.logger.info({ event: 'worker_released', worker_id: id }, 'worker quarantine ended');
+      // Its next heartbeat corrects the state if the worker drains on its own.
+      this.apply(this.deps.router.updateWorker(now, id, { state: 'ready' }));
+    }
+    this.apply(this.deps.router.tick(now));
   }
 
   /** Answers every waiting producer with `code` (shutdown) and forgets their tasks. */
   failAll(code: DispatcherErrorCode, detail?: string): void {
+    for (const timer of this.reclaimTimers) clearTimeout(timer);
+    this.reclaimTimers.clear();
     for (const task of [...this.pending.values()]) {
       this.deps.router.cancel(task.spec.id);
       this.fail(task, new DispatcherError(code, detail));
@@ -352,6 +442,48 @@ export class TaskTracker {
     const decisions = router.submit(started, task.spec);
     metrics.routingDecisionSeconds.observe((performance.now() - started) / 1000);
     this.apply(decisions);
+  }
+
+  /** The task is never sent to `workerId` again. */
+  private avoid(task: PendingTask, workerId: string): void {
+    const avoid = new Set(task.spec.avoidWorkers);
+    avoid.add(workerId);
+    task.spec = { ...task.spec, avoidWorkers: avoid };
+  }
+
+  /**
+   * Avoids `workerId` from now on and says whether another connected worker could take the task:
+   * with none, a failed load (e.g. a broken config.pbtxt) fails at once instead of waiting out the
+   * label's back-off or the task's deadline.
+   */
+  private avoidAndFindOther(task: PendingTask, workerId: string): boolean {
+    this.avoid(task, workerId);
+    const { router } = this.deps;
+    for (const w of router.workers()) if (router.registry.mayTake(w, task.spec)) return true;
+    return false;
+  }
+
+  /** Counts a strike against a worker; quarantines it (no new tasks) when it has too many. */
+  private strike(workerId: string, reason: StrikeReason, now: number): void {
+    const start = this.deps.quarantine?.strike(workerId, reason, now);
+    if (!start) return;
+    this.deps.metrics.workerQuarantines.inc({ reason });
+    this.deps.logger.warn(
+      { event: 'worker_quarantined', worker_id: workerId, reason, cooldown_ms: start.cooldownMs },
+      'worker quarantined: no new tasks until the cool-down ends',
+    );
+    this.apply(this.deps.router.updateWorker(now, workerId, { state: 'draining' }));
+  }
+
+  /** A timed-out task's worker never answered: its slot stops counting, so the worker is routed to again. */
+  private reclaimSlot(workerId: string, taskId: string): void {
+    const sent = this.deps.router.inFlightTask(taskId);
+    if (!sent || sent.workerId !== workerId) return; // answered (or gone) meanwhile
+    this.deps.logger.warn(
+      { event: 'slot_reclaimed', worker_id: workerId, task_id: taskId },
+      'worker did not answer a timed-out task; its slot is reclaimed',
+    );
+    this.apply(this.deps.router.taskFinished(performance.now(), workerId, taskId, {}));
   }
 
   private resubmit(task: PendingTask, now: number): void {
@@ -500,12 +632,29 @@ export class TaskTracker {
     const task = this.pending.get(taskId);
     if (!task) return;
     const where = this.deps.router.cancel(taskId);
+    const workerId = task.workerId;
+    if (where === 'in_flight' && workerId !== undefined) {
+      const timer = setTimeout(() => {
+        this.reclaimTimers.delete(timer);
+        this.reclaimSlot(workerId, taskId);
+      }, this.deps.options.slotReclaimGraceMs).unref();
+      this.reclaimTimers.add(timer);
+      this.strike(workerId, 'task_timeout', performance.now());
+    }
     const detail =
       where === 'in_flight'
         ? `the task did not finish within ${this.deps.options.taskTimeoutMs} ms (running on worker ${task.workerId})`
         : `the task did not finish within ${this.deps.options.taskTimeoutMs} ms (still waiting for a worker)`;
     this.fail(task, new DispatcherError('task_timeout', detail));
   }
+}
+
+/** Bytes of a successful result's payload (result JSON or tensor bytes). */
+function resultBytes(result: TaskResult): number {
+  // Only JSON results are bounded here (they are parsed and re-sent); a binary infer answer passes
+  // through unparsed and is bounded by the link's frame limit.
+  const json = result.resultJson;
+  return json === undefined ? 0 : Buffer.byteLength(json);
 }
 
 /** The producer's error for a task that failed on a worker with `code` (status and code from TASK_ERROR_TABLE). */

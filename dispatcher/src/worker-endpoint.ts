@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import {
   PROTOCOL_VERSION,
@@ -15,6 +16,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ResolvedOptions } from './config.js';
 import { DispatcherError } from './errors.js';
+import { LogLimiter } from './log-limiter.js';
 import type { WorkerInfo } from './routing/types.js';
 
 /** Most task types one worker may announce, and their longest name. */
@@ -80,6 +82,7 @@ export class WorkerEndpoint {
   private readonly tokenDigest: Buffer | undefined;
   private readonly perWorkerDigests: ReadonlyMap<string, Buffer>;
   private readonly onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  private readonly refusalLog = new LogLimiter();
   private pingSeq = 0;
   private closed: Promise<void> | undefined;
 
@@ -150,9 +153,23 @@ export class WorkerEndpoint {
     socket.on('error', () => socket.destroy());
     const path = (req.url ?? '').split('?', 1)[0];
     if (path !== WORKER_PATH)
-      return refuse(socket, new DispatcherError('not_found', `no WebSocket endpoint at ${path}`));
+      return this.refuse(req, socket, new DispatcherError('not_found', `no WebSocket endpoint at ${path}`));
     if (!this.opts.isAccepting() || this.closed)
-      return refuse(socket, new DispatcherError('shutting_down', undefined, 1));
+      return this.refuse(req, socket, new DispatcherError('shutting_down', undefined, 1));
+    // ws would answer these with a plain-text 400; the dispatcher's answers are JSON.
+    if (
+      req.headers['sec-websocket-version'] !== '13' ||
+      typeof req.headers['sec-websocket-key'] !== 'string' ||
+      String(req.headers.upgrade).toLowerCase() !== 'websocket'
+    )
+      return this.refuse(
+        req,
+        socket,
+        new DispatcherError(
+          'invalid_request',
+          'a WebSocket upgrade needs Upgrade: websocket, a Sec-WebSocket-Key and Sec-WebSocket-Version: 13',
+        ),
+      );
     const id = req.headers['worker-id'];
     // A listed id needs its own token; the shared token (when set) serves the ids not listed.
     const expected =
@@ -162,17 +179,39 @@ export class WorkerEndpoint {
           ? null
           : this.tokenDigest;
     if (expected !== undefined && !tokenMatches(req.headers.authorization, expected))
-      return refuse(socket, new DispatcherError('unauthorized', 'missing or invalid worker token'));
+      return this.refuse(req, socket, new DispatcherError('unauthorized', 'missing or invalid worker token'));
     if (typeof id !== 'string' || !WORKER_ID.test(id))
-      return refuse(socket, new DispatcherError('invalid_worker_id'));
+      return this.refuse(req, socket, new DispatcherError('invalid_worker_id'));
     if (this.connections.has(id))
-      return refuse(
+      return this.refuse(
+        req,
         socket,
         new DispatcherError('duplicate_worker_id', `a connected worker already has id ${id}`),
       );
     // Without verifyClient, ws completes the upgrade synchronously, so no second upgrade can slip
     // in between the duplicate check above and the registration in the callback.
     this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(id, ws));
+  }
+
+  /** Refuses an upgrade (JSON error, socket closed) and logs it, a few lines per code and 10 s. */
+  private refuse(req: IncomingMessage, socket: Duplex, err: DispatcherError): void {
+    const held = this.refusalLog.take(err.code, performance.now());
+    if (held !== undefined) {
+      const id = req.headers['worker-id'];
+      this.opts.logger.warn(
+        {
+          event: 'worker_refused',
+          code: err.code,
+          status: err.status,
+          // Attacker-controlled: cut short.
+          worker_id: typeof id === 'string' ? id.slice(0, 200) : undefined,
+          remote_address: req.socket.remoteAddress,
+          suppressed: held,
+        },
+        `worker upgrade refused: ${err.code}`,
+      );
+    }
+    refuse(socket, err);
   }
 
   // ---------------------------------------------------------------- connection

@@ -84,16 +84,18 @@ describe('HTTP limits', () => {
     expect((other.body as { error: { code: string } }).error.code).toBe('payload_too_large');
   });
 
-  it('drops connections beyond MAX_CONNECTIONS', async () => {
+  it('answers connections beyond MAX_CONNECTIONS with 503 (issue 11: was a silent drop)', async () => {
     const d = await h.dispatcher({ maxConnections: 1 });
     const first = connect(d.port, '127.0.0.1');
     await new Promise<void>((resolve) => first.once('connect', () => resolve()));
     const second = await new Promise<string>((resolve) => {
-      const r = request({ port: d.port, host: '127.0.0.1', path: '/workers' }, () => resolve('answered'));
+      const r = request({ port: d.port, host: '127.0.0.1', path: '/workers' }, (res) =>
+        resolve(`answered ${res.statusCode}`),
+      );
       r.on('error', () => resolve('dropped'));
       r.end();
     });
     first.destroy();
-    expect(second).toBe('dropped');
+    expect(second).toBe('answered 503');
   });
 });

@@ -259,8 +259,13 @@ describe('chaos', () => {
     // Regression: workers drained for the old dispatcher stayed draining, so nothing ran after a restart.
     expect(counts.completedAfterRestart).toBeGreaterThan(0);
     expect(counts.reasons['504 task_timeout'] ?? 0).toBe(0);
-    expect(counts.completed, `failure reasons: ${JSON.stringify(counts.reasons)}`).toBeGreaterThan(
-      counts.sent / 2,
+    // Of the tasks a dispatcher accepted, at least 90% completed. Refusals while the dispatcher
+    // restarts (connection refused, 503 shutting_down) are not tasks: their number depends on how
+    // long the restart takes on a loaded machine, so the share is of accepted tasks, not of sends
+    // (issue 11: "more than half of sent" failed under load with no task lost).
+    expect(counts.accepted).toBeGreaterThan(0);
+    expect(counts.completed, `failure reasons: ${JSON.stringify(counts.reasons)}`).toBeGreaterThanOrEqual(
+      0.9 * counts.accepted,
     );
   }, 180_000);
 });

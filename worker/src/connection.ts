@@ -57,12 +57,14 @@ export interface WorkerConnectionOptions {
   reconnectMaxMs?: number;
   /** Largest frame accepted from the dispatcher. Default 64 MiB. */
   maxPayload?: number;
+  /** Whether the model server answers (see `ModelServerWatch`); false: reported draining, label tasks refused. Default always. */
+  modelServerHealthy?: () => boolean;
 }
 
 /** The worker side of `/worker-listen`. */
 export class WorkerConnection {
-  private readonly o: Required<Omit<WorkerConnectionOptions, 'token'>> &
-    Pick<WorkerConnectionOptions, 'token'>;
+  private readonly o: Required<Omit<WorkerConnectionOptions, 'token' | 'modelServerHealthy'>> &
+    Pick<WorkerConnectionOptions, 'token' | 'modelServerHealthy'>;
   private readonly url: string;
   private ws: WebSocket | undefined;
   private closed = false;
@@ -174,7 +176,7 @@ export class WorkerConnection {
           taskSlots: this.o.runner.slots,
           loadedLabels: this.o.labels.loaded(),
           taskTypes: this.o.runner.taskTypes,
-          state: this.state,
+          state: this.state === 'draining' || !this.modelServerHealthy() ? 'draining' : 'ready',
           labelFreeTaskTypes: this.o.runner.labelFreeTaskTypes,
           memoryBudgetBytes: this.o.memoryBudgetBytes,
         },
@@ -266,11 +268,21 @@ export class WorkerConnection {
     this.heartbeatTimer = undefined;
   }
 
+  /** The model server's health changed: tell the dispatcher now rather than at the next heartbeat. */
+  modelServerChanged(): void {
+    this.sendHeartbeat(0);
+  }
+
+  private modelServerHealthy(): boolean {
+    return this.o.modelServerHealthy?.() ?? true;
+  }
+
   private sendHeartbeat(pingId: number): void {
     this.send({
       heartbeat: {
         inFlight: this.o.runner.inFlight,
-        state: this.state,
+        // A dead model server is reported as draining: the dispatcher routes elsewhere until it is back.
+        state: this.state === 'draining' || !this.modelServerHealthy() ? 'draining' : 'ready',
         loadedLabels: this.o.labels.loaded(),
         pingId,
       },
@@ -379,6 +391,14 @@ export class WorkerConnection {
       this.o.runner.refuse(task, { code: 'draining', message: 'worker is draining' }, deliver);
       return;
     }
+    if (!this.modelServerHealthy() && !this.o.runner.labelFreeTaskTypes.includes(task.taskType)) {
+      this.o.runner.refuse(
+        task,
+        { code: 'model_server_unavailable', message: 'the model server does not answer its health probe' },
+        deliver,
+      );
+      return;
+    }
     // run() turns every failure into an outcome; a rejection here is a bug in the runner itself.
     this.o.runner
       .run(task, deliver)
@@ -412,8 +432,10 @@ export class WorkerConnection {
       );
       return false;
     }
+    // A frame over the dispatcher's limit would close the link (1009) and lose every task on it:
+    // such a result is reported as a failure of this task alone.
     if (this.maxFrameBytes > 0 && frame.byteLength > this.maxFrameBytes) {
-      const message = `the result of task ${taskId} is ${frame.byteLength} bytes, more than the ${this.maxFrameBytes} bytes the dispatcher accepts in one frame`;
+      const message = `result_too_large: the result has ${frame.byteLength} bytes in its frame, more than the ${this.maxFrameBytes} bytes the dispatcher accepts in one frame (task ${taskId})`;
       this.o.logger.warn(
         {
           event: 'result_too_large',
@@ -423,7 +445,7 @@ export class WorkerConnection {
         },
         message,
       );
-      this.send({ taskResult: { ...common, error: { code: 'bad_parameters', message } } });
+      this.send({ taskResult: { ...common, error: { code: 'inference_failed', message } } });
       return false;
     }
     ws.send(frame);

@@ -266,12 +266,16 @@ export class GrpcInferTransport implements InferTransport {
     const address = this.address;
     return new Promise((resolve, reject) => {
       const onAbort = () => call.cancel();
-      const call = stub.ModelInfer(request, { deadline: Date.now() + this.timeoutMs }, (err, res) => {
-        signal?.removeEventListener('abort', onAbort);
-        if (!err) return resolve(res);
-        if (signal?.aborted) return reject(signal.reason as Error);
-        reject(this.failure(err, model, address));
-      });
+      const call = stub.ModelInfer(
+        request,
+        { deadline: callDeadline(this.timeoutMs, options.deadlineUnixMs) },
+        (err, res) => {
+          signal?.removeEventListener('abort', onAbort);
+          if (!err) return resolve(res);
+          if (signal?.aborted) return reject(signal.reason as Error);
+          reject(this.failure(err, model, address));
+        },
+      );
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -303,4 +307,10 @@ export class GrpcInferTransport implements InferTransport {
 function checkAddress(address: string): void {
   if (!/^(\[[0-9A-Fa-f:.]+\]|[^\s/:[\]]+):\d{1,5}$/.test(address))
     throw new TypeError(`GrpcInferTransport: address must be host:port, got ${JSON.stringify(address)}`);
+}
+
+/** When a call gives up: after `timeoutMs`, or at the task's deadline when that is sooner. */
+function callDeadline(timeoutMs: number, deadlineUnixMs: number | undefined): number {
+  const limit = Date.now() + timeoutMs;
+  return deadlineUnixMs && deadlineUnixMs > 0 ? Math.min(limit, deadlineUnixMs) : limit;
 }

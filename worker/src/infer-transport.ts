@@ -26,6 +26,8 @@ export interface InferBody {
 export interface InferCallOptions {
   /** Aborts the call (the call rejects with the signal's reason). Default none. */
   signal?: AbortSignal;
+  /** Wall-clock deadline (ms since the epoch; 0 or unset: none), e.g. `RunTask.deadline_unix_ms`. */
+  deadlineUnixMs?: number;
 }
 
 /** One way of running inferences on the model server. */

@@ -176,6 +176,8 @@ export class TaskRunner {
           ...(task.inferRequest && task.inferRequest.byteLength > 0
             ? { inferRequest: { body: task.inferRequest, headerLength: task.inferHeaderLength ?? 0 } }
             : {}),
+          // The producer stops waiting then: so does the model-server call.
+          deadlineUnixMs: task.deadlineUnixMs,
         });
       } finally {
         runMs = performance.now() - runStart;

@@ -7,6 +7,7 @@ import {
   type InferRequest as TensorInferRequest,
   type InferResponse as TensorInferResponse,
 } from '@smart-routing/kserve';
+import { readBoundedBytes, readBoundedText, ResponseTooLargeError } from './bounded-body.js';
 import { errorMessage, withTimeout } from './errors.js';
 import type { InferBody, InferCallOptions, InferTransport, TritonProtocol } from './infer-transport.js';
 
@@ -75,6 +76,15 @@ export interface InferResponse {
   parameters?: Record<string, unknown>;
 }
 
+/** Per-call options of `TritonClient.infer` (a deadline; `inferTensors` and `inferBody` also take a signal). */
+export type InferOptions = Pick<InferCallOptions, 'deadlineUnixMs'>;
+
+/** The timeout of a call: `limitMs`, or less when `deadlineUnixMs` comes sooner (at least 1 ms). */
+export function callTimeoutMs(limitMs: number, deadlineUnixMs: number | undefined): number {
+  if (!deadlineUnixMs || deadlineUnixMs <= 0) return limitMs;
+  return Math.max(1, Math.min(limitMs, deadlineUnixMs - Date.now()));
+}
+
 /** A non-2xx answer from the model server, with Triton's `{"error": "..."}` message. */
 export class TritonError extends Error {
   override name = 'TritonError';
@@ -113,9 +123,16 @@ export interface TritonClientOptions {
    * `GrpcInferTransport`); closed by `close()`. Default none (binary HTTP).
    */
   transport?: InferTransport;
+  /** Largest answer body read (bytes); a larger one is refused unread (`ResponseTooLargeError`). Default 64 MiB. */
+  maxResponseBytes?: number;
 }
 
-const DEFAULTS = { timeoutMs: 10_000, loadTimeoutMs: 600_000, inferTimeoutMs: 120_000 };
+const DEFAULTS = {
+  timeoutMs: 10_000,
+  loadTimeoutMs: 600_000,
+  inferTimeoutMs: 120_000,
+  maxResponseBytes: 64 * 1024 * 1024,
+};
 
 /** Triton HTTP client. Every call has its own timeout and rejects with `TimeoutError` past it. */
 export class TritonClient {
@@ -134,6 +151,7 @@ export class TritonClient {
       timeoutMs: options.timeoutMs ?? DEFAULTS.timeoutMs,
       loadTimeoutMs: options.loadTimeoutMs ?? DEFAULTS.loadTimeoutMs,
       inferTimeoutMs: options.inferTimeoutMs ?? DEFAULTS.inferTimeoutMs,
+      maxResponseBytes: options.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
     };
     this.transport = options.transport;
   }
@@ -205,14 +223,16 @@ export class TritonClient {
 
   /**
    * `POST /v2/models/{m}/infer` with JSON tensors, always over HTTP. Not on the worker's task path
-   * (tensors as JSON numbers); kept for tools and for comparing against the binary calls.
+   * (tensors as JSON numbers); kept for tools and for comparing against the binary calls. With
+   * `deadlineUnixMs` (the task's deadline) the call gives up then, if that is sooner than
+   * `inferTimeoutMs`: no one waits for a later answer.
    */
-  async infer(name: string, request: InferRequest): Promise<InferResponse> {
+  async infer(name: string, request: InferRequest, options: InferOptions = {}): Promise<InferResponse> {
     return this.request<InferResponse>(
       'POST',
       `/v2/models/${enc(name)}/infer`,
       request,
-      this.options.inferTimeoutMs,
+      callTimeoutMs(this.options.inferTimeoutMs, options.deadlineUnixMs),
     );
   }
 
@@ -261,7 +281,8 @@ export class TritonClient {
   private async postInfer(path: string, request: InferBody, options: InferCallOptions): Promise<InferBody> {
     const base = this.url;
     const what = `POST ${base}${path}`;
-    return withTimeout(what, this.options.inferTimeoutMs, async (timeout) => {
+    const timeoutMs = callTimeoutMs(this.options.inferTimeoutMs, options.deadlineUnixMs);
+    return withTimeout(what, timeoutMs, async (timeout) => {
       const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
       const headers: Record<string, string> =
         request.headerLength > 0
@@ -274,9 +295,10 @@ export class TritonClient {
       let body: Buffer;
       try {
         res = await fetch(base + path, { method: 'POST', signal, headers, body: request.body });
-        body = Buffer.from(await res.arrayBuffer());
+        body = await readBoundedBytes(res, this.options.maxResponseBytes, what);
       } catch (err) {
         if (signal.aborted) throw signal.reason ?? err;
+        if (err instanceof ResponseTooLargeError) throw err;
         throw new ModelServerUnreachableError(`${what}: ${errorMessage(err)}`, { cause: err });
       }
       if (!res.ok)
@@ -315,9 +337,10 @@ export class TritonClient {
           headers: body === undefined ? {} : { 'content-type': 'application/json' },
           body: body === undefined ? undefined : JSON.stringify(body),
         });
-        text = await res.text();
+        // Bounded before anything parses it (issue 11: a small request with a huge output).
+        text = await readBoundedText(res, this.options.maxResponseBytes, `${method} ${path}`);
       } catch (err) {
-        if (signal.aborted) throw err;
+        if (signal.aborted || err instanceof ResponseTooLargeError) throw err;
         throw new ModelServerUnreachableError(`${method} ${base}${path}: ${errorMessage(err)}`, {
           cause: err,
         });

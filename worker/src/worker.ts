@@ -11,6 +11,7 @@ import type { TaskHandler } from './handlers/types.js';
 import { LabelManager } from './label-manager.js';
 import { createWorkerLogger } from './logger.js';
 import { modelFootprintBytes } from './model-footprint.js';
+import { ModelServerWatch } from './model-server-watch.js';
 import { startEmbeddedModelServer, type EmbeddedModelServer } from './model-server/index.js';
 import { TaskRunner } from './task-runner.js';
 import { TritonClient } from './triton-client.js';
@@ -69,6 +70,11 @@ export interface WorkerOptions {
    * is already taken throws. Default none.
    */
   taskHandlers?: readonly TaskHandler[];
+  /**
+   * Model server health probe interval (ms); two failed probes in a row (each at most this long)
+   * report the worker not ready until one passes. Default 2000; 0 turns the probe off.
+   */
+  healthProbeIntervalMs?: number;
 }
 
 /** A running worker. */
@@ -98,6 +104,7 @@ const optionsSchema = z.object({
   workerToken: z.string().optional(),
   reconnectInitialMs: z.number().positive().optional(),
   reconnectMaxMs: z.number().positive().optional(),
+  healthProbeIntervalMs: z.number().int().min(0).optional(),
 });
 
 /** Starts a worker: its model server, label bookkeeping and dispatcher link. */
@@ -144,6 +151,18 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     client = new TritonClient({ url: () => s.url, ...(transport ? { transport } : {}) });
   }
 
+  const probeMs = o.healthProbeIntervalMs ?? 2000;
+  const c = client;
+  const watch =
+    c && probeMs > 0
+      ? new ModelServerWatch({
+          probe: () => c.isReady(),
+          logger,
+          intervalMs: probeMs,
+          timeoutMs: probeMs,
+        })
+      : undefined;
+
   const labels = new LabelManager({
     capacity: o.maxLabels,
     client,
@@ -157,8 +176,13 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
 
   if (server) {
     // A dead child took its models with it; the restarted one starts empty.
-    server.on('exit', () => labels.forgetAll('model server exited'));
+    server.on('exit', () => {
+      labels.forgetAll('model server exited');
+      watch?.set(false, 'model server exited');
+    });
     server.on('restart', () => {
+      // The restarted child answered before 'restart': no need to wait for the next probe.
+      watch?.set(true, 'model server restarted');
       labels
         .resync('model server restarted')
         .catch((err: unknown) =>
@@ -198,9 +222,12 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     labels,
     logger,
     memoryBudgetBytes: o.memoryBudgetBytes ?? 0,
+    modelServerHealthy: () => watch?.healthy ?? true,
     ...(o.reconnectInitialMs !== undefined ? { reconnectInitialMs: o.reconnectInitialMs } : {}),
     ...(o.reconnectMaxMs !== undefined ? { reconnectMaxMs: o.reconnectMaxMs } : {}),
   });
+  watch?.on('change', () => connection.modelServerChanged());
+  watch?.start();
   connection.start();
   logger.info(
     {
@@ -225,6 +252,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     drain: () => connection.drain(),
     close() {
       closing ??= (async () => {
+        watch?.stop();
         await connection.close();
         client?.close();
         await server?.close();

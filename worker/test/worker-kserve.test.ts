@@ -158,9 +158,9 @@ describe.each(['http', 'grpc'] as const)('a worker speaking %s to its model serv
       parameters: { binary_data_output: true },
     });
     const result = await dispatcher.result(send('image-wide', request), from);
-    expect(result.error?.code).toBe('bad_parameters');
+    expect(result.error?.code).toBe('inference_failed');
     expect(result.error?.message).toMatch(
-      /is \d+ bytes, more than the 65536 bytes the dispatcher accepts in one frame/,
+      /result_too_large: the result has \d+ bytes in its frame, more than the 65536 bytes the dispatcher accepts in one frame/,
     );
     expect(result.inferResponse).toBeUndefined();
     expect(logs.records.some((r) => r.event === 'result_too_large')).toBe(true);

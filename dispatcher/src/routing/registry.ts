@@ -265,7 +265,12 @@ export class Registry {
 
   /** Whether `w` may take a task of this type on this label at `now` (ignoring slots). */
   canRun(w: WorkerView, task: TaskSpec, now: number): boolean {
-    return this.serves(w, task.taskType) && !this.isFailing(w, task.label, now);
+    return this.mayTake(w, task) && !this.isFailing(w, task.label, now);
+  }
+
+  /** Whether `w` serves the task's type and is not one the task avoids (labels and slots aside). */
+  mayTake(w: WorkerView, task: TaskSpec): boolean {
+    return this.serves(w, task.taskType) && task.avoidWorkers?.has(w.id) !== true;
   }
 
   /** Number of ready workers holding (or loading) `label`. */

@@ -250,6 +250,20 @@ export class Router {
   }
 
   /**
+   * A new version of `label` was published: every worker holding it unloads it (the next task
+   * loads the new one). Returns the unload orders.
+   */
+  retireLabel(_now: number, label: string): Decision[] {
+    const out: Decision[] = [];
+    for (const w of this.registry.values()) {
+      if (!w.labels.includes(label)) continue;
+      this.registry.unloadLabel(w, label);
+      out.push({ type: 'unload', workerId: w.id, label });
+    }
+    return out;
+  }
+
+  /**
    * Forgets a task whose producer stopped waiting (timeout, disconnect). A queued task is removed;
    * an in-flight one keeps its slot until the worker reports. Returns where it was.
    */
@@ -355,7 +369,7 @@ export class Router {
   private place(task: TaskSpec, now: number, waitedMs?: number): Placement | undefined {
     if (task.label !== NO_LABEL) return this.policy.place(task, this.ctx, now, waitedMs);
     for (const worker of this.registry.available(this.ctx.random, this.ctx.scanLimit))
-      if (this.registry.serves(worker, task.taskType)) return { worker, evictLabel: undefined };
+      if (this.registry.canRun(worker, task, now)) return { worker, evictLabel: undefined };
     return undefined;
   }
 

@@ -22,6 +22,11 @@ export interface TaskSpec {
    * Default: one shared tenant.
    */
   readonly tenant?: string;
+  /**
+   * Workers this task must not be sent to (they already crashed, went silent or failed on it).
+   * Default: none.
+   */
+  readonly avoidWorkers?: ReadonlySet<string>;
 }
 
 /** The `label` of a label-free task (see {@link Router.isLabelFree}): no label queue, no eviction, no hit or miss. */

@@ -71,9 +71,11 @@ export class ModelCache {
       try {
         return await loadTokenizer(file);
       } catch (err) {
+        // The label's fault, not the producer's: no 400; and not retried (every worker reads the same repository).
         throw new TaskError(
-          'bad_parameters',
-          `label ${label} has no usable tokenizer for embed_texts: ${errorMessage(err)}`,
+          'inference_failed',
+          `label ${label} has no usable tokenizer for embed_texts (a problem of the model in the repository): ${errorMessage(err)}`,
+          { cause: err },
         );
       }
     });

@@ -18,6 +18,8 @@ export interface HandlerContext {
    * untouched; undefined when the task carries none.
    */
   inferRequest?: InferBody;
+  /** The task's deadline (ms since the epoch; 0: none): pass it to `client.infer`. */
+  deadlineUnixMs?: number;
 }
 
 /**

@@ -150,7 +150,9 @@ export class FakeDispatcher {
           welcome: {
             protocolVersion: PROTOCOL_VERSION,
             heartbeatIntervalMs: this.options.heartbeatIntervalMs,
-            maxFrameBytes: this.options.maxFrameBytes ?? 0,
+            ...(this.options.maxFrameBytes === undefined
+              ? {}
+              : { maxFrameBytes: this.options.maxFrameBytes }),
           },
         });
       const index = this.received.length - 1;

@@ -37,7 +37,7 @@ export const affinityPolicy: RoutingPolicy = {
     const { registry, costs } = ctx;
     const label = task.label;
     for (const worker of registry.availableHolders(label, ctx.random, ctx.scanLimit)) {
-      if (registry.serves(worker, task.taskType)) return { worker, evictLabel: undefined };
+      if (registry.mayTake(worker, task)) return { worker, evictLabel: undefined };
     }
     const wait = expectedWaitMs(task, ctx, now, waitedMs === undefined ? 1 : 0);
     if (wait !== undefined) {
@@ -60,7 +60,7 @@ export const affinityPolicy: RoutingPolicy = {
     let best: QueuedTask | undefined;
     for (const label of w.labels) {
       const head = ctx.queues.headOf(label);
-      if (head && ctx.registry.serves(w, head.task.taskType) && (!best || earlier(head, best))) best = head;
+      if (head && ctx.registry.mayTake(w, head.task) && (!best || earlier(head, best))) best = head;
     }
     if (best) return { queued: best, evictLabel: undefined };
     return pickToLoad(w, ctx, now);
@@ -146,7 +146,7 @@ function expectedWaitMs(
   const label = task.label;
   let remainingLoad = Infinity;
   for (const w of registry.holdersOf(label, ctx.scanLimit)) {
-    if (!registry.serves(w, task.taskType)) continue;
+    if (!registry.mayTake(w, task)) continue;
     const left = w.loading.has(label)
       ? Math.max(0, (w.loadedAt.get(label) ?? now) + costs.loadMs(label) - now)
       : 0;

@@ -23,7 +23,7 @@ export const idleFirstPolicy: RoutingPolicy = {
   place(task: TaskSpec, ctx: PolicyContext, now: number): Placement | undefined {
     const { registry } = ctx;
     for (const worker of registry.availableHolders(task.label, ctx.random, ctx.scanLimit)) {
-      if (registry.serves(worker, task.taskType)) return { worker, evictLabel: undefined };
+      if (registry.mayTake(worker, task)) return { worker, evictLabel: undefined };
     }
     for (const worker of registry.withFreeLabelSlot(ctx.random, ctx.scanLimit)) {
       if (registry.canRun(worker, task, now)) return { worker, evictLabel: undefined };
