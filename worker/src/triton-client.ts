@@ -179,13 +179,14 @@ export class TritonClient {
     );
   }
 
-  /** `POST /v2/models/{m}/infer` with JSON tensors. */
-  async infer(name: string, request: InferRequest): Promise<InferResponse> {
+  /** `POST /v2/models/{m}/infer` with JSON tensors; `signal` aborts the call (a cancelled task). */
+  async infer(name: string, request: InferRequest, signal?: AbortSignal): Promise<InferResponse> {
     return this.request<InferResponse>(
       'POST',
       `/v2/models/${enc(name)}/infer`,
       request,
       this.options.inferTimeoutMs,
+      signal,
     );
   }
 
@@ -198,9 +199,16 @@ export class TritonClient {
     }
   }
 
-  private async request<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
+  private async request<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+    cancel?: AbortSignal,
+  ): Promise<T> {
     const base = this.url;
-    return withTimeout(`${method} ${base}${path}`, timeoutMs, async (signal) => {
+    return withTimeout(`${method} ${base}${path}`, timeoutMs, async (timeout) => {
+      const signal = cancel ? AbortSignal.any([timeout, cancel]) : timeout;
       let res: Response;
       let text: string;
       try {

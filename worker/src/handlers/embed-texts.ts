@@ -41,7 +41,7 @@ export const embedTextsHandler: TaskHandler<EmbedParameters> = {
   taskType: 'embed_texts',
   labelFree: false,
   parse: (parameters) => parseWith(schema, parameters, 'embed_texts'),
-  async run({ texts }, { client, label, models }): Promise<EmbedResult> {
+  async run({ texts }, { client, label, models, signal }): Promise<EmbedResult> {
     if (!client) throw new TaskError('internal', 'embed_texts needs a model server');
     const [{ metadata, maxBatchSize }, tokenizer] = await Promise.all([
       models.modelInfo(label),
@@ -55,10 +55,11 @@ export const embedTextsHandler: TaskHandler<EmbedParameters> = {
       const batch = tokenizer.encodeBatch(texts.slice(start, start + chunk));
       let output: InferTensor | undefined;
       try {
-        const res = await client.infer(label, {
-          inputs: plan.inputs(batch),
-          outputs: [{ name: plan.output }],
-        });
+        const res = await client.infer(
+          label,
+          { inputs: plan.inputs(batch), outputs: [{ name: plan.output }] },
+          signal,
+        );
         output = res.outputs.find((o) => o.name === plan.output);
       } catch (err) {
         throw modelServerFailure(

@@ -31,10 +31,10 @@ export const inferHandler: TaskHandler<InferParameters> = {
   taskType: 'infer',
   labelFree: false,
   parse: (parameters) => parseWith(schema, parameters, 'infer'),
-  async run(parameters, { client, label }) {
+  async run(parameters, { client, label, signal }) {
     if (!client) throw new TaskError('internal', 'infer needs a model server');
     try {
-      const res = await client.infer(label, parameters);
+      const res = await client.infer(label, parameters, signal);
       return { outputs: res.outputs };
     } catch (err) {
       // A 4xx means the tensors did not fit, unless the model itself is gone (server restarted).

@@ -12,6 +12,11 @@ export interface HandlerContext {
   client: TritonClient | undefined;
   /** Per-label metadata, config and tokenizer, read once per load. */
   models: ModelCache;
+  /**
+   * Aborted when the dispatcher cancels the task (CancelTask): pass it to model-server calls and
+   * stop early. The runner answers `cancelled` and frees the slot at once either way.
+   */
+  signal: AbortSignal;
 }
 
 /**
