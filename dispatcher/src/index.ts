@@ -18,3 +18,15 @@ export type { RandomSource } from './routing/random.js';
 export { POLICY_NAMES } from './routing/types.js';
 export type { PolicyName } from './routing/types.js';
 export { WORKER_PATH } from './worker-endpoint.js';
+export { MemoryTaskStore } from './task-store/memory-store.js';
+export { InvalidCursorError } from './task-store/task-page.js';
+export { FINAL_STATUSES, isFinalStatus, TaskStoreClosedError } from './task-store/task-store.js';
+export type {
+  NewTaskRecord,
+  TaskEnding,
+  TaskMode,
+  TaskPage,
+  TaskRecord,
+  TaskStatus,
+  TaskStore,
+} from './task-store/task-store.js';

@@ -110,3 +110,11 @@ export interface TaskStore {
   /** Releases files and connections. */
   close(): Promise<void>;
 }
+
+/** What a call on a closed store rejects with (it never throws synchronously). */
+export class TaskStoreClosedError extends Error {
+  constructor(kind: string) {
+    super(`the ${kind} task store is closed`);
+    this.name = 'TaskStoreClosedError';
+  }
+}
