@@ -1,5 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import { listen, type ListeningServer } from '@smart-routing/service-kit';
+import { resolveAsyncTaskOptions } from './async-tasks/async-options.js';
+import { AsyncTasks } from './async-tasks/async-tasks.js';
+import { timedStore } from './async-tasks/timed-store.js';
 import { checkWorkerTrust, resolveOptions, type DispatcherOptions, type ResolvedOptions } from './config.js';
 import { answerClientError, createHttpApp } from './http-routes.js';
 import { serviceLogger } from './logger.js';
@@ -7,6 +10,7 @@ import { createMetrics } from './metrics.js';
 import { RepositoryLabels } from './repository-labels.js';
 import { Router } from './routing/router.js';
 import { createRunTaskHandler, isRunTaskRequest } from './run-task-route.js';
+import { MemoryTaskStore } from './task-store/memory-store.js';
 import { TaskTracker } from './task-tracker.js';
 import { WorkerEndpoint } from './worker-endpoint.js';
 import { createWorkerLink } from './worker-messages.js';
@@ -42,6 +46,7 @@ export interface DispatcherHandle {
  */
 export async function startDispatcher(options: DispatcherOptions = {}): Promise<DispatcherHandle> {
   const resolved = resolveOptions(options);
+  const asyncOptions = resolveAsyncTaskOptions(options.asyncTasks);
   checkWorkerTrust(resolved);
   const logger = serviceLogger(options.logger);
   const router = new Router({
@@ -51,7 +56,13 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     maxQueuePerLabel: resolved.maxQueuePerLabel,
     failureBackoffMs: resolved.labelFailureBackoffMs,
   });
-  const metrics = createMetrics(router, { logRecordsDropped: options.logRecordsDropped });
+  const ownStore = options.taskStore === undefined;
+  const rawStore = options.taskStore ?? new MemoryTaskStore();
+  const metrics = createMetrics(router, {
+    logRecordsDropped: options.logRecordsDropped,
+    storedTasks: () => rawStore.countByStatus(),
+  });
+  const store = timedStore(rawStore, metrics.taskStoreSeconds);
   const repository = resolved.modelRepository
     ? new RepositoryLabels(resolved.modelRepository, resolved.repositoryCacheMs)
     : undefined;
@@ -83,7 +94,13 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     repository,
     workers: createWorkerLink((id, message) => endpoint.send(id, message)),
   });
-  const runTask = createRunTaskHandler({ options: resolved, tracker, logger });
+  const asyncTasks = new AsyncTasks({ store, tracker, router, options: asyncOptions, metrics, logger });
+  const runTask = createRunTaskHandler({
+    options: resolved,
+    tracker,
+    logger,
+    submit: (req, reply) => asyncTasks.submitSync(req, reply),
+  });
   const app = createHttpApp({
     options: resolved,
     router,
@@ -92,6 +109,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     logger,
     repository,
     isDraining: () => draining,
+    asyncTasks,
   });
   // POST /run-task skips Express (the hot path); every other request goes to it.
   server.on('request', (req, res) => {
@@ -109,9 +127,13 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
 
   let http: ListeningServer;
   try {
+    // Accepted tasks of a previous run go back in line before anything new is accepted.
+    await asyncTasks.recover();
     http = await listen(server, { port: resolved.port, host: resolved.host, closeGraceMs: 1000 });
   } catch (err) {
     clearInterval(ticker);
+    await asyncTasks.close();
+    if (ownStore) await rawStore.close();
     await endpoint.close();
     throw err;
   }
@@ -134,7 +156,10 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
       ]);
       clearTimeout(graceTimer);
       endpoint.drainAll('dispatcher shutting down');
+      // Async tasks given back here stay unfinished in the store: the next start re-queues them.
       tracker.failAll('shutting_down', 'the dispatcher shut down before the task finished');
+      await asyncTasks.close();
+      if (ownStore) await rawStore.close();
       clearInterval(ticker);
       await endpoint.close();
       await http.close();

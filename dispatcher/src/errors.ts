@@ -31,6 +31,7 @@ export const DISPATCHER_ERRORS = {
   queue_full: { status: 503, message: 'the task queue is full; retry later' },
   shutting_down: { status: 503, message: 'the dispatcher is shutting down' },
   no_capable_worker: { status: 503, message: 'no connected worker serves this task type; retry later' },
+  task_store_unavailable: { status: 503, message: 'the task store did not answer; retry later' },
   uploader_not_configured: { status: 503, message: 'no uploader is configured (UPLOADER_URL)' },
   model_server_unavailable: {
     status: 503,

@@ -4,6 +4,8 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { createAuthorizer } from './api-keys.js';
+import type { AsyncTasks } from './async-tasks/async-tasks.js';
+import { mountTaskRoutes, TASK_ROUTES } from './async-tasks/task-routes.js';
 import type { ResolvedOptions } from './config.js';
 import { DispatcherError } from './errors.js';
 import { invalidRequest, sendError, toDispatcherError } from './http-json.js';
@@ -23,6 +25,8 @@ export interface HttpRoutesDeps {
   readonly repository: RepositoryLabels | undefined;
   /** True once shutdown began: /health answers 503. */
   readonly isDraining: () => boolean;
+  /** The async task service: mounts /send-task and /tasks (async-tasks/task-routes.ts). */
+  readonly asyncTasks?: AsyncTasks;
 }
 
 const uploadSchema = z.object({
@@ -40,6 +44,7 @@ const ROUTES: Record<string, string[]> = {
   '/workers': ['GET', 'HEAD'],
   '/labels': ['GET', 'HEAD'],
   '/metrics': ['GET', 'HEAD'],
+  ...TASK_ROUTES,
 };
 
 /** How long GET /labels waits for the uploader's model list. */
@@ -128,6 +133,8 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
     if (answer.status >= 200 && answer.status < 300) repository?.invalidate();
     res.status(answer.status).json(answer.body);
   });
+
+  if (deps.asyncTasks) mountTaskRoutes(app, { tasks: deps.asyncTasks, requireKey, json, logger });
 
   for (const [path, methods] of Object.entries(ROUTES)) {
     app.all(path, (_req, res) => {

@@ -22,7 +22,7 @@ import type { ResolvedOptions } from './config.js';
 import { DispatcherError } from './errors.js';
 import { invalidRequest, sendError, toDispatcherError, writeJson } from './http-json.js';
 import { completedAnswer } from './task-answer.js';
-import type { TaskTracker } from './task-tracker.js';
+import type { RunTaskRequest, TaskReply, TaskTracker } from './task-tracker.js';
 
 /** The path of the handler. */
 export const RUN_TASK_PATH = '/run-task';
@@ -32,6 +32,8 @@ export interface RunTaskRouteDeps {
   readonly options: ResolvedOptions;
   readonly tracker: TaskTracker;
   readonly logger: Logger;
+  /** Submits a task [tracker.submit]; the dispatcher passes the async service's idempotent one. */
+  readonly submit?: (req: RunTaskRequest, reply: TaskReply) => void;
 }
 
 // Strings reach the worker as protobuf UTF-8, where a lone surrogate becomes U+FFFD: the worker
@@ -133,7 +135,7 @@ export function createRunTaskHandler(
     const read = isPlainUtf8(req) ? readPlain : readDecoded;
     read(req, res, (body) => {
       try {
-        runTask(body, res, deps.tracker);
+        runTask(body, res, deps.tracker, deps.submit);
       } catch (err) {
         // A bug here must answer this request and leave the server up.
         logger.error({ err, event: 'run_task_failed' }, 'POST /run-task failed');
@@ -144,7 +146,12 @@ export function createRunTaskHandler(
 }
 
 /** A parsed body: validate, submit, answer when the task ends. */
-function runTask(rawBody: unknown, res: ServerResponse, tracker: TaskTracker): void {
+function runTask(
+  rawBody: unknown,
+  res: ServerResponse,
+  tracker: TaskTracker,
+  submit: (req: RunTaskRequest, reply: TaskReply) => void = (req, reply) => tracker.submit(req, reply),
+): void {
   const parsed = runTaskSchema.safeParse(rawBody);
   if (!parsed.success) return sendError(res, invalidRequest(parsed.error));
   const body = parsed.data;
@@ -160,7 +167,7 @@ function runTask(rawBody: unknown, res: ServerResponse, tracker: TaskTracker): v
   res.once('close', () => {
     if (!replied) tracker.abandon(body.task_id);
   });
-  tracker.submit(
+  submit(
     {
       taskId: body.task_id,
       taskType: body.task_type,

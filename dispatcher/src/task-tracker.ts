@@ -24,6 +24,12 @@ export interface RunTaskRequest {
   readonly label: string;
   /** Already checked to be JSON at the edge (the HTTP route); passed on as it came. */
   readonly parametersJson: string;
+  /** 0 (default) to 9: orders the task within its queue (async tasks, issue 12). */
+  readonly priority?: number;
+  /** Overrides `taskTimeoutMs` for this task (async tasks wait longer than a producer holds a connection). */
+  readonly timeoutMs?: number;
+  /** Called each time an attempt is sent to a worker (async tasks record it in the task store). */
+  readonly onSent?: (workerId: string, attempt: number) => void;
 }
 
 /** Called exactly once per submitted task with how it ended. */
@@ -45,6 +51,7 @@ interface PendingTask {
   readonly receivedAt: number;
   readonly deadlineUnixMs: number;
   readonly timer: NodeJS.Timeout;
+  readonly onSent: ((workerId: string, attempt: number) => void) | undefined;
   /** 1 for the first try; bumped on each retry after a worker loss or failed load. */
   attempt: number;
   /** The worker the current attempt was sent to. */
@@ -149,14 +156,21 @@ export class TaskTracker {
     // A type every serving worker announced label-free is routed without a label (no label queue,
     // no eviction, no hit or miss) and needs no repository check.
     const labelFree = router.isLabelFree(req.taskType);
+    const timeoutMs = req.timeoutMs ?? options.taskTimeoutMs;
     const task: PendingTask = {
-      spec: { id: req.taskId, label: labelFree ? NO_LABEL : req.label, taskType: req.taskType },
+      spec: {
+        id: req.taskId,
+        label: labelFree ? NO_LABEL : req.label,
+        taskType: req.taskType,
+        ...(req.priority ? { priority: req.priority } : {}),
+      },
       label: req.label,
       parametersJson: req.parametersJson,
       reply,
       receivedAt: performance.now(),
-      deadlineUnixMs: Date.now() + options.taskTimeoutMs,
-      timer: setTimeout(() => this.onTimeout(req.taskId), options.taskTimeoutMs).unref(),
+      deadlineUnixMs: Date.now() + timeoutMs,
+      timer: setTimeout(() => this.onTimeout(req.taskId, timeoutMs), timeoutMs).unref(),
+      onSent: req.onSent,
       attempt: 1,
       workerId: undefined,
     };
@@ -193,6 +207,21 @@ export class TaskTracker {
     if (!task) return;
     this.deps.router.cancel(taskId);
     this.finish(task, 'abandoned');
+  }
+
+  /**
+   * Cancels a task (DELETE /tasks/{id}): a queued one leaves its queue, a running one gets a
+   * CancelTask on its worker (whose `cancelled` result then only frees the slot). Its producer hears
+   * `task_cancelled`; the task is never sent again. Returns where it was.
+   */
+  cancel(taskId: string): 'queued' | 'in_flight' | 'unknown' {
+    const task = this.pending.get(taskId);
+    if (!task) return 'unknown';
+    const where = this.deps.router.cancel(taskId);
+    if (where === 'in_flight' && task.workerId !== undefined)
+      this.deps.workers.cancelTask(task.workerId, taskId);
+    this.fail(task, new DispatcherError('task_cancelled', `task ${taskId} was cancelled`));
+    return where === 'in_flight' ? 'in_flight' : 'queued';
   }
 
   /** A worker's Hello was accepted. */
@@ -353,6 +382,7 @@ export class TaskTracker {
             break;
           }
           task.workerId = d.workerId;
+          task.onSent?.(d.workerId, task.attempt);
           workers.runTask(d, {
             taskType: task.spec.taskType,
             parametersJson: task.parametersJson,
@@ -449,14 +479,14 @@ export class TaskTracker {
     }
   }
 
-  private onTimeout(taskId: string): void {
+  private onTimeout(taskId: string, timeoutMs: number): void {
     const task = this.pending.get(taskId);
     if (!task) return;
     const where = this.deps.router.cancel(taskId);
     const detail =
       where === 'in_flight'
-        ? `the task did not finish within ${this.deps.options.taskTimeoutMs} ms (running on worker ${task.workerId})`
-        : `the task did not finish within ${this.deps.options.taskTimeoutMs} ms (still waiting for a worker)`;
+        ? `the task did not finish within ${timeoutMs} ms (running on worker ${task.workerId})`
+        : `the task did not finish within ${timeoutMs} ms (still waiting for a worker)`;
     this.fail(task, new DispatcherError('task_timeout', detail));
   }
 }

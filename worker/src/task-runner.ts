@@ -162,7 +162,11 @@ export class TaskRunner {
           const loading = this.o.labels.ensureLoaded(label);
           ({ release, miss, loadMs } = await untilAborted(loading, signal).catch((err: unknown) => {
             // Cancelled during the load: the load finishes (it is paid for) and lets go of the label.
-            if (signal.aborted) loading.then((l) => l.release(), () => undefined);
+            if (signal.aborted)
+              loading.then(
+                (l) => l.release(),
+                () => undefined,
+              );
             throw err;
           }));
         } catch (err) {
