@@ -5,8 +5,10 @@
  */
 import { createServiceLogger, exitOnConfigError } from '@smart-routing/service-kit';
 import { Command, Option } from 'commander';
+import { asyncTaskEnv } from './async-tasks/async-options.js';
 import { loadConfig, type EnvVar } from './config.js';
 import { startDispatcher } from './dispatcher.js';
+import { openTaskStore, parseTaskStoreSpec } from './task-store/open-task-store.js';
 
 const FLAGS: [flag: string, env: EnvVar, help: string][] = [
   ['--port <n>', 'PORT', 'TCP port (0 = any free port) [8080]'],
@@ -45,6 +47,11 @@ for (const [flag, env] of FLAGS) {
 }
 
 const config = exitOnConfigError('smart-routing-dispatcher', () => loadConfig(process.env, overrides));
+// TASK_STORE (memory | sqlite:<path> | redis://...) and the async task settings (README, Asynchronous tasks).
+const storeSpec = exitOnConfigError('smart-routing-dispatcher', () =>
+  parseTaskStoreSpec(process.env.TASK_STORE),
+);
+const asyncTasks = exitOnConfigError('smart-routing-dispatcher', () => asyncTaskEnv(process.env));
 
 // stderr always; the log collector too when LOG_COLLECTOR_URL is set.
 const service = createServiceLogger({
@@ -72,9 +79,19 @@ process.on('SIGTERM', () => onSignal('SIGTERM'));
 process.on('SIGINT', () => onSignal('SIGINT'));
 
 const shipper = service.shipper;
+const taskStore = await openTaskStore(storeSpec, { logger }).catch((err: unknown) => {
+  logger.fatal(
+    { err, event: 'task_store_open_failed', store: storeSpec.kind },
+    'could not open the task store',
+  );
+  exit(1);
+  return new Promise<never>(() => {});
+});
 const handle = await startDispatcher({
   ...config,
   logger,
+  taskStore,
+  asyncTasks,
   ...(shipper ? { logRecordsDropped: () => shipper.dropped() } : {}),
 }).catch((err: unknown) => {
   logger.fatal({ err, event: 'dispatcher_start_failed' }, 'could not start the dispatcher');
@@ -91,13 +108,16 @@ const stop = (signal: string): void => {
   }
   stopping = true;
   logger.info({ event: 'dispatcher_stopping', signal }, `${signal}: draining`);
-  handle.drain().then(
-    () => exit(0),
-    (err: unknown) => {
-      logger.error({ err, event: 'dispatcher_drain_failed' }, 'drain failed');
-      exit(1);
-    },
-  );
+  handle
+    .drain()
+    .then(() => taskStore.close())
+    .then(
+      () => exit(0),
+      (err: unknown) => {
+        logger.error({ err, event: 'dispatcher_drain_failed' }, 'drain failed');
+        exit(1);
+      },
+    );
 };
 started = true;
 if (pendingSignal) stop(pendingSignal);

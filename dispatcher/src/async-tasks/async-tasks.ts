@@ -382,6 +382,8 @@ export class AsyncTasks {
         queuedAt: now,
       });
       if (!created.created) return;
+      // The record says how many attempts it took, as the first answer did.
+      for (let i = 0; i < c.attempts; i++) await store.markRunning(req.taskId, c.workerId, now);
       const ok = await store.finish(req.taskId, {
         status: 'completed',
         finishedAt: now,
