@@ -3,7 +3,11 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SIGNATURE_HEADER } from '../../src/async-tasks/callbacks.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { MemoryTaskStore } from '../../src/task-store/memory-store.js';
+import { SqliteTaskStore } from '../../src/task-store/sqlite-store.js';
 import { eventually, get, Harness, nextTaskId, post, task, type HttpAnswer } from '../harness.js';
 
 // The async task API end to end: a real dispatcher on a loopback port, fake workers on real
@@ -271,6 +275,35 @@ describe('durability', () => {
     }
     expect((await waitForTask(second.url, running.task_id as string)).attempts).toBe(2);
     await store.close();
+  });
+
+  it('keeps accepted tasks in a SQLite file across a restart with a new store on the same file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sr-async-sqlite-'));
+    try {
+      const path = join(dir, 'tasks.sqlite');
+      const store1 = new SqliteTaskStore({ path });
+      const first = await h.dispatcher({ taskStore: store1 });
+      const bodies = [task('a', { priority: 2 }), task('a'), task('a', { priority: 7 })];
+      for (const b of bodies) expect((await post(first.url, '/send-task', b)).status).toBe(202);
+      await first.close();
+      await store1.close();
+
+      const store2 = new SqliteTaskStore({ path });
+      const second = await h.dispatcher({ taskStore: store2 });
+      const w = await h.worker({ url: second.url, id: 'w1', labels: ['a'] });
+      await w.waitForTasks(3);
+      expect(w.received.map((t) => t.taskId)).toEqual([
+        bodies[2]!.task_id,
+        bodies[0]!.task_id,
+        bodies[1]!.task_id,
+      ]);
+      for (const b of bodies)
+        expect((await waitForTask(second.url, b.task_id as string)).status).toBe('completed');
+      await second.close();
+      await store2.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('stores a result that arrives twice once', async () => {
