@@ -45,7 +45,7 @@ interface Counts {
   /** Tasks the workers ran more than once (at least once delivery across the kill). */
   duplicatesRun: number;
   lost: number;
-  /** Producer requests cut by the kill and sent again with the same task_id. */
+  /** Tasks whose /send-task was cut by the kill and sent again with the same task_id. */
   resubmitted: number;
 }
 
@@ -134,6 +134,7 @@ async function runScenario(store: string, taskStore: string): Promise<Counts> {
   };
   const agent = new Agent({ connections: PRODUCERS * 2 });
   const accepted = new Set<string>();
+  const resubmitted = new Set<string>();
   const ids = Array.from({ length: TASKS }, (_, i) => `${run}-${i}`);
   let next = 0;
   let killed = false;
@@ -163,7 +164,7 @@ async function runScenario(store: string, taskStore: string): Promise<Counts> {
       } catch (err) {
         // The dispatcher is down (killed): the producer retries the same id once it is back.
         if (!killed) throw err;
-        counts.resubmitted++;
+        resubmitted.add(id);
         await sleep(100);
       }
     }
@@ -177,10 +178,13 @@ async function runScenario(store: string, taskStore: string): Promise<Counts> {
   const unfinished = async (): Promise<number> => {
     let n = 0;
     for (const status of ['queued', 'running']) {
-      const page = (await (await fetch(`${url}/tasks?status=${status}&limit=500`)).json()) as {
-        tasks: unknown[];
-      };
-      n += page.tasks.length;
+      let cursor: string | null = null;
+      do {
+        const q: string = `${url}/tasks?status=${status}&limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+        const page = (await (await fetch(q)).json()) as { tasks: unknown[]; next_cursor: string | null };
+        n += page.tasks.length;
+        cursor = page.next_cursor;
+      } while (cursor);
     }
     return n;
   };
@@ -191,6 +195,7 @@ async function runScenario(store: string, taskStore: string): Promise<Counts> {
   await until('dispatcher back', async () => (await fetch(`${url}/health`)).ok);
   await Promise.all(producers);
   counts.accepted = accepted.size;
+  counts.resubmitted = resubmitted.size;
 
   // Every accepted task ends.
   await until('all tasks ended', async () => (await unfinished()) === 0, 300_000);
