@@ -9,7 +9,7 @@ import { z } from 'zod';
 export interface AsyncTaskOptions {
   /** How long an ended task's result is kept (s) [86400]; RESULT_TTL_S. */
   resultTtlS?: number;
-  /** Most ended tasks kept; the oldest beyond go first [100000]; MAX_RESULTS. */
+  /** Most ended tasks kept; the oldest beyond go first [100000]; RESULT_MAX_COUNT. */
   maxResults?: number;
   /** How long an async task without `ttl_s` may take from acceptance to its end (ms) [3600000]; ASYNC_TASK_TIMEOUT_MS. */
   asyncTimeoutMs?: number;
@@ -17,7 +17,7 @@ export interface AsyncTaskOptions {
   maxAdmitted?: number;
   /** Most accepted async tasks not yet handed to the router before /send-task answers 503 queue_full [100000]; MAX_ASYNC_BACKLOG. */
   maxBacklog?: number;
-  /** Keep completed /run-task results in the store, so a retried task_id gets the result without running again [true]; PERSIST_SYNC_RESULTS. */
+  /** Keep completed /run-task results in the store, so a retried task_id gets the result without running again [true]; PERSIST_SYNC_TASKS. */
   persistSyncResults?: boolean;
   /** HMAC-SHA256 key for callback signatures [unset: unsigned]; CALLBACK_SECRET. */
   callbackSecret?: string;
@@ -73,10 +73,10 @@ export function resolveAsyncTaskOptions(options: AsyncTaskOptions = {}): Resolve
 const int = z.coerce.number().int().min(1);
 const envSchema = z.object({
   RESULT_TTL_S: int.optional(),
-  MAX_RESULTS: int.optional(),
+  RESULT_MAX_COUNT: int.optional(),
   ASYNC_TASK_TIMEOUT_MS: int.optional(),
   MAX_ASYNC_BACKLOG: int.optional(),
-  PERSIST_SYNC_RESULTS: z
+  PERSIST_SYNC_TASKS: z
     .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
     .transform((v) => v === 'true' || v === '1' || v === 'yes')
     .optional(),
@@ -98,10 +98,10 @@ export function asyncTaskEnv(env: NodeJS.ProcessEnv): AsyncTaskOptions {
   const e = parsed.data;
   const out: AsyncTaskOptions = {
     resultTtlS: e.RESULT_TTL_S,
-    maxResults: e.MAX_RESULTS,
+    maxResults: e.RESULT_MAX_COUNT,
     asyncTimeoutMs: e.ASYNC_TASK_TIMEOUT_MS,
     maxBacklog: e.MAX_ASYNC_BACKLOG,
-    persistSyncResults: e.PERSIST_SYNC_RESULTS,
+    persistSyncResults: e.PERSIST_SYNC_TASKS,
     callbackSecret: e.CALLBACK_SECRET,
     callbackAttempts: e.CALLBACK_ATTEMPTS,
   };

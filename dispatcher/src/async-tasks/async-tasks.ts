@@ -13,7 +13,7 @@
  *
  * `/run-task` idempotency: a task_id whose task completed within RESULT_TTL_S gets the stored
  * result, not a second run; one still queued or running as an async task gets 409
- * duplicate_task_id. Completed sync results are written to the store (PERSIST_SYNC_RESULTS) so a
+ * duplicate_task_id. Completed sync results are written to the store (PERSIST_SYNC_TASKS) so a
  * producer that lost its connection can retry; sync tasks are not persisted on arrival: their
  * producer holds the connection, and a task re-run after a dispatcher crash would answer no one.
  */
