@@ -25,6 +25,7 @@ import type { CompletedTask, TaskOutcome } from '../task-answer.js';
 import type { RunTaskRequest, TaskReply, TaskTracker } from '../task-tracker.js';
 import { isFinalStatus, type TaskRecord, type TaskStatus, type TaskStore } from '../task-store/task-store.js';
 import type { ResolvedAsyncTaskOptions } from './async-options.js';
+import { Backlog } from './backlog.js';
 import { CallbackSender } from './callbacks.js';
 import { taskDocument } from './task-document.js';
 
@@ -66,8 +67,8 @@ const NOT_NOW: ReadonlySet<DispatcherErrorCode> = new Set([
 
 /** The async task service behind /send-task, /tasks and /run-task idempotency. */
 export class AsyncTasks {
-  /** Accepted tasks not handed to the tracker yet, by id. */
-  private readonly backlog = new Map<string, TaskRecord>();
+  /** Accepted tasks not handed to the tracker yet. */
+  private readonly backlog = new Backlog();
   /** Ids handed to the tracker and not ended. */
   private readonly admitted = new Set<string>();
   /** Ids the tracker started at least once (an attempt was sent): a timeout then fails, not expires. */
@@ -124,7 +125,7 @@ export class AsyncTasks {
         continue;
       }
       if (task.status === 'running') await this.deps.store.markQueued(task.taskId);
-      this.backlog.set(task.taskId, { ...task, status: 'queued' });
+      this.backlog.add({ ...task, status: 'queued' });
       n++;
     }
     this.deps.logger.info({ event: 'async_tasks_recovered', count: n }, 'unfinished tasks re-queued');
@@ -160,7 +161,7 @@ export class AsyncTasks {
     });
     if (!created.created) return { accepted: false, existing: created.existing };
     const record = (await store.get(req.taskId))!;
-    this.backlog.set(record.taskId, record);
+    this.backlog.add(record);
     this.deps.logger.info(
       { event: 'async_task_accepted', task_id: req.taskId, label: req.label, priority: req.priority },
       'async task accepted',
@@ -245,21 +246,26 @@ export class AsyncTasks {
     const { tracker, options } = this.deps;
     if (!tracker.isAdmitting) return;
     const now = Date.now();
-    const order = [...this.backlog.values()].sort(
-      (a, b) => b.priority - a.priority || a.queuedAt - b.queuedAt,
-    );
-    for (const record of order) {
-      if (this.admitted.size >= options.maxAdmitted) return;
-      if (record.expiresAt !== undefined && record.expiresAt <= now) {
-        this.backlog.delete(record.taskId);
-        void this.end(record, {
-          status: 'expired',
-          error: { code: 'task_timeout', message: 'the task did not start before its ttl_s ran out' },
-        });
-        continue;
+    // Tasks refused for now (no worker for their type yet) keep their place, ahead of later ones.
+    const skipped: TaskRecord[] = [];
+    try {
+      while (this.admitted.size < options.maxAdmitted) {
+        const record = this.backlog.shift();
+        if (record === undefined) return;
+        if (record.expiresAt !== undefined && record.expiresAt <= now) {
+          void this.end(record, {
+            status: 'expired',
+            error: { code: 'task_timeout', message: 'the task did not start before its ttl_s ran out' },
+          });
+          continue;
+        }
+        const refused = this.admit(record, now);
+        if (refused === undefined) continue;
+        skipped.push(record);
+        if (refused === 'queue_full' || refused === 'shutting_down') return;
       }
-      const refused = this.admit(record, now);
-      if (refused === 'queue_full' || refused === 'shutting_down') return;
+    } finally {
+      for (let i = skipped.length - 1; i >= 0; i--) this.backlog.returnToFront(skipped[i]!);
     }
   }
 
@@ -273,7 +279,6 @@ export class AsyncTasks {
       1,
       Math.min(2 ** 31 - 1, record.expiresAt !== undefined ? record.expiresAt - now : options.asyncTimeoutMs),
     );
-    this.backlog.delete(taskId);
     this.admitted.add(taskId);
     tracker.submit(
       {
@@ -295,8 +300,9 @@ export class AsyncTasks {
           // Not now: back to the backlog (also for shutting_down at a drain: it stays in the store).
           this.admitted.delete(taskId);
           this.started.delete(taskId);
-          if (!this.stopped && code !== 'shutting_down') this.backlog.set(taskId, record);
+          // A synchronous refusal goes back to the front (the pump does it); a later one to the back.
           if (sync) notNow = code;
+          else if (!this.stopped && code !== 'shutting_down') this.backlog.add(record);
           return;
         }
         this.admitted.delete(taskId);
