@@ -416,7 +416,7 @@ describe('CancelTask', () => {
       taskHandlers: [hang],
     });
     cleanups.push(() => worker.close());
-    await dispatcher.waitFor((m) => m.body === 'welcome' || m.body === 'hello');
+    await dispatcher.waitFor((m) => m.body === 'hello');
     const id = runTask(dispatcher, { taskType: 'hang', parametersJson: '{}' });
     await running;
     dispatcher.send({ cancelTask: { taskId: id } });
