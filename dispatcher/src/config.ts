@@ -11,6 +11,8 @@ import type { AsyncTaskOptions } from './async-tasks/async-options.js';
 import type { RandomSource } from './routing/random.js';
 import type { TaskStore } from './task-store/task-store.js';
 import { POLICY_NAMES, type PolicyName } from './routing/types.js';
+import { parseTaskStoreSpec, type TaskStoreSpec } from './task-store/open-task-store.js';
+import { DEFAULT_REDIS_KEY_PREFIX } from './task-store/redis-store.js';
 
 export { ConfigError } from '@smart-routing/service-kit';
 export type { LogLevel } from '@smart-routing/service-kit';
@@ -246,6 +248,10 @@ export const ENV_VARS = [
   'MODEL_REPOSITORY',
   'LOG_COLLECTOR_URL',
   'LOG_LEVEL',
+  'TASK_STORE',
+  'TASK_STORE_KEY_PREFIX',
+  'RESULT_TTL_S',
+  'RESULT_MAX_COUNT',
 ] as const;
 
 /** One of {@link ENV_VARS}. */
@@ -309,6 +315,10 @@ const envSchema = z.object({
   MODEL_REPOSITORY: z.string().min(1).optional(),
   LOG_COLLECTOR_URL: httpUrl.optional(),
   LOG_LEVEL: logLevelSchema().default('info'),
+  TASK_STORE: z.string().optional(),
+  TASK_STORE_KEY_PREFIX: z.string().min(1).default(DEFAULT_REDIS_KEY_PREFIX),
+  RESULT_TTL_S: int(1).default(86_400),
+  RESULT_MAX_COUNT: int(0).default(100_000),
 });
 
 /** The dispatcher process configuration: options for `startDispatcher` plus process-level settings. */
@@ -317,6 +327,14 @@ export interface DispatcherConfig extends ResolvedOptions {
   readonly logCollectorUrl: string | undefined;
   /** LOG_LEVEL ['info']. */
   readonly logLevel: LogLevel;
+  /** TASK_STORE ['./data/tasks.sqlite']: `memory`, `sqlite:<path>` or a path, or `redis://…`. */
+  readonly taskStore: TaskStoreSpec;
+  /** TASK_STORE_KEY_PREFIX ['smart-routing:']: prefix of the Redis store's keys. */
+  readonly taskStoreKeyPrefix: string;
+  /** RESULT_TTL_S [86400], in ms: how long an ended task's outcome is kept. */
+  readonly resultTtlMs: number;
+  /** RESULT_MAX_COUNT [100000]: most ended tasks kept; the oldest beyond are pruned. */
+  readonly maxStoredResults: number;
 }
 
 /**
@@ -351,5 +369,13 @@ export function loadConfig(
     uploaderUrl: e.UPLOADER_URL,
     modelRepository: e.MODEL_REPOSITORY,
   });
-  return Object.freeze({ ...options, logCollectorUrl: e.LOG_COLLECTOR_URL, logLevel: e.LOG_LEVEL });
+  return Object.freeze({
+    ...options,
+    logCollectorUrl: e.LOG_COLLECTOR_URL,
+    logLevel: e.LOG_LEVEL,
+    taskStore: Object.freeze(parseTaskStoreSpec(e.TASK_STORE)),
+    taskStoreKeyPrefix: e.TASK_STORE_KEY_PREFIX,
+    resultTtlMs: e.RESULT_TTL_S * 1000,
+    maxStoredResults: e.RESULT_MAX_COUNT,
+  });
 }

@@ -22,7 +22,13 @@ export { POLICY_NAMES } from './routing/types.js';
 export type { PolicyName } from './routing/types.js';
 export { WORKER_PATH } from './worker-endpoint.js';
 export { MemoryTaskStore } from './task-store/memory-store.js';
-export { InvalidCursorError } from './task-store/task-page.js';
+export { DEFAULT_TASK_STORE, openTaskStore, parseTaskStoreSpec } from './task-store/open-task-store.js';
+export type { OpenTaskStoreOptions, TaskStoreSpec } from './task-store/open-task-store.js';
+export { DEFAULT_REDIS_KEY_PREFIX, RedisTaskStore } from './task-store/redis-store.js';
+export type { RedisTaskStoreOptions } from './task-store/redis-store.js';
+export { SqliteTaskStore } from './task-store/sqlite-store.js';
+export type { SqliteTaskStoreOptions } from './task-store/sqlite-store.js';
+export { InvalidCursorError, MAX_LIST_LIMIT } from './task-store/task-page.js';
 export { FINAL_STATUSES, isFinalStatus, TaskStoreClosedError } from './task-store/task-store.js';
 export type {
   NewTaskRecord,

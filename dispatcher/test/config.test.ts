@@ -1,6 +1,40 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, resolveOptions } from '../src/config.js';
 
+describe('loadConfig: task store', () => {
+  it('defaults to the SQLite file, a day of results and at most 100000 of them', () => {
+    expect(loadConfig({})).toMatchObject({
+      taskStore: { kind: 'sqlite', path: './data/tasks.sqlite' },
+      taskStoreKeyPrefix: 'smart-routing:',
+      resultTtlMs: 86_400_000,
+      maxStoredResults: 100_000,
+    });
+  });
+
+  it('reads TASK_STORE, TASK_STORE_KEY_PREFIX, RESULT_TTL_S and RESULT_MAX_COUNT', () => {
+    expect(
+      loadConfig({
+        TASK_STORE: 'redis://127.0.0.1:6379/1',
+        TASK_STORE_KEY_PREFIX: '{sr}:',
+        RESULT_TTL_S: '60',
+        RESULT_MAX_COUNT: '10',
+      }),
+    ).toMatchObject({
+      taskStore: { kind: 'redis', url: 'redis://127.0.0.1:6379/1' },
+      taskStoreKeyPrefix: '{sr}:',
+      resultTtlMs: 60_000,
+      maxStoredResults: 10,
+    });
+    expect(loadConfig({ TASK_STORE: 'memory' }).taskStore).toEqual({ kind: 'memory' });
+  });
+
+  it('names the variable when one is wrong', () => {
+    expect(() => loadConfig({ TASK_STORE: 'mysql://db' })).toThrow(/TASK_STORE/);
+    expect(() => loadConfig({ RESULT_TTL_S: '0' })).toThrow(/RESULT_TTL_S/);
+    expect(() => loadConfig({ RESULT_MAX_COUNT: '-1' })).toThrow(/RESULT_MAX_COUNT/);
+  });
+});
+
 describe('loadConfig', () => {
   it('uses the documented defaults', () => {
     const c = loadConfig({});

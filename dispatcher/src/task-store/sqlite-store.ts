@@ -23,6 +23,9 @@ import {
   type TaskStore,
 } from './task-store.js';
 
+// Ended tasks deleted per statement when pruning.
+const PRUNE_BATCH = 1000;
+
 /** The schema this code reads and writes; a file of a newer one is refused. */
 export const SQLITE_SCHEMA_VERSION = 1;
 
@@ -63,8 +66,10 @@ CREATE INDEX IF NOT EXISTS tasks_by_status_time ON tasks (status, queued_at, tas
 -- Re-queueing after a restart reads only the tasks that have not ended.
 CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks (queued_at, task_id)
   WHERE status IN ('queued', 'running');
--- Pruning by age and by count walks ended tasks by finish time.
-CREATE INDEX IF NOT EXISTS tasks_by_finish ON tasks (finished_at) WHERE finished_at IS NOT NULL;
+-- Pruning by age and by count walks ended tasks by finish time (finished_at is set exactly when
+-- a task ends).
+CREATE INDEX IF NOT EXISTS tasks_by_finish ON tasks (finished_at, task_id)
+  WHERE finished_at IS NOT NULL;
 `;
 
 const UNFINISHED = `status IN ('queued', 'running')`;
@@ -210,14 +215,25 @@ export class SqliteTaskStore implements TaskStore {
     });
   }
 
-  prune(now: number, resultTtlMs: number, maxResults: number): Promise<number> {
-    return this.run(() =>
-      this.db.transaction(() => {
-        const old = this.stmt.pruneOld.run(now - resultTtlMs).changes;
-        const over = this.stmt.pruneOver.run(Math.max(0, Math.floor(maxResults))).changes;
-        return old + over;
-      })(),
-    );
+  async prune(now: number, resultTtlMs: number, maxResults: number): Promise<number> {
+    // In batches, yielding between them, so a large backlog never stalls the event loop for long.
+    let dropped = 0;
+    for (;;) {
+      const n = await this.run(() => this.stmt.pruneOld.run(now - resultTtlMs, PRUNE_BATCH).changes);
+      dropped += n;
+      if (n < PRUNE_BATCH) break;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const ended = await this.run(() => (this.stmt.countEnded.get() as { n: number }).n);
+    let over = ended - Math.max(0, Math.floor(maxResults));
+    while (over > 0) {
+      const n = await this.run(() => this.stmt.pruneOldest.run(Math.min(over, PRUNE_BATCH)).changes);
+      dropped += n;
+      over -= n;
+      if (n === 0) break;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return dropped;
   }
 
   close(): Promise<void> {
@@ -294,12 +310,17 @@ function prepare(db: Database.Database) {
     ),
     counts: db.prepare('SELECT status, COUNT(*) AS n FROM tasks GROUP BY status'),
     pruneOld: db.prepare(
-      `DELETE FROM tasks WHERE finished_at IS NOT NULL AND finished_at < ? AND NOT ${UNFINISHED}`,
-    ),
-    pruneOver: db.prepare(
       `DELETE FROM tasks WHERE task_id IN (
-         SELECT task_id FROM tasks WHERE finished_at IS NOT NULL AND NOT ${UNFINISHED}
-         ORDER BY finished_at DESC, task_id DESC LIMIT -1 OFFSET ?)`,
+         SELECT task_id FROM tasks INDEXED BY tasks_by_finish
+         WHERE finished_at IS NOT NULL AND finished_at < ? LIMIT ?)`,
+    ),
+    countEnded: db.prepare(
+      'SELECT COUNT(*) AS n FROM tasks INDEXED BY tasks_by_finish WHERE finished_at IS NOT NULL',
+    ),
+    pruneOldest: db.prepare(
+      `DELETE FROM tasks WHERE task_id IN (
+         SELECT task_id FROM tasks INDEXED BY tasks_by_finish WHERE finished_at IS NOT NULL
+         ORDER BY finished_at, task_id LIMIT ?)`,
     ),
   };
 }

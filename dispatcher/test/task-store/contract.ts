@@ -346,12 +346,17 @@ export function describeTaskStoreContract(name: string, open: StoreFactory): voi
         expect((await store.unfinished()).map((t) => t.taskId)).toEqual(['waiting']);
       });
 
-      it('prunes many in one call', async () => {
+      it('prunes many in one call, by age and by count', async () => {
         for (let i = 0; i < 2500; i++) {
           await store.create(newTask(`m${i}`, i));
           await store.finish(`m${i}`, { status: 'completed', finishedAt: i });
         }
-        expect(await store.prune(10_000, 1, 100_000)).toBe(2500);
+        // Age drops finishedAt < 1200 (1200 tasks); the count bound then keeps the newest 300.
+        expect(await store.prune(10_000, 8_800, 300)).toBe(2200);
+        expect((await store.countByStatus()).completed).toBe(300);
+        expect(await store.get('m2199')).toBeUndefined();
+        expect(await store.get('m2200')).toBeDefined();
+        expect(await store.prune(10_000, 1, 100_000)).toBe(300);
         expect((await store.countByStatus()).completed).toBe(0);
       });
     });

@@ -104,6 +104,20 @@ describe.skipIf(redisMissing !== undefined)('RedisTaskStore (real redis-server)'
     await store.close();
   });
 
+  it('a connected store carries on across a server restart (reconnects, reloads its scripts)', async () => {
+    const keyPrefix = nextPrefix();
+    const store = await RedisTaskStore.connect({ url: server.url, keyPrefix, logger });
+    await store.create(newTask('before', 1));
+    await store.markRunning('before', 'w1', 2);
+    // The restarted server has an empty script cache: EVALSHA answers NOSCRIPT, ioredis falls back to EVAL.
+    await server.restart();
+    expect(await store.finish('before', { status: 'completed', finishedAt: 3, resultJson: '1' })).toBe(true);
+    expect(await store.create(newTask('after', 4))).toEqual({ created: true });
+    expect(await store.get('before')).toMatchObject({ status: 'completed', attempts: 1 });
+    expect((await store.unfinished()).map((t) => t.taskId)).toEqual(['after']);
+    await store.close();
+  });
+
   it('rejects connect when no server answers', async () => {
     const dead = await startRedisServer();
     const url = dead.url;

@@ -54,7 +54,7 @@ describe('SqliteTaskStore', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('listing, re-queueing and pruning use the indexes, not a table scan', async () => {
+  it('listing, re-queueing and pruning use the indexes, not a table scan or a sort', async () => {
     const dir = await tempDir();
     const store = new SqliteTaskStore({ path: join(dir, 't.sqlite') });
     const { db, stmt } = store as unknown as {
@@ -72,6 +72,13 @@ describe('SqliteTaskStore', () => {
     expect(plan('listStatus')).toMatch(/USING INDEX tasks_by_status_time/);
     expect(plan('list')).toMatch(/USING INDEX tasks_by_time/);
     expect(plan('listAfter')).toMatch(/USING INDEX tasks_by_time/);
+    const positional = (name: string, ...args: unknown[]) =>
+      (db.prepare(`EXPLAIN QUERY PLAN ${stmt[name]!.source}`).all(...args) as { detail: string }[])
+        .map((r) => r.detail)
+        .join('; ');
+    expect(positional('pruneOld', 1, 10)).toMatch(/USING (COVERING )?INDEX tasks_by_finish/);
+    expect(positional('pruneOldest', 10)).toMatch(/USING (COVERING )?INDEX tasks_by_finish/);
+    expect(positional('pruneOldest', 10)).not.toMatch(/TEMP B-TREE/);
     await store.close();
     await rm(dir, { recursive: true, force: true });
   });
