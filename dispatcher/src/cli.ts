@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import { asyncTaskEnv } from './async-tasks/async-options.js';
 import { loadConfig, type EnvVar } from './config.js';
 import { startDispatcher } from './dispatcher.js';
-import { openTaskStore, parseTaskStoreSpec } from './task-store/open-task-store.js';
+import { openTaskStore } from './task-store/open-task-store.js';
 
 const FLAGS: [flag: string, env: EnvVar, help: string][] = [
   ['--port <n>', 'PORT', 'TCP port (0 = any free port) [8080]'],
@@ -47,11 +47,13 @@ for (const [flag, env] of FLAGS) {
 }
 
 const config = exitOnConfigError('smart-routing-dispatcher', () => loadConfig(process.env, overrides));
-// TASK_STORE (memory | sqlite:<path> | redis://...) and the async task settings (README, Asynchronous tasks).
-const storeSpec = exitOnConfigError('smart-routing-dispatcher', () =>
-  parseTaskStoreSpec(process.env.TASK_STORE),
-);
-const asyncTasks = exitOnConfigError('smart-routing-dispatcher', () => asyncTaskEnv(process.env));
+// The async task settings (README, Asynchronous tasks); the store's own come with the config.
+const storeSpec = config.taskStore;
+const asyncTasks = {
+  ...exitOnConfigError('smart-routing-dispatcher', () => asyncTaskEnv(process.env)),
+  resultTtlS: config.resultTtlMs / 1000,
+  maxResults: config.maxStoredResults,
+};
 
 // stderr always; the log collector too when LOG_COLLECTOR_URL is set.
 const service = createServiceLogger({
@@ -79,14 +81,16 @@ process.on('SIGTERM', () => onSignal('SIGTERM'));
 process.on('SIGINT', () => onSignal('SIGINT'));
 
 const shipper = service.shipper;
-const taskStore = await openTaskStore(storeSpec, { logger }).catch((err: unknown) => {
-  logger.fatal(
-    { err, event: 'task_store_open_failed', store: storeSpec.kind },
-    'could not open the task store',
-  );
-  exit(1);
-  return new Promise<never>(() => {});
-});
+const taskStore = await openTaskStore(storeSpec, { logger, keyPrefix: config.taskStoreKeyPrefix }).catch(
+  (err: unknown) => {
+    logger.fatal(
+      { err, event: 'task_store_open_failed', store: storeSpec.kind },
+      'could not open the task store',
+    );
+    exit(1);
+    return new Promise<never>(() => {});
+  },
+);
 const handle = await startDispatcher({
   ...config,
   logger,

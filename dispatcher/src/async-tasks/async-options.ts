@@ -7,9 +7,9 @@ import { z } from 'zod';
 
 /** Options of async tasks (`startDispatcher({ asyncTasks })`). Defaults in brackets. */
 export interface AsyncTaskOptions {
-  /** How long an ended task's result is kept (s) [86400]; RESULT_TTL_S. */
+  /** How long an ended task's result is kept (s) [86400]; RESULT_TTL_S (config.ts). */
   resultTtlS?: number;
-  /** Most ended tasks kept; the oldest beyond go first [100000]; RESULT_MAX_COUNT. */
+  /** Most ended tasks kept; the oldest beyond go first [100000]; RESULT_MAX_COUNT (config.ts). */
   maxResults?: number;
   /** How long an async task without `ttl_s` may take from acceptance to its end (ms) [3600000]; ASYNC_TASK_TIMEOUT_MS. */
   asyncTimeoutMs?: number;
@@ -71,9 +71,8 @@ export function resolveAsyncTaskOptions(options: AsyncTaskOptions = {}): Resolve
 }
 
 const int = z.coerce.number().int().min(1);
+// RESULT_TTL_S and RESULT_MAX_COUNT are read with the store settings (config.ts).
 const envSchema = z.object({
-  RESULT_TTL_S: int.optional(),
-  RESULT_MAX_COUNT: int.optional(),
   ASYNC_TASK_TIMEOUT_MS: int.optional(),
   MAX_ASYNC_BACKLOG: int.optional(),
   PERSIST_SYNC_TASKS: z
@@ -97,8 +96,6 @@ export function asyncTaskEnv(env: NodeJS.ProcessEnv): AsyncTaskOptions {
   if (!parsed.success) throw configErrorFrom(parsed.error);
   const e = parsed.data;
   const out: AsyncTaskOptions = {
-    resultTtlS: e.RESULT_TTL_S,
-    maxResults: e.RESULT_MAX_COUNT,
     asyncTimeoutMs: e.ASYNC_TASK_TIMEOUT_MS,
     maxBacklog: e.MAX_ASYNC_BACKLOG,
     persistSyncResults: e.PERSIST_SYNC_TASKS,

@@ -10,10 +10,14 @@ import { signCallback } from '../../src/async-tasks/callbacks.js';
 
 describe('asyncTaskEnv', () => {
   it('reads the variables it names and leaves the rest to the defaults', () => {
-    const options = asyncTaskEnv({ RESULT_TTL_S: '60', PERSIST_SYNC_TASKS: 'false', CALLBACK_SECRET: 's' });
-    expect(options).toEqual({ resultTtlS: 60, persistSyncResults: false, callbackSecret: 's' });
+    const options = asyncTaskEnv({
+      CALLBACK_ATTEMPTS: '3',
+      PERSIST_SYNC_TASKS: 'false',
+      CALLBACK_SECRET: 's',
+    });
+    expect(options).toEqual({ callbackAttempts: 3, persistSyncResults: false, callbackSecret: 's' });
     const resolved = resolveAsyncTaskOptions(options);
-    expect(resolved.resultTtlS).toBe(60);
+    expect(resolved.resultTtlS).toBe(86_400);
     expect(resolved.maxResults).toBe(100_000);
     expect(Object.isFrozen(resolved)).toBe(true);
   });
