@@ -47,6 +47,11 @@ const program: Command = new Command('benchmark')
       .default('closed'),
   )
   .option('--rate <n>', 'open loop arrival rate, tasks/s', '4')
+  .option(
+    '--async-fraction <0..1>',
+    'share of requests sent as async tasks (POST /send-task, then polling GET /tasks/{id})',
+    '0',
+  )
   .option('--dispatcher-url <url>', 'target a running stack instead of starting one')
   .option(
     '--log-file <path>',
@@ -87,6 +92,7 @@ const o = program.opts<{
   labelDist: string;
   arrival: 'closed' | 'open';
   rate: string;
+  asyncFraction: string;
   dispatcherUrl?: string;
   logFile?: string;
   modelSizeMb: string;
@@ -209,6 +215,9 @@ const traffic: TrafficOptions = {
   rate,
   seed: positive('seed', o.seed),
 };
+const asyncFraction = Number(o.asyncFraction);
+if (!Number.isFinite(asyncFraction) || asyncFraction < 0 || asyncFraction > 1)
+  program.error(`--async-fraction must be a number from 0 to 1, got "${o.asyncFraction}"`);
 const policies = o.compare ? [...POLICIES] : [o.randomDispatch ? 'random' : o.policy];
 
 const results: { live: RunResult; simulated: SimulationResult | undefined }[] = [];
@@ -233,6 +242,7 @@ for (const policy of policies) {
     dispatcherUrl: o.dispatcherUrl,
     logFile: o.logFile,
     logDir: o.logDir,
+    asyncFraction,
     onProgress: (out) => {
       if (out.status !== 200) failed++;
       bar.increment(1, { failed });

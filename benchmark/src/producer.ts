@@ -5,6 +5,9 @@ import type { PlannedRequest } from './traffic.js';
 /**
  * Drives `POST /run-task` with a traffic plan, the way the original's producers did: closed loop
  * (send, wait for the reply, sleep) or open loop (send at planned times regardless of replies).
+ * With `asyncFraction`, that share of the requests goes to `POST /send-task` instead (202), and
+ * the producer polls `GET /tasks/{id}` until the task ends; its latency runs to the poll that saw
+ * the end.
  */
 
 /** What happened to one request. */
@@ -18,6 +21,10 @@ export interface RequestOutcome {
   errorCode?: string;
   workerId?: string;
   labelMiss?: boolean;
+  /** `sync`: POST /run-task; `async`: POST /send-task then polling. */
+  mode: 'sync' | 'async';
+  /** Async: the 202 arrived (the task was accepted). */
+  accepted?: boolean;
 }
 
 export interface ProduceOptions {
@@ -32,9 +39,22 @@ export interface ProduceOptions {
   /** Per-request timeout, ms. Default 120 s. */
   timeoutMs?: number;
   apiKey?: string;
+  /** Share of requests sent as async tasks, 0..1 [0]; which ones is fixed by the request index. */
+  asyncFraction?: number;
+  /** Async: time between polls of GET /tasks/{id}, ms [25]. */
+  pollMs?: number;
+}
+
+/** Whether request `index` goes async: a fixed hash of the index, so every policy gets the same split. */
+export function isAsyncRequest(index: number, fraction: number): boolean {
+  if (fraction <= 0) return false;
+  if (fraction >= 1) return true;
+  // Knuth's multiplicative hash spreads consecutive indices over [0, 1).
+  return (Math.imul(index + 1, 2654435761) >>> 0) / 2 ** 32 < fraction;
 }
 
 async function send(agent: Agent, o: ProduceOptions, r: PlannedRequest): Promise<RequestOutcome> {
+  if (isAsyncRequest(r.index, o.asyncFraction ?? 0)) return sendAsync(agent, o, r);
   const started = performance.now();
   const body = JSON.stringify({
     task_id: `${o.runId}-${r.index}`,
@@ -68,6 +88,7 @@ async function send(agent: Agent, o: ProduceOptions, r: PlannedRequest): Promise
         latencyMs,
         workerId: json.worker_id,
         labelMiss: json.label_miss,
+        mode: 'sync',
       };
     return {
       index: r.index,
@@ -75,11 +96,93 @@ async function send(agent: Agent, o: ProduceOptions, r: PlannedRequest): Promise
       status: res.statusCode,
       latencyMs,
       errorCode: json.error?.code ?? 'unknown',
+      mode: 'sync',
     };
   } catch (err) {
     return {
       index: r.index,
       label: r.label,
+      status: 0,
+      latencyMs: performance.now() - started,
+      errorCode: `transport_error: ${(err as Error).message}`,
+      mode: 'sync',
+    };
+  }
+}
+
+interface TaskDoc {
+  status?: string;
+  worker_id?: string | null;
+  label_miss?: boolean | null;
+  error?: { code?: string } | null;
+}
+
+/** POST /send-task, then GET /tasks/{id} until the task ends (or `timeoutMs` passes). */
+async function sendAsync(agent: Agent, o: ProduceOptions, r: PlannedRequest): Promise<RequestOutcome> {
+  const started = performance.now();
+  const taskId = `${o.runId}-${r.index}`;
+  const headers = {
+    'content-type': 'application/json',
+    ...(o.apiKey ? { authorization: `Bearer ${o.apiKey}` } : {}),
+  };
+  const base = { index: r.index, label: r.label, mode: 'async' as const };
+  const timeoutMs = o.timeoutMs ?? 120_000;
+  try {
+    const res = await request(`${o.dispatcherUrl}/send-task`, {
+      method: 'POST',
+      dispatcher: agent,
+      headers,
+      body: JSON.stringify({
+        task_id: taskId,
+        task_type: o.taskType,
+        label: r.label,
+        parameters_json: o.parameters(r),
+      }),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    const answer = (await res.body.json()) as { status_url?: string; error?: { code?: string } };
+    if (res.statusCode !== 202 || !answer.status_url)
+      return {
+        ...base,
+        status: res.statusCode,
+        latencyMs: performance.now() - started,
+        errorCode: answer.error?.code ?? 'unknown',
+        accepted: false,
+      };
+    for (;;) {
+      await sleep(o.pollMs ?? 25);
+      const poll = await request(`${o.dispatcherUrl}${answer.status_url}`, {
+        dispatcher: agent,
+        headers,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+      const doc = (await poll.body.json()) as TaskDoc;
+      const latencyMs = performance.now() - started;
+      if (poll.statusCode === 200 && doc.status === 'completed')
+        return {
+          ...base,
+          status: 200,
+          latencyMs,
+          workerId: doc.worker_id ?? undefined,
+          labelMiss: doc.label_miss ?? undefined,
+          accepted: true,
+        };
+      if (poll.statusCode !== 200 || (doc.status !== 'queued' && doc.status !== 'running'))
+        return {
+          ...base,
+          status: poll.statusCode === 200 ? 500 : poll.statusCode,
+          latencyMs,
+          errorCode: doc.error?.code ?? doc.status ?? 'unknown',
+          accepted: true,
+        };
+      if (latencyMs > timeoutMs)
+        return { ...base, status: 504, latencyMs, errorCode: 'poll_timeout', accepted: true };
+    }
+  } catch (err) {
+    return {
+      ...base,
       status: 0,
       latencyMs: performance.now() - started,
       errorCode: `transport_error: ${(err as Error).message}`,

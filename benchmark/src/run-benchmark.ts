@@ -19,6 +19,8 @@ export interface RunSettings {
   logFile?: string;
   logDir: string;
   onProgress?: (o: RequestOutcome) => void;
+  /** Share of requests sent through POST /send-task + polling, 0..1 [0]. */
+  asyncFraction?: number;
 }
 
 /** Everything one run measured. */
@@ -28,7 +30,9 @@ export interface RunResult {
   tasksCompleted: number;
   failedRequests: number;
   failuresByCode: Record<string, number>;
+  /** Requests sent to POST /run-task (the original's "Total Synchronous Requests"). */
   synchronousRequests: number;
+  /** Async tasks accepted by POST /send-task (202; the original's "Total Dispatched Jobs"). */
   dispatchedJobs: number;
   labelMisses: { log: number | null; metrics: number };
   labelHits: number;
@@ -80,6 +84,7 @@ export async function runBenchmark(s: RunSettings): Promise<RunResult> {
       runId: `bench-${s.policy}-${s.traffic.seed}-${Date.now()}`,
       arrival: s.traffic.arrival,
       onDone: s.onProgress,
+      asyncFraction: s.asyncFraction ?? 0,
     });
     after = await scrape(dispatcherUrl);
   } finally {
@@ -108,8 +113,8 @@ export async function runBenchmark(s: RunSettings): Promise<RunResult> {
     tasksCompleted: outcomes.length - failures.length,
     failedRequests: failures.length,
     failuresByCode,
-    synchronousRequests: outcomes.length,
-    dispatchedJobs: delta('smart_routing_tasks_total') + delta('smart_routing_task_retries_total'),
+    synchronousRequests: outcomes.filter((o) => o.mode === 'sync').length,
+    dispatchedJobs: outcomes.filter((o) => o.mode === 'async' && o.accepted).length,
     labelMisses: { log: log ? log.labelMisses : null, metrics: delta('smart_routing_label_misses_total') },
     labelHits: delta('smart_routing_label_hits_total'),
     evictions: log ? log.evictions : delta('smart_routing_label_evictions_total'),

@@ -71,6 +71,11 @@ export interface StackOptions {
   apiKeys?: readonly string[];
   /** Token the workers present to the dispatcher (WORKER_TOKEN). Default a random one per stack. */
   workerToken?: string;
+  /**
+   * The dispatcher's TASK_STORE ['memory': benchmark runs reuse task ids, and a kept result would
+   * answer a later run's task without running it]. `npm start` passes a SQLite file.
+   */
+  taskStore?: string;
   /** Extra env for the dispatcher. */
   dispatcherEnv?: Record<string, string>;
   /** Extra env for every worker. */
@@ -439,6 +444,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       PORT: String(dispatcherPort),
       HOST: listenHost,
       ROUTING_POLICY: options.policy ?? 'affinity',
+      TASK_STORE: options.taskStore ?? 'memory',
       ...(options.dispatcherChecksRepository === false ? {} : { MODEL_REPOSITORY: options.modelRepository }),
       LOG_COLLECTOR_URL: collectorUrl,
       WORKER_TOKEN: workerToken,

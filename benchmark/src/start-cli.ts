@@ -174,6 +174,8 @@ try {
     uploader: opts.uploader,
     uploaderPort: opts.uploaderPort,
     apiKeys,
+    // Accepted async tasks survive a restart of `npm start` (TASK_STORE overrides).
+    taskStore: process.env.TASK_STORE || 'sqlite:./data/tasks.sqlite',
     ...(process.env.WORKER_TOKEN ? { workerToken: process.env.WORKER_TOKEN } : {}),
     ...(opts.tritonUrl ? { tritonUrl: opts.tritonUrl } : {}),
     ...(listenHost ? { listenHost } : {}),

@@ -58,7 +58,8 @@ function launch(command: string, args: string[], env: NodeJS.ProcessEnv, detache
 
 /** Env for the launcher: this test's env minus what the launcher must not rely on. */
 function launcherEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  // A memory task store: `npm start` keeps tasks in ./data/tasks.sqlite, which must not outlive a test.
+  const env: NodeJS.ProcessEnv = { ...process.env, TASK_STORE: 'memory', ...extra };
   delete env.ORT_DISABLE_TELEMETRY; // the launcher must turn telemetry off by itself
   return env;
 }

@@ -5,8 +5,10 @@
  */
 import { createServiceLogger, exitOnConfigError } from '@smart-routing/service-kit';
 import { Command, Option } from 'commander';
+import { asyncTaskEnv } from './async-tasks/async-options.js';
 import { loadConfig, type EnvVar } from './config.js';
 import { startDispatcher } from './dispatcher.js';
+import { openTaskStore } from './task-store/open-task-store.js';
 
 const FLAGS: [flag: string, env: EnvVar, help: string][] = [
   ['--port <n>', 'PORT', 'TCP port (0 = any free port) [8080]'],
@@ -47,6 +49,13 @@ for (const [flag, env] of FLAGS) {
 }
 
 const config = exitOnConfigError('smart-routing-dispatcher', () => loadConfig(process.env, overrides));
+// The async task settings (README, Asynchronous tasks); the store's own come with the config.
+const storeSpec = config.taskStore;
+const asyncTasks = {
+  ...exitOnConfigError('smart-routing-dispatcher', () => asyncTaskEnv(process.env)),
+  resultTtlS: config.resultTtlMs / 1000,
+  maxResults: config.maxStoredResults,
+};
 
 // stderr always; the log collector too when LOG_COLLECTOR_URL is set.
 const service = createServiceLogger({
@@ -74,9 +83,21 @@ process.on('SIGTERM', () => onSignal('SIGTERM'));
 process.on('SIGINT', () => onSignal('SIGINT'));
 
 const shipper = service.shipper;
+const taskStore = await openTaskStore(storeSpec, { logger, keyPrefix: config.taskStoreKeyPrefix }).catch(
+  (err: unknown) => {
+    logger.fatal(
+      { err, event: 'task_store_open_failed', store: storeSpec.kind },
+      'could not open the task store',
+    );
+    exit(1);
+    return new Promise<never>(() => {});
+  },
+);
 const handle = await startDispatcher({
   ...config,
   logger,
+  taskStore,
+  asyncTasks,
   ...(shipper ? { logRecordsDropped: () => shipper.dropped() } : {}),
 }).catch((err: unknown) => {
   logger.fatal({ err, event: 'dispatcher_start_failed' }, 'could not start the dispatcher');
@@ -93,13 +114,16 @@ const stop = (signal: string): void => {
   }
   stopping = true;
   logger.info({ event: 'dispatcher_stopping', signal }, `${signal}: draining`);
-  handle.drain().then(
-    () => exit(0),
-    (err: unknown) => {
-      logger.error({ err, event: 'dispatcher_drain_failed' }, 'drain failed');
-      exit(1);
-    },
-  );
+  handle
+    .drain()
+    .then(() => taskStore.close())
+    .then(
+      () => exit(0),
+      (err: unknown) => {
+        logger.error({ err, event: 'dispatcher_drain_failed' }, 'drain failed');
+        exit(1);
+      },
+    );
 };
 started = true;
 if (pendingSignal) stop(pendingSignal);

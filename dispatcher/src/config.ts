@@ -7,7 +7,9 @@ import {
 } from '@smart-routing/service-kit';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import type { AsyncTaskOptions } from './async-tasks/async-options.js';
 import type { RandomSource } from './routing/random.js';
+import type { TaskStore } from './task-store/task-store.js';
 import { POLICY_NAMES, type PolicyName } from './routing/types.js';
 import { parseTaskStoreSpec, type TaskStoreSpec } from './task-store/open-task-store.js';
 import { DEFAULT_REDIS_KEY_PREFIX } from './task-store/redis-store.js';
@@ -124,6 +126,13 @@ export interface DispatcherOptions {
   logRecordsDropped?: () => number;
   /** Random source for routing picks [Math.random]. Tests inject a seeded one. */
   random?: RandomSource;
+  /**
+   * Where async tasks and kept results live [a new in-memory store, closed with the dispatcher].
+   * A store passed in is not closed by the dispatcher: its opener owns it.
+   */
+  taskStore?: TaskStore;
+  /** Options of /send-task, /tasks and callbacks (see async-tasks/async-options.ts) [defaults]. */
+  asyncTasks?: AsyncTaskOptions;
 }
 
 /** The routing knobs a user may need (affinity policy); defaults in brackets. */
@@ -284,7 +293,7 @@ const optionsSchema = z.object({
  * @throws ConfigError naming the option.
  */
 export function resolveOptions(options: DispatcherOptions = {}): ResolvedOptions {
-  const { logger: _logger, random: _random, ...plain } = options;
+  const { logger: _logger, random: _random, taskStore: _store, asyncTasks: _async, ...plain } = options;
   const parsed = optionsSchema.safeParse(plain);
   if (!parsed.success) throw configErrorFrom(parsed.error);
   const o = parsed.data;

@@ -1,5 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import { listen, type ListeningServer } from '@smart-routing/service-kit';
+import { resolveAsyncTaskOptions } from './async-tasks/async-options.js';
+import { AsyncTasks } from './async-tasks/async-tasks.js';
+import { timedStore } from './async-tasks/timed-store.js';
 import { checkWorkerTrust, resolveOptions, type DispatcherOptions, type ResolvedOptions } from './config.js';
 import { installHttpEdges, isAnsweredSocket } from './http-edges.js';
 import { answerClientError, createHttpApp } from './http-routes.js';
@@ -12,6 +15,7 @@ import { RepositoryLabels } from './repository-labels.js';
 import { Router } from './routing/router.js';
 import { createRunTaskHandler, isRunTaskRequest } from './run-task-route.js';
 import { WorkerQuarantine } from './quarantine.js';
+import { MemoryTaskStore } from './task-store/memory-store.js';
 import { TaskTracker } from './task-tracker.js';
 import { createLiveView } from './ui/live-view.js';
 import { WorkerEndpoint } from './worker-endpoint.js';
@@ -56,6 +60,7 @@ const RETIRE_TIMEOUT_MS = 10_000;
  */
 export async function startDispatcher(options: DispatcherOptions = {}): Promise<DispatcherHandle> {
   const resolved = resolveOptions(options);
+  const asyncOptions = resolveAsyncTaskOptions(options.asyncTasks);
   checkWorkerTrust(resolved);
   const logger = serviceLogger(options.logger);
   const router = new Router({
@@ -81,6 +86,8 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     cooldownMs: resolved.quarantineMs,
     maxCooldownMs: resolved.quarantineMs * 10,
   });
+  const ownStore = options.taskStore === undefined;
+  const rawStore = options.taskStore ?? new MemoryTaskStore();
   const metrics = createMetrics(
     {
       queueDepths: () => router.queueDepths(),
@@ -91,8 +98,9 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
         return quarantine.size;
       },
     },
-    { logRecordsDropped: options.logRecordsDropped },
+    { logRecordsDropped: options.logRecordsDropped, storedTasks: () => rawStore.countByStatus() },
   );
+  const store = timedStore(rawStore, metrics.taskStoreSeconds);
   const repository = resolved.modelRepository
     ? new RepositoryLabels(resolved.modelRepository, resolved.repositoryCacheMs)
     : undefined;
@@ -133,7 +141,13 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     workers: createWorkerLink((id, message) => endpoint.send(id, message)),
     quarantine,
   });
-  const runTask = createRunTaskHandler({ options: resolved, tracker, logger });
+  const asyncTasks = new AsyncTasks({ store, tracker, router, options: asyncOptions, metrics, logger });
+  const runTask = createRunTaskHandler({
+    options: resolved,
+    tracker,
+    logger,
+    submit: (req, reply) => asyncTasks.submitSync(req, reply),
+  });
   const app = createHttpApp({
     options: resolved,
     router,
@@ -145,6 +159,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     liveView,
     isQuarantined: (id) => quarantine.isQuarantined(id),
     retireLabel: (label) => tracker.retireLabel(label, RETIRE_TIMEOUT_MS),
+    asyncTasks,
   });
   const fleet = new KServeFleet({
     options: resolved,
@@ -183,10 +198,14 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
 
   let http: ListeningServer;
   try {
+    // Accepted tasks of a previous run go back in line before anything new is accepted.
+    await asyncTasks.recover();
     http = await listen(server, { port: resolved.port, host: resolved.host, closeGraceMs: 1000 });
   } catch (err) {
     clearInterval(ticker);
     liveView.close();
+    await asyncTasks.close();
+    if (ownStore) await rawStore.close();
     await endpoint.close();
     throw err;
   }
@@ -226,7 +245,10 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
       ]);
       clearTimeout(graceTimer);
       endpoint.drainAll('dispatcher shutting down');
+      // Async tasks given back here stay unfinished in the store: the next start re-queues them.
       tracker.failAll('shutting_down', 'the dispatcher shut down before the task finished');
+      await asyncTasks.close();
+      if (ownStore) await rawStore.close();
       clearInterval(ticker);
       // Every call was answered just above; the gRPC front only has to stop listening.
       await grpcFront?.close();

@@ -4,6 +4,8 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { createAuthorizer } from './api-keys.js';
+import type { AsyncTasks } from './async-tasks/async-tasks.js';
+import { mountTaskRoutes, TASK_ROUTES } from './async-tasks/task-routes.js';
 import type { ResolvedOptions } from './config.js';
 import { DispatcherError } from './errors.js';
 import { verifyUtf8 } from './http-edges.js';
@@ -34,6 +36,8 @@ export interface HttpRoutesDeps {
   readonly retireLabel?: (label: string) => Promise<{ refreshed: string[]; pending: string[] }>;
   /** Whether a worker is quarantined (shown as `state: "quarantined"`) [never]. */
   readonly isQuarantined?: (workerId: string) => boolean;
+  /** The async task service: mounts /send-task and /tasks (async-tasks/task-routes.ts). */
+  readonly asyncTasks?: AsyncTasks;
 }
 
 /**
@@ -66,6 +70,7 @@ const ROUTES: Record<string, string[]> = {
   '/metrics': ['GET', 'HEAD'],
   '/ui': ['GET', 'HEAD'],
   '/ui/events': ['GET'],
+  ...TASK_ROUTES,
 };
 
 /** How long GET /labels waits for the uploader's model list. */
@@ -186,6 +191,7 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
   });
 
   if (deps.liveView) app.use(deps.liveView.routes);
+  if (deps.asyncTasks) mountTaskRoutes(app, { tasks: deps.asyncTasks, requireKey, json, logger });
 
   for (const [path, methods] of Object.entries(ROUTES)) {
     app.all(path, (_req, res) => {

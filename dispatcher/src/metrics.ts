@@ -13,6 +13,8 @@ export interface MetricsSource {
 export interface ExternalCounts {
   /** Log records the log shipper had to drop (collector down or slow). */
   logRecordsDropped?: () => number;
+  /** Tasks in the task store by status (async tasks and stored sync results), read at scrape time. */
+  storedTasks?: () => Promise<Record<string, number>>;
 }
 
 /** The dispatcher's Prometheus metrics, on a registry of their own (several dispatchers may share a process). */
@@ -34,6 +36,14 @@ export interface DispatcherMetrics {
   readonly routingDecisionSeconds: Histogram;
   /** Quarantines started, by reason (`task_timeout`, `lost_with_tasks`). */
   readonly workerQuarantines: Counter<'reason'>;
+  /** Task store call latency, by operation (`create`, `get`, `finish`, ...). */
+  readonly taskStoreSeconds: Histogram<'op'>;
+  /** Results written to the task store once (a second result for an ended task is not counted), by final status. */
+  readonly resultsStored: Counter<'status'>;
+  /** Callbacks the receiver accepted (2xx). */
+  readonly callbacksSent: Counter;
+  /** Callbacks given up on after the last retry (or refused for good by the receiver). */
+  readonly callbacksFailed: Counter;
 }
 
 /** Creates the metrics the README lists (`GET /metrics`) on a new registry. */
@@ -62,6 +72,18 @@ export function createMetrics(source: MetricsSource, external: ExternalCounts = 
       for (const [label, depth] of source.queueDepths()) this.set({ label }, depth);
     },
   });
+  const storedTasks = external.storedTasks;
+  if (storedTasks) {
+    new Gauge({
+      name: 'smart_routing_async_tasks',
+      help: 'Tasks in the task store by status (async tasks, and completed sync tasks kept for idempotent retries).',
+      labelNames: ['status'],
+      registers,
+      async collect() {
+        for (const [status, n] of Object.entries(await storedTasks())) this.set({ status }, n);
+      },
+    });
+  }
   new Gauge({
     name: 'smart_routing_connected_workers',
     help: 'Workers connected and registered (Hello received).',
@@ -121,6 +143,29 @@ export function createMetrics(source: MetricsSource, external: ExternalCounts = 
       name: 'smart_routing_worker_quarantines_total',
       help: 'Quarantines started, by reason (task_timeout, lost_with_tasks).',
       labelNames: ['reason'],
+      registers,
+    }),
+    taskStoreSeconds: new Histogram({
+      name: 'smart_routing_task_store_seconds',
+      help: 'Task store call latency, by operation.',
+      labelNames: ['op'],
+      buckets: [1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.1, 0.5],
+      registers,
+    }),
+    resultsStored: new Counter({
+      name: 'smart_routing_results_stored_total',
+      help: 'Task endings written to the task store (each task once), by final status.',
+      labelNames: ['status'],
+      registers,
+    }),
+    callbacksSent: new Counter({
+      name: 'smart_routing_callbacks_sent_total',
+      help: 'Callbacks POSTed to a callback_url and accepted (2xx).',
+      registers,
+    }),
+    callbacksFailed: new Counter({
+      name: 'smart_routing_callbacks_failed_total',
+      help: 'Callbacks given up on after the last retry or refused for good (4xx).',
       registers,
     }),
   };

@@ -24,7 +24,7 @@ import { DispatcherError } from './errors.js';
 import { verifyUtf8 } from './http-edges.js';
 import { invalidRequest, sendError, toDispatcherError, writeJson } from './http-json.js';
 import { completedAnswer } from './task-answer.js';
-import type { TaskTracker } from './task-tracker.js';
+import type { RunTaskRequest, TaskReply, TaskTracker } from './task-tracker.js';
 
 /** The path of the handler. */
 export const RUN_TASK_PATH = '/run-task';
@@ -34,6 +34,8 @@ export interface RunTaskRouteDeps {
   readonly options: ResolvedOptions;
   readonly tracker: TaskTracker;
   readonly logger: Logger;
+  /** Submits a task [tracker.submit]; the dispatcher passes the async service's idempotent one. */
+  readonly submit?: (req: RunTaskRequest, reply: TaskReply) => void;
 }
 
 // Strings reach the worker as protobuf UTF-8, where a lone surrogate becomes U+FFFD: the worker
@@ -141,7 +143,7 @@ export function createRunTaskHandler(
     const read = isPlainUtf8(req) ? readPlain : readDecoded;
     read(req, res, (body) => {
       try {
-        runTask(body, res, deps.tracker, tenant);
+        runTask(body, res, deps.tracker, tenant, deps.submit);
       } catch (err) {
         // A bug here must answer this request and leave the server up.
         logger.error({ err, event: 'run_task_failed' }, 'POST /run-task failed');
@@ -157,6 +159,7 @@ function runTask(
   res: ServerResponse,
   tracker: TaskTracker,
   tenant: string | undefined,
+  submit: (req: RunTaskRequest, reply: TaskReply) => void = (req, reply) => tracker.submit(req, reply),
 ): void {
   const parsed = runTaskSchema.safeParse(rawBody);
   if (!parsed.success) return sendError(res, invalidRequest(parsed.error));
@@ -173,7 +176,7 @@ function runTask(
   res.once('close', () => {
     if (!replied) tracker.abandon(body.task_id);
   });
-  tracker.submit(
+  submit(
     {
       taskId: body.task_id,
       taskType: body.task_type,

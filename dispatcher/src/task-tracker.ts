@@ -34,6 +34,12 @@ export interface RunTaskRequest {
   readonly inferHeaderLength?: number;
   /** Who sent it (the API key's name), for fair queueing. Default: one shared tenant. */
   readonly tenant?: string;
+  /** 0 (default) to 9: orders the task within its queue (async tasks, issue 12). */
+  readonly priority?: number;
+  /** Overrides `taskTimeoutMs` for this task (async tasks wait longer than a producer holds a connection). */
+  readonly timeoutMs?: number;
+  /** Called each time an attempt is sent to a worker (async tasks record it in the task store). */
+  readonly onSent?: (workerId: string, attempt: number) => void;
 }
 
 /** Called exactly once per submitted task with how it ended. */
@@ -60,6 +66,7 @@ interface PendingTask {
   readonly receivedAt: number;
   readonly deadlineUnixMs: number;
   readonly timer: NodeJS.Timeout;
+  readonly onSent: ((workerId: string, attempt: number) => void) | undefined;
   /** 1 for the first try; bumped on each retry after a worker loss or failed load. */
   attempt: number;
   /** The worker the current attempt was sent to. */
@@ -172,12 +179,14 @@ export class TaskTracker {
     // A type every serving worker announced label-free is routed without a label (no label queue,
     // no eviction, no hit or miss) and needs no repository check.
     const labelFree = router.isLabelFree(req.taskType);
+    const timeoutMs = req.timeoutMs ?? options.taskTimeoutMs;
     const task: PendingTask = {
       spec: {
         id: req.taskId,
         label: labelFree ? NO_LABEL : req.label,
         taskType: req.taskType,
         ...(req.tenant === undefined ? {} : { tenant: req.tenant }),
+        ...(req.priority ? { priority: req.priority } : {}),
       },
       label: req.label,
       parametersJson: req.parametersJson,
@@ -185,8 +194,9 @@ export class TaskTracker {
       inferHeaderLength: req.inferHeaderLength ?? 0,
       reply,
       receivedAt: performance.now(),
-      deadlineUnixMs: Date.now() + options.taskTimeoutMs,
-      timer: setTimeout(() => this.onTimeout(req.taskId), options.taskTimeoutMs).unref(),
+      deadlineUnixMs: Date.now() + timeoutMs,
+      timer: setTimeout(() => this.onTimeout(req.taskId, timeoutMs), timeoutMs).unref(),
+      onSent: req.onSent,
       attempt: 1,
       workerId: undefined,
       losses: 0,
@@ -224,6 +234,21 @@ export class TaskTracker {
     if (!task) return;
     this.deps.router.cancel(taskId);
     this.finish(task, 'abandoned');
+  }
+
+  /**
+   * Cancels a task (DELETE /tasks/{id}): a queued one leaves its queue, a running one gets a
+   * CancelTask on its worker (whose `cancelled` result then only frees the slot). Its producer hears
+   * `task_cancelled`; the task is never sent again. Returns where it was.
+   */
+  cancel(taskId: string): 'queued' | 'in_flight' | 'unknown' {
+    const task = this.pending.get(taskId);
+    if (!task) return 'unknown';
+    const where = this.deps.router.cancel(taskId);
+    if (where === 'in_flight' && task.workerId !== undefined)
+      this.deps.workers.cancelTask(task.workerId, taskId);
+    this.fail(task, new DispatcherError('task_cancelled', `task ${taskId} was cancelled`));
+    return where === 'in_flight' ? 'in_flight' : 'queued';
   }
 
   /** A worker's Hello was accepted. */
@@ -503,6 +528,7 @@ export class TaskTracker {
             break;
           }
           task.workerId = d.workerId;
+          task.onSent?.(d.workerId, task.attempt);
           workers.runTask(d, {
             taskType: task.spec.taskType,
             parametersJson: task.parametersJson,
@@ -628,7 +654,7 @@ export class TaskTracker {
     }
   }
 
-  private onTimeout(taskId: string): void {
+  private onTimeout(taskId: string, timeoutMs: number): void {
     const task = this.pending.get(taskId);
     if (!task) return;
     const where = this.deps.router.cancel(taskId);
@@ -643,8 +669,8 @@ export class TaskTracker {
     }
     const detail =
       where === 'in_flight'
-        ? `the task did not finish within ${this.deps.options.taskTimeoutMs} ms (running on worker ${task.workerId})`
-        : `the task did not finish within ${this.deps.options.taskTimeoutMs} ms (still waiting for a worker)`;
+        ? `the task did not finish within ${timeoutMs} ms (running on worker ${task.workerId})`
+        : `the task did not finish within ${timeoutMs} ms (still waiting for a worker)`;
     this.fail(task, new DispatcherError('task_timeout', detail));
   }
 }

@@ -29,6 +29,8 @@ export interface OutgoingTask {
 export interface WorkerLink {
   runTask(decision: SendDecision, task: OutgoingTask): boolean;
   labelOrder(decision: LabelOrderDecision): boolean;
+  /** A CancelTask for a task running on `workerId`. */
+  cancelTask(workerId: string, taskId: string): boolean;
 }
 
 /** The RunTask frame for a `send` (a label-free task has label '' and never an eviction). */
@@ -61,5 +63,6 @@ export function createWorkerLink(
   return {
     runTask: (decision, task) => send(decision.workerId, runTaskFrame(decision, task)),
     labelOrder: (decision) => send(decision.workerId, labelOrderFrame(decision)),
+    cancelTask: (workerId, taskId) => send(workerId, { cancelTask: { taskId } }),
   };
 }

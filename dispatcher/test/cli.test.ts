@@ -22,7 +22,8 @@ function start(
   env: Record<string, string> = {},
 ): { proc: ChildProcess; lines: Record<string, unknown>[] } {
   const proc = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+    // A memory task store: the CLI's default is a SQLite file under the working directory.
+    env: { ...process.env, LOG_LEVEL: 'info', TASK_STORE: 'memory', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   child = proc;

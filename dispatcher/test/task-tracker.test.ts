@@ -22,6 +22,7 @@ function setup(options: DispatcherOptions = {}) {
   const metrics = createMetrics(router);
   const sent: Sent[] = [];
   const orders: LabelOrderDecision[] = [];
+  const cancels: string[] = [];
   const tracker = new TaskTracker({
     router,
     options: resolveOptions(options),
@@ -31,6 +32,7 @@ function setup(options: DispatcherOptions = {}) {
     workers: {
       runTask: (decision, task) => (sent.push({ decision, task }), true),
       labelOrder: (decision) => (orders.push(decision), true),
+      cancelTask: (workerId, taskId) => (cancels.push(`${workerId}:${taskId}`), true),
     },
   });
   const join = (id: string, labels: string[] = [], extra: { labelFreeTaskTypes?: string[] } = {}) =>
@@ -67,8 +69,41 @@ function setup(options: DispatcherOptions = {}) {
   const count = async (c: Counter, labels?: Record<string, string>) =>
     (await c.get()).values.find((v) => !labels || Object.entries(labels).every(([k, x]) => v.labels[k] === x))
       ?.value ?? 0;
-  return { router, metrics, tracker, sent, orders, join, submit, result, fail, count };
+  return { router, metrics, tracker, sent, orders, cancels, join, submit, result, fail, count };
 }
+
+describe('TaskTracker#cancel', () => {
+  it('takes a queued task out of its queue; it is never sent', async () => {
+    const s = setup();
+    s.join('w1', ['a']);
+    const first = s.submit('t1');
+    const queued = s.submit('t2');
+    expect(s.tracker.cancel('t2')).toBe('queued');
+    const outcome = await queued;
+    expect(outcome.ok === false && outcome.error.code).toBe('task_cancelled');
+    s.result('w1', 't1');
+    await first;
+    expect(s.sent.map((x) => x.decision.taskId)).toEqual(['t1']);
+    expect(s.cancels).toEqual([]);
+  });
+
+  it('sends CancelTask for a running task; its cancelled result only frees the slot', async () => {
+    const s = setup();
+    s.join('w1', ['a']);
+    const running = s.submit('t1');
+    expect(s.tracker.cancel('t1')).toBe('in_flight');
+    expect(s.cancels).toEqual(['w1:t1']);
+    const outcome = await running;
+    expect(outcome.ok === false && outcome.error.code).toBe('task_cancelled');
+    s.fail('w1', 't1', 'cancelled');
+    expect(s.router.inFlightTask('t1')).toBeUndefined();
+    const next = s.submit('t2');
+    expect(s.sent.map((x) => x.decision.taskId)).toEqual(['t1', 't2']);
+    s.result('w1', 't2');
+    expect((await next).ok).toBe(true);
+    expect(s.tracker.cancel('t9')).toBe('unknown');
+  });
+});
 
 describe('TaskTracker#submit', () => {
   it('sends the task with attempt 1 and answers with the worker’s result text', async () => {

@@ -10,6 +10,7 @@ export { PROTOCOL_VERSION } from './messages.js';
 export { TASK_ERROR_TABLE, taskErrorRule } from './task-errors.js';
 export type { TaskErrorRule, TaskProducerCode } from './task-errors.js';
 export type {
+  CancelTask,
   DispatcherMessage,
   DispatcherMessageInput,
   Drain,

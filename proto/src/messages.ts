@@ -17,7 +17,8 @@ export type TaskErrorCode =
   | 'internal'
   | 'draining'
   | 'no_slot'
-  | 'model_server_unavailable';
+  | 'model_server_unavailable'
+  | 'cancelled';
 export type LabelEventKind = 'unspecified' | 'loaded' | 'evicted' | 'load_failed';
 export type LabelOrderAction = 'unspecified' | 'load' | 'unload';
 
@@ -113,6 +114,11 @@ export interface Ping {
   pingId: number;
 }
 
+/** Abort a running task; the worker answers its TaskResult with code `cancelled`. */
+export interface CancelTask {
+  taskId: string;
+}
+
 /** A frame from a worker, tagged by `body`. */
 export type WorkerMessage =
   | { body: 'hello'; hello: Hello }
@@ -126,7 +132,8 @@ export type DispatcherMessage =
   | { body: 'runTask'; runTask: RunTask }
   | { body: 'labelOrder'; labelOrder: LabelOrder }
   | { body: 'drain'; drain: Drain }
-  | { body: 'ping'; ping: Ping };
+  | { body: 'ping'; ping: Ping }
+  | { body: 'cancelTask'; cancelTask: CancelTask };
 
 /** Input for encoding: any field left out takes its proto default. */
 export type WorkerMessageInput =
@@ -140,4 +147,5 @@ export type DispatcherMessageInput =
   | { runTask: Partial<RunTask> & { taskId: string } }
   | { labelOrder: Partial<LabelOrder> }
   | { drain: Partial<Drain> }
-  | { ping: Partial<Ping> };
+  | { ping: Partial<Ping> }
+  | { cancelTask: CancelTask };

@@ -134,6 +134,16 @@ export const TASK_ERROR_TABLE = {
     logLevel: 'warn',
     message: 'the model server did not answer; retry elsewhere',
   },
+  // The dispatcher asked for it (CancelTask): never sent again; its run time means nothing.
+  cancelled: {
+    ran: false,
+    retry: 'fail',
+    worker: 'ok',
+    status: 409,
+    producerCode: 'task_cancelled',
+    logLevel: 'info',
+    message: 'the task was cancelled',
+  },
 } as const satisfies Record<TaskErrorCode, TaskErrorRule>;
 
 /** A producer error code named in {@link TASK_ERROR_TABLE}. */

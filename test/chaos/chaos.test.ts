@@ -90,6 +90,8 @@ const startDispatcher = (): ChildProcess =>
     WORKER_TIMEOUT_MS: '2000',
     SHUTDOWN_GRACE_MS: '8000',
     TASK_TIMEOUT_MS: '30000',
+    // Task ids repeat across runs: a kept result must not answer the next run's task.
+    TASK_STORE: 'memory',
   });
 const startWorker = (id: string): ChildProcess =>
   start('worker', {

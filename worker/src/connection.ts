@@ -357,6 +357,14 @@ export class WorkerConnection {
       case 'runTask':
         this.onRunTask(msg.runTask);
         return;
+      case 'cancelTask': {
+        const cancelled = this.o.runner.cancel(msg.cancelTask.taskId);
+        this.o.logger.info(
+          { event: 'task_cancel', task_id: msg.cancelTask.taskId, running: cancelled },
+          cancelled ? 'task cancelled' : 'cancel for a task not running here: ignored',
+        );
+        return;
+      }
     }
   }
 

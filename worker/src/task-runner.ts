@@ -74,6 +74,8 @@ export class TaskRunner {
   private readonly o: TaskRunnerOptions;
   private running = 0;
   private idleWaiters: (() => void)[] = [];
+  /** Running tasks' abort controllers, by task id (CancelTask). */
+  private readonly active = new Map<string, AbortController>();
 
   constructor(options: TaskRunnerOptions) {
     if (!Number.isInteger(options.slots) || options.slots < 1)
@@ -109,6 +111,17 @@ export class TaskRunner {
   }
 
   /**
+   * Cancels a running task (CancelTask): its handler's `signal` is aborted, its run ends at once
+   * with `cancelled` and its slot is freed. False (nothing done) for an unknown or finished id.
+   */
+  cancel(taskId: string): boolean {
+    const controller = this.active.get(taskId);
+    if (!controller || controller.signal.aborted) return false;
+    controller.abort(new TaskError('cancelled', 'the dispatcher cancelled the task'));
+    return true;
+  }
+
+  /**
    * Answers a task without running it (`draining`, or any refusal decided by the caller): no slot,
    * no timing, no label.
    */
@@ -130,6 +143,11 @@ export class TaskRunner {
         deliver,
       );
     this.running++;
+    const controller = new AbortController();
+    // A duplicate id (a buggy peer) keeps the first entry: cancel reaches the older run.
+    const tracked = !this.active.has(task.taskId);
+    if (tracked) this.active.set(task.taskId, controller);
+    const { signal } = controller;
     let miss = false;
     let loadMs = 0;
     let runMs = 0;
@@ -146,7 +164,16 @@ export class TaskRunner {
           throw new TaskError('label_not_found', `${JSON.stringify(label)} is not a valid model name`);
         await this.evictFirst(task);
         try {
-          ({ release, miss, loadMs } = await this.o.labels.ensureLoaded(label));
+          const loading = this.o.labels.ensureLoaded(label);
+          ({ release, miss, loadMs } = await untilAborted(loading, signal).catch((err: unknown) => {
+            // Cancelled during the load: the load finishes (it is paid for) and lets go of the label.
+            if (signal.aborted)
+              loading.then(
+                (l) => l.release(),
+                () => undefined,
+              );
+            throw err;
+          }));
         } catch (err) {
           // A failed load is no miss (nothing ran), but its time is reported: the label manager's
           // own measurement, the one its load_failed event carries.
@@ -168,17 +195,21 @@ export class TaskRunner {
       const runStart = performance.now();
       let result: unknown;
       try {
-        result = await handler.run(params, {
-          taskId,
-          label,
-          client: this.o.client,
-          models: this.o.models,
-          ...(task.inferRequest && task.inferRequest.byteLength > 0
-            ? { inferRequest: { body: task.inferRequest, headerLength: task.inferHeaderLength ?? 0 } }
-            : {}),
-          // The producer stops waiting then: so does the model-server call.
-          deadlineUnixMs: task.deadlineUnixMs,
-        });
+        result = await untilAborted(
+          handler.run(params, {
+            taskId,
+            label,
+            client: this.o.client,
+            models: this.o.models,
+            signal,
+            ...(task.inferRequest && task.inferRequest.byteLength > 0
+              ? { inferRequest: { body: task.inferRequest, headerLength: task.inferHeaderLength ?? 0 } }
+              : {}),
+            // The producer stops waiting then: so does the model-server call.
+            deadlineUnixMs: task.deadlineUnixMs,
+          }),
+          signal,
+        );
       } finally {
         runMs = performance.now() - runStart;
       }
@@ -202,6 +233,7 @@ export class TaskRunner {
       this.report(outcome, deliver(outcome));
     } finally {
       release?.();
+      if (tracked) this.active.delete(task.taskId);
       this.running--;
       if (this.running === 0 && this.idleWaiters.length > 0) {
         const waiters = this.idleWaiters;
@@ -272,6 +304,31 @@ export class TaskRunner {
     if (taskLogLevel(error?.code) === 'info') this.o.logger.info(fields, 'task completed');
     else this.o.logger.warn(fields, 'task failed');
   }
+}
+
+/**
+ * `work`, or a rejection with the abort reason as soon as `signal` aborts (a handler that ignores
+ * its signal must not hold the slot); a late rejection of `work` is swallowed.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.reject(signal.reason as Error);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err as Error);
+      },
+    );
+  });
 }
 
 /** The one parse of `parameters_json` on the worker; the handler validates the value it gets. */

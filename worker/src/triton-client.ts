@@ -77,7 +77,8 @@ export interface InferResponse {
 }
 
 /** Per-call options of `TritonClient.infer` (a deadline; `inferTensors` and `inferBody` also take a signal). */
-export type InferOptions = Pick<InferCallOptions, 'deadlineUnixMs'>;
+/** Per-call options of `TritonClient.infer`: the same as the binary calls (deadline, signal). */
+export type InferOptions = InferCallOptions;
 
 /** The timeout of a call: `limitMs`, or less when `deadlineUnixMs` comes sooner (at least 1 ms). */
 export function callTimeoutMs(limitMs: number, deadlineUnixMs: number | undefined): number {
@@ -225,7 +226,7 @@ export class TritonClient {
    * `POST /v2/models/{m}/infer` with JSON tensors, always over HTTP. Not on the worker's task path
    * (tensors as JSON numbers); kept for tools and for comparing against the binary calls. With
    * `deadlineUnixMs` (the task's deadline) the call gives up then, if that is sooner than
-   * `inferTimeoutMs`: no one waits for a later answer.
+   * `inferTimeoutMs`: no one waits for a later answer; `signal` aborts the call (a cancelled task).
    */
   async infer(name: string, request: InferRequest, options: InferOptions = {}): Promise<InferResponse> {
     return this.request<InferResponse>(
@@ -233,6 +234,7 @@ export class TritonClient {
       `/v2/models/${enc(name)}/infer`,
       request,
       callTimeoutMs(this.options.inferTimeoutMs, options.deadlineUnixMs),
+      options.signal,
     );
   }
 
@@ -325,9 +327,16 @@ export class TritonClient {
     }
   }
 
-  private async request<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
+  private async request<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+    cancel?: AbortSignal,
+  ): Promise<T> {
     const base = this.url;
-    return withTimeout(`${method} ${base}${path}`, timeoutMs, async (signal) => {
+    return withTimeout(`${method} ${base}${path}`, timeoutMs, async (timeout) => {
+      const signal = cancel ? AbortSignal.any([timeout, cancel]) : timeout;
       let res: Response;
       let text: string;
       try {

@@ -384,3 +384,51 @@ describe('WorkerConnection with a slow handler', () => {
     expect(connection.connected).toBe(false);
   });
 });
+
+describe('CancelTask', () => {
+  it('aborts the running handler, answers cancelled and takes the next task at once', async () => {
+    const dispatcher = await FakeDispatcher.start();
+    cleanups.push(() => dispatcher.close());
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    let aborted = false;
+    const hang: TaskHandler = {
+      taskType: 'hang',
+      labelFree: true,
+      parse: (p) => p,
+      // Ends only when its signal aborts, as a model-server call given the signal does.
+      run: (_p, { signal }) => {
+        started();
+        return new Promise((_resolve, reject) =>
+          signal.addEventListener('abort', () => {
+            aborted = true;
+            reject(new Error('aborted'));
+          }),
+        );
+      },
+    };
+    const worker = await startWorker({
+      dispatcherUrl: dispatcher.url,
+      workerId: 'w-cancel',
+      tritonUrl: 'none',
+      slots: 1,
+      logger: silent,
+      taskHandlers: [hang],
+    });
+    cleanups.push(() => worker.close());
+    await dispatcher.waitFor((m) => m.body === 'hello');
+    const id = runTask(dispatcher, { taskType: 'hang', parametersJson: '{}' });
+    await running;
+    dispatcher.send({ cancelTask: { taskId: id } });
+    const result = await dispatcher.result(id);
+    expect(result.error?.code).toBe('cancelled');
+    expect(aborted).toBe(true);
+    // The only slot is free: an echo runs now.
+    const next = await dispatcher.result(runTask(dispatcher, { parametersJson: '{"n":2}' }));
+    expect(next.resultJson).toBe('{"echo":{"n":2}}');
+    // A cancel for a task not running here is ignored.
+    dispatcher.send({ cancelTask: { taskId: 'unknown' } });
+    const after = await dispatcher.result(runTask(dispatcher, { parametersJson: '{"n":3}' }));
+    expect(after.resultJson).toBe('{"echo":{"n":3}}');
+  });
+});

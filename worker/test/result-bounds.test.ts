@@ -82,6 +82,7 @@ describe('TritonClient response bound', () => {
         label: 'm',
         client,
         models: new ModelCache({ client, modelRepository: '/nonexistent' }),
+        signal: new AbortController().signal,
       })
       .catch((e: unknown) => e);
     expect(err).toMatchObject({ name: 'TaskError', code: 'inference_failed' });

@@ -330,3 +330,40 @@ describe('TaskRunner with a model server', () => {
     await labels.unload('label-2');
   });
 });
+
+describe('TaskRunner#cancel', () => {
+  it('aborts the handler signal, answers cancelled and frees the slot at once, even if the handler ignores it', async () => {
+    const g = gate();
+    let seen: AbortSignal | undefined;
+    const stubborn: TaskHandler = {
+      ...g.handler,
+      run: (params, ctx) => {
+        seen = ctx.signal;
+        return g.handler.run(params, ctx);
+      },
+    };
+    const { runner, delivered, deliver } = setup({ slots: 1, handlers: [stubborn] });
+    const running = runner.run(task({ taskId: 'c1', taskType: 'wait' }), deliver);
+    await vi.waitFor(() => expect(seen).toBeDefined());
+    expect(runner.inFlight).toBe(1);
+    expect(runner.cancel('c1')).toBe(true);
+    const outcome = await running;
+    expect(seen!.aborted).toBe(true);
+    expect(outcome.error).toEqual({ code: 'cancelled', message: 'the dispatcher cancelled the task' });
+    expect(delivered.map((o) => o.error?.code)).toEqual(['cancelled']);
+    expect(runner.inFlight).toBe(0);
+    // The slot is free while the stubborn handler still has not returned.
+    expect(g.pending).toHaveLength(1);
+    const next = runner.run(task({ taskId: 'c2', taskType: 'wait' }), deliver);
+    await vi.waitFor(() => expect(g.pending).toHaveLength(2));
+    g.release();
+    expect((await next).resultJson).toBe('{"done":true}');
+  });
+
+  it('ignores unknown and finished task ids', async () => {
+    const { runner, deliver } = setup();
+    expect(runner.cancel('nope')).toBe(false);
+    await runner.run(task({ taskId: 'done1', label: '' }), deliver);
+    expect(runner.cancel('done1')).toBe(false);
+  });
+});

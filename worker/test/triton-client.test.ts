@@ -1,5 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -99,5 +99,20 @@ describe('TritonClient timeouts', () => {
     expect((err as TimeoutError).timeoutMs).toBe(100);
     await expect(c.loadModel('x')).rejects.toThrow(/timed out after 150 ms/);
     expect(await c.isReady()).toBe(false);
+  });
+
+  it('aborts an infer call when its signal aborts (a cancelled task), closing the request', async () => {
+    const port = (silent.address() as AddressInfo).port;
+    const c = new TritonClient({ url: `http://127.0.0.1:${port}`, inferTimeoutMs: 60_000 });
+    const arrived = new Promise<IncomingMessage>((resolve) => silent.once('request', resolve));
+    const controller = new AbortController();
+    const call = c.infer('x', { inputs: [] }, { signal: controller.signal }).catch((e: unknown) => e);
+    const req = await arrived;
+    const closed = new Promise<void>((resolve) => req.socket.once('close', () => resolve()));
+    controller.abort(new Error('cancelled by the dispatcher'));
+    const err = await call;
+    expect(err).toBeInstanceOf(Error);
+    expect(err).not.toBeInstanceOf(TimeoutError);
+    await closed;
   });
 });

@@ -17,6 +17,8 @@ export interface QueuedTask {
 }
 
 interface Node extends QueuedTask {
+  /** {@link tierOf}: the priority, or {@link FRONT_TIER} for a retry pushed to the front. */
+  readonly tier: number;
   prev: Node | undefined;
   next: Node | undefined;
   prevAll: Node | undefined;
@@ -27,19 +29,40 @@ interface List {
   head: Node | undefined;
   tail: Node | undefined;
   size: number;
+  /** The last node of each tier in this list (lists are sorted by tier, highest first). */
+  tails: (Node | undefined)[];
+}
+
+/** Highest task priority. */
+export const MAX_PRIORITY = 9;
+/** Retries pushed to the front sit above every priority. */
+const FRONT_TIER = MAX_PRIORITY + 1;
+
+/** A task's tier: its priority clamped to 0..9 (not a number: 0). */
+function tierOf(task: TaskSpec): number {
+  const p = task.priority ?? 0;
+  return Number.isFinite(p) ? Math.min(MAX_PRIORITY, Math.max(0, Math.floor(p))) : 0;
+}
+
+/** The last node of tier >= `tier`: a new node of `tier` goes right after it (O(tiers)). */
+function anchorFor(tails: (Node | undefined)[], tier: number): Node | undefined {
+  for (let t = tier; t <= FRONT_TIER; t++) if (tails[t]) return tails[t];
+  return undefined;
 }
 
 /**
- * Per-label FIFO queues and a common FIFO queue, threaded through one global order of all waiting
- * tasks (oldest first). Push to the back or (for retries) the front, look at heads, and remove any
- * task by id, all in O(1); a per-label count covers tasks of that label in whichever queue.
+ * Per-label queues and a common queue, threaded through one global order of all waiting tasks:
+ * higher priority first, then oldest first (retries pushed to the front before all). Push, look at
+ * heads, and remove any task by id, all in O(1) (O(10) for the priority tiers); a per-label count
+ * covers tasks of that label in whichever queue.
  */
 export class TaskQueues {
   private readonly nodes = new Map<string, Node>();
   private readonly lists = new Map<string, List>();
   private readonly perLabel = new Map<string, number>();
   private head: Node | undefined;
-  private tail: Node | undefined;
+  /** The last node of each tier in the global order. */
+  private readonly tails: (Node | undefined)[] = [];
   private backSeq = 0;
   private frontSeq = 0;
 
@@ -96,11 +119,13 @@ export class TaskQueues {
   push(task: TaskSpec, queue: string, now: number, front = false, tag?: number): QueuedTask {
     if (this.nodes.has(task.id)) throw new Error(`task ${task.id} is already queued`);
     const order = front ? --this.frontSeq : ++this.backSeq;
+    const tier = front ? FRONT_TIER : tierOf(task);
     const node: Node = {
       task,
       queue,
       order,
       tag: tag ?? order,
+      tier,
       enqueuedAt: now,
       prev: undefined,
       next: undefined,
@@ -108,26 +133,34 @@ export class TaskQueues {
       nextAll: undefined,
     };
     let list = this.lists.get(queue);
-    if (!list) this.lists.set(queue, (list = { head: undefined, tail: undefined, size: 0 }));
-    if (front) {
+    if (!list) this.lists.set(queue, (list = { head: undefined, tail: undefined, size: 0, tails: [] }));
+    // A front push goes before everything (newest retry first); others after the last of their tier or above.
+    const anchor = front ? undefined : anchorFor(list.tails, tier);
+    if (anchor) {
+      node.prev = anchor;
+      node.next = anchor.next;
+      if (anchor.next) anchor.next.prev = node;
+      else list.tail = node;
+      anchor.next = node;
+    } else {
       node.next = list.head;
       if (list.head) list.head.prev = node;
       else list.tail = node;
       list.head = node;
+    }
+    if (!front || !list.tails[tier]) list.tails[tier] = node;
+    const anchorAll = front ? undefined : anchorFor(this.tails, tier);
+    if (anchorAll) {
+      node.prevAll = anchorAll;
+      node.nextAll = anchorAll.nextAll;
+      if (anchorAll.nextAll) anchorAll.nextAll.prevAll = node;
+      anchorAll.nextAll = node;
+    } else {
       node.nextAll = this.head;
       if (this.head) this.head.prevAll = node;
-      else this.tail = node;
       this.head = node;
-    } else {
-      node.prev = list.tail;
-      if (list.tail) list.tail.next = node;
-      else list.head = node;
-      list.tail = node;
-      node.prevAll = this.tail;
-      if (this.tail) this.tail.nextAll = node;
-      else this.head = node;
-      this.tail = node;
     }
+    if (!front || !this.tails[tier]) this.tails[tier] = node;
     list.size++;
     this.nodes.set(task.id, node);
     this.perLabel.set(task.label, (this.perLabel.get(task.label) ?? 0) + 1);
@@ -140,6 +173,10 @@ export class TaskQueues {
     if (!node) return undefined;
     this.nodes.delete(taskId);
     const list = this.lists.get(node.queue)!;
+    if (list.tails[node.tier] === node)
+      list.tails[node.tier] = node.prev?.tier === node.tier ? node.prev : undefined;
+    if (this.tails[node.tier] === node)
+      this.tails[node.tier] = node.prevAll?.tier === node.tier ? node.prevAll : undefined;
     if (node.prev) node.prev.next = node.next;
     else list.head = node.next;
     if (node.next) node.next.prev = node.prev;
@@ -148,7 +185,6 @@ export class TaskQueues {
     if (node.prevAll) node.prevAll.nextAll = node.nextAll;
     else this.head = node.nextAll;
     if (node.nextAll) node.nextAll.prevAll = node.prevAll;
-    else this.tail = node.prevAll;
     node.prev = node.next = node.prevAll = node.nextAll = undefined;
     const n = (this.perLabel.get(node.task.label) ?? 1) - 1;
     if (n > 0) this.perLabel.set(node.task.label, n);

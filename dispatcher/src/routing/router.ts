@@ -178,8 +178,13 @@ export class Router {
     const placement = this.place(task, now);
     if (placement) {
       const head = front ? undefined : this.queues.headOf(queue);
-      if (head && head.task.label === task.label && this.registry.canRun(placement.worker, head.task, now)) {
-        // FIFO within a label: the oldest waiting task takes the slot, the new one waits its turn.
+      if (
+        head &&
+        head.task.label === task.label &&
+        (head.task.priority ?? 0) >= (task.priority ?? 0) &&
+        this.registry.canRun(placement.worker, head.task, now)
+      ) {
+        // FIFO within a label and priority: the oldest waiting task takes the slot, the new one waits its turn.
         this.queues.remove(head.task.id);
         this.send(now, placement.worker, head.task, placement, out);
         this.queues.push(task, queue, now, false, tag);

@@ -27,6 +27,11 @@ export interface TaskSpec {
    * Default: none.
    */
   readonly avoidWorkers?: ReadonlySet<string>;
+  /**
+   * 0 (default, lowest) to 9: a waiting task goes before every waiting task of lower priority in
+   * its queue and in the global order (FIFO within a priority). Retries go first regardless.
+   */
+  readonly priority?: number;
 }
 
 /** The `label` of a label-free task (see {@link Router.isLabelFree}): no label queue, no eviction, no hit or miss. */

@@ -61,6 +61,59 @@ describe('TaskQueues', () => {
   });
 });
 
+describe('TaskQueues priority', () => {
+  const ptask = (id: string, label: string, priority: number) => ({ id, label, taskType: 'echo', priority });
+
+  it('serves higher priority first, FIFO within a priority, retries pushed to the front before all', () => {
+    const q = new TaskQueues();
+    q.push(ptask('low1', 'a', 0), 'a', 1);
+    q.push(ptask('high1', 'a', 9), 'a', 2);
+    q.push(ptask('mid1', 'b', 5), 'b', 3);
+    q.push(ptask('high2', 'a', 9), 'a', 4);
+    q.push(ptask('low2', 'a', 0), 'a', 5);
+    q.push(ptask('retry', 'a', 0), 'a', 6, true);
+    expect(q.headOf('a')?.task.id).toBe('retry');
+    expect([...q.inOrder()].map((n) => n.task.id)).toEqual([
+      'retry',
+      'high1',
+      'high2',
+      'mid1',
+      'low1',
+      'low2',
+    ]);
+    q.remove('retry');
+    q.remove('high1');
+    expect(q.headOf('a')?.task.id).toBe('high2');
+    expect(q.oldest()?.task.id).toBe('high2');
+  });
+
+  it('matches a sorted reference under random pushes and removals', () => {
+    const random = seededRandom(7);
+    const q = new TaskQueues();
+    // Reference: [id, queue, tier, seq] kept sorted by tier desc, then seq (front pushes: negative seq).
+    let ref: { id: string; queue: string; tier: number; seq: number }[] = [];
+    let back = 0;
+    let front = 0;
+    for (let i = 0; i < 2000; i++) {
+      if (ref.length > 0 && random() < 0.4) {
+        const victim = ref[Math.floor(random() * ref.length)]!;
+        q.remove(victim.id);
+        ref = ref.filter((r) => r !== victim);
+      } else {
+        const queue = random() < 0.5 ? 'a' : 'b';
+        const isFront = random() < 0.1;
+        const priority = Math.floor(random() * 10);
+        q.push(ptask(`t${i}`, queue, priority), queue, i, isFront);
+        ref.push({ id: `t${i}`, queue, tier: isFront ? 10 : priority, seq: isFront ? --front : ++back });
+      }
+      ref.sort((x, y) => y.tier - x.tier || x.seq - y.seq);
+      expect([...q.inOrder()].map((n) => n.task.id)).toEqual(ref.map((r) => r.id));
+      for (const queue of ['a', 'b'])
+        expect(q.headOf(queue)?.task.id).toBe(ref.find((r) => r.queue === queue)?.id);
+    }
+  });
+});
+
 describe('IndexedHeap', () => {
   it('keeps the smallest key on top through inserts, re-keys and deletes', () => {
     const h = new IndexedHeap<string>();

@@ -44,7 +44,7 @@ export const embedTextsHandler: TaskHandler<EmbedParameters> = {
   taskType: 'embed_texts',
   labelFree: false,
   parse: (parameters) => parseWith(schema, parameters, 'embed_texts'),
-  async run({ texts }, { client, label, models, deadlineUnixMs }): Promise<EmbedResult> {
+  async run({ texts }, { client, label, models, deadlineUnixMs, signal }): Promise<EmbedResult> {
     if (!client) throw new TaskError('internal', 'embed_texts needs a model server');
     const [{ metadata, maxBatchSize }, tokenizer] = await Promise.all([
       models.modelInfo(label),
@@ -64,7 +64,7 @@ export const embedTextsHandler: TaskHandler<EmbedParameters> = {
             inputs: plan.inputs(batch),
             outputs: [{ name: plan.output }],
           },
-          { deadlineUnixMs },
+          { deadlineUnixMs, signal },
         );
         output = res.outputs.find((o) => o.name === plan.output);
       } catch (err) {

@@ -60,10 +60,10 @@ export const inferHandler: TaskHandler<InferRequest> = {
       throw err;
     }
   },
-  async run(request, { client, label, deadlineUnixMs }): Promise<InferResult> {
+  async run(request, { client, label, deadlineUnixMs, signal }): Promise<InferResult> {
     if (!client) throw new TaskError('internal', 'infer needs a model server');
     try {
-      const res = await client.inferTensors(label, request, { deadlineUnixMs });
+      const res = await client.inferTensors(label, request, { deadlineUnixMs, signal });
       return { outputs: res.outputs.map(jsonTensor) };
     } catch (err) {
       throw await inferFailure(err, client, label, 'infer');

@@ -18,7 +18,7 @@ export const kserveInferHandler: TaskHandler<null> = {
       throw new TaskError('bad_parameters', 'kserve_infer: parameters_json must be a JSON object ("{}")');
     return null;
   },
-  async run(_parameters, { client, label, inferRequest, deadlineUnixMs }): Promise<BinaryTaskResult> {
+  async run(_parameters, { client, label, inferRequest, deadlineUnixMs, signal }): Promise<BinaryTaskResult> {
     if (!client) throw new TaskError('internal', 'kserve_infer needs a model server');
     if (!inferRequest || inferRequest.body.byteLength === 0)
       throw new TaskError('bad_parameters', 'kserve_infer: the task carries no infer_request body');
@@ -28,7 +28,7 @@ export const kserveInferHandler: TaskHandler<null> = {
         `kserve_infer: infer_header_length ${inferRequest.headerLength} is larger than the body (${inferRequest.body.byteLength} bytes)`,
       );
     try {
-      const res = await client.inferBody(label, inferRequest, { deadlineUnixMs });
+      const res = await client.inferBody(label, inferRequest, { deadlineUnixMs, signal });
       return binaryTaskResult(res.body, res.headerLength);
     } catch (err) {
       throw await inferFailure(err, client, label, 'kserve_infer');

@@ -20,6 +20,11 @@ export interface HandlerContext {
   inferRequest?: InferBody;
   /** The task's deadline (ms since the epoch; 0: none): pass it to `client.infer`. */
   deadlineUnixMs?: number;
+  /**
+   * Aborted when the dispatcher cancels the task (CancelTask): pass it to model-server calls and
+   * stop early. The runner answers `cancelled` and frees the slot at once either way.
+   */
+  signal: AbortSignal;
 }
 
 /**

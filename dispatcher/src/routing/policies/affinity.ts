@@ -97,7 +97,11 @@ export const RESIDENT_WAIT_LOADS = 2;
 /** How many of its label's load times the oldest waiting task may wait before it goes first. */
 export const STARVATION_LOAD_MULTIPLE = 4;
 
+/** Between queue heads: higher priority first, then fair-queueing tag, then age. */
 function earlier(a: QueuedTask, b: QueuedTask): boolean {
+  const pa = a.task.priority ?? 0;
+  const pb = b.task.priority ?? 0;
+  if (pa !== pb) return pa > pb;
   return a.tag < b.tag || (a.tag === b.tag && a.order < b.order);
 }
 
