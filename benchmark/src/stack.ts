@@ -76,6 +76,11 @@ export interface StackOptions {
    * answer a later run's task without running it]. `npm start` passes a SQLite file.
    */
   taskStore?: string;
+  /**
+   * The dispatcher's KServe v2 gRPC port (GRPC_PORT) [a free port: stacks run side by side in tests
+   * and benchmarks, and the dispatcher's own default 8081 would collide]; `false` turns it off.
+   */
+  dispatcherGrpcPort?: number | false;
   /** Extra env for the dispatcher. */
   dispatcherEnv?: Record<string, string>;
   /** Extra env for every worker. */
@@ -109,6 +114,8 @@ export interface ServiceFailure {
 /** A running stack. */
 export interface Stack {
   readonly dispatcherUrl: string;
+  /** `host:port` of the dispatcher's KServe v2 gRPC front; undefined when it is off. */
+  readonly dispatcherGrpcAddress?: string;
   readonly collectorUrl: string;
   /** Set when the stack runs an uploader. */
   readonly uploaderUrl?: string;
@@ -412,6 +419,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
     const dispatcherPort = options.dispatcherPort || (await freePort(host));
     const dispatcherUrl = `http://${host}:${dispatcherPort}`;
+    const grpcPort =
+      options.dispatcherGrpcPort === false ? false : options.dispatcherGrpcPort || (await freePort(host));
     let uploaderUrl: string | undefined;
     let uploader: Service | undefined;
     if (options.uploader) {
@@ -445,6 +454,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       HOST: listenHost,
       ROUTING_POLICY: options.policy ?? 'affinity',
       TASK_STORE: options.taskStore ?? 'memory',
+      GRPC_PORT: grpcPort === false ? 'off' : String(grpcPort),
       ...(options.dispatcherChecksRepository === false ? {} : { MODEL_REPOSITORY: options.modelRepository }),
       LOG_COLLECTOR_URL: collectorUrl,
       WORKER_TOKEN: workerToken,
@@ -504,6 +514,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
     return {
       dispatcherUrl,
+      ...(grpcPort === false ? {} : { dispatcherGrpcAddress: `${host}:${grpcPort}` }),
       collectorUrl,
       ...(uploaderUrl ? { uploaderUrl } : {}),
       runId,

@@ -43,6 +43,12 @@ const program = new Command('smart-routing-start')
   )
   // Not PORT: that is every service's own variable, and the launcher starts several services.
   .option('--port <n>', 'dispatcher port (0 = any free port)', intArg(0), 8080)
+  .option(
+    '--grpc-port <n>',
+    "the dispatcher's KServe v2 gRPC port (0 = any free port)",
+    intArg(0),
+    envInt('GRPC_PORT', 8081, 0),
+  )
   .option('--collector-port <n>', 'log collector port', intArg(0), envInt('LOG_COLLECTOR_PORT', 8001, 0))
   .option('--uploader-port <n>', 'uploader port', intArg(0), envInt('UPLOADER_PORT', 8002, 0))
   .option('--no-uploader', 'do not start the uploader')
@@ -78,6 +84,7 @@ const program = new Command('smart-routing-start')
 
 const opts = program.opts<{
   port: number;
+  grpcPort: number;
   collectorPort: number;
   uploaderPort: number;
   uploader: boolean;
@@ -170,6 +177,9 @@ try {
     slots: opts.slots,
     policy,
     dispatcherPort: opts.port,
+    // As the dispatcher's own rule: with --port 0 (tests, side-by-side stacks) gRPC takes a free port too.
+    dispatcherGrpcPort:
+      opts.port === 0 && program.getOptionValueSource('grpcPort') === 'default' ? 0 : opts.grpcPort,
     collectorPort: opts.collectorPort,
     uploader: opts.uploader,
     uploaderPort: opts.uploaderPort,
@@ -205,7 +215,7 @@ const s = stack;
 const auth = apiKeys.length > 0 ? ` -H 'authorization: Bearer <one of API_KEYS>'` : '';
 const example = `curl -s ${s.dispatcherUrl}/run-task -H 'content-type: application/json'${auth} -d '{"task_id":"t1","task_type":"embed_texts","label":"label-1","parameters_json":"{\\"texts\\":[\\"hello world\\"]}"}'`;
 console.log(
-  `\nsmart-routing ready: dispatcher ${s.dispatcherUrl} (policy ${policy}), ${s.workerIds.length} workers, log collector ${s.collectorUrl} -> ${s.logFile} (each service's own log beside it)${s.uploaderUrl ? `, uploader ${s.uploaderUrl}` : ''}`,
+  `\nsmart-routing ready: dispatcher ${s.dispatcherUrl} (policy ${policy}; KServe v2 at ${s.dispatcherUrl}/v2, gRPC ${s.dispatcherGrpcAddress ?? 'off'}), ${s.workerIds.length} workers, log collector ${s.collectorUrl} -> ${s.logFile} (each service's own log beside it)${s.uploaderUrl ? `, uploader ${s.uploaderUrl}` : ''}`,
 );
 console.log(
   `try:\n  ${example}\n  curl -s ${s.dispatcherUrl}/labels${auth}\n  curl -s ${s.dispatcherUrl}/metrics | grep smart_routing_label\nCtrl-C to stop.`,

@@ -93,6 +93,8 @@ async function runScenario(store: string, taskStore: string): Promise<Counts> {
   const startDispatcher = (): ChildProcess =>
     start('dispatcher', {
       PORT: String(port),
+      // The gRPC front's default port (8081) would collide with other tests' dispatchers.
+      GRPC_PORT: 'off',
       HOST: '127.0.0.1',
       MODEL_REPOSITORY: join(dir, 'models'),
       TASK_STORE: taskStore,

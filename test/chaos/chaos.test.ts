@@ -83,6 +83,8 @@ const url = (): string => `http://127.0.0.1:${port}`;
 const startDispatcher = (): ChildProcess =>
   start('dispatcher', {
     PORT: String(port),
+    // The gRPC front's default port (8081) would collide with other tests' dispatchers.
+    GRPC_PORT: 'off',
     HOST: '127.0.0.1',
     MODEL_REPOSITORY: join(dir, 'models'),
     MAX_ATTEMPTS: '3',

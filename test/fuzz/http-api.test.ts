@@ -147,14 +147,18 @@ function runTaskOutcome(value: unknown): Outcome {
 /** The contract of POST /upload-model with an uploader configured. */
 function uploadOutcome(value: unknown): Outcome {
   if (!isObject(value)) return INVALID;
-  const { model_id: id, revision, max_batch_size: mbs, overwrite } = value;
-  if (typeof id !== 'string' || id.length < 1 || id.length > 300) return INVALID;
+  // Unknown fields are refused (a typo must not become another upload); hub uploads only.
+  const known = ['model_id', 'revision', 'max_batch_size', 'overwrite', 'source'];
+  if (Object.keys(value).some((k) => !known.includes(k))) return INVALID;
+  const { model_id: id, revision, max_batch_size: mbs, overwrite, source } = value;
+  if (source !== undefined && source !== 'hub') return INVALID;
+  if (typeof id !== 'string' || id.length < 1 || id.length > 200) return INVALID;
   if (
     revision !== undefined &&
     (typeof revision !== 'string' || revision.length < 1 || revision.length > 200)
   )
     return INVALID;
-  if (mbs !== undefined && !(Number.isInteger(mbs) && (mbs as number) >= 0 && (mbs as number) <= 1_000_000))
+  if (mbs !== undefined && !(Number.isInteger(mbs) && (mbs as number) >= 0 && (mbs as number) <= 4096))
     return INVALID;
   if (overwrite !== undefined && typeof overwrite !== 'boolean') return INVALID;
   return {

@@ -133,7 +133,7 @@ function workerMessage(
 /** A valid, fully populated dispatcher -> worker message. */
 function dispatcherMessage(
   rng: Rng,
-  body = rng.pick(['welcome', 'runTask', 'labelOrder', 'drain', 'ping'] as const),
+  body = rng.pick(['welcome', 'runTask', 'labelOrder', 'drain', 'ping', 'cancelTask'] as const),
 ): DispatcherMessageInput {
   switch (body) {
     case 'welcome':
@@ -171,6 +171,8 @@ function dispatcherMessage(
       return { drain: { reason: rng.unicode(rng.int(0, 20)) } };
     case 'ping':
       return { ping: { pingId: rng.int(0, Number.MAX_SAFE_INTEGER) } };
+    case 'cancelTask':
+      return { cancelTask: { taskId: rng.unicode(rng.int(0, 30)) } };
   }
 }
 
@@ -211,7 +213,7 @@ describe(`protobuf codec fuzz (seed ${SEED})`, () => {
         decode: decodeDispatcherMessage,
         encode: encodeDispatcherMessage,
         valid: () => encodeDispatcherMessage(dispatcherMessage(rng)),
-        bodies: ['welcome', 'runTask', 'labelOrder', 'drain', 'ping'],
+        bodies: ['welcome', 'runTask', 'labelOrder', 'drain', 'ping', 'cancelTask'],
       },
     ];
     for (const dir of directions) {
