@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { createAuthorizer } from './api-keys.js';
+import { createAuthorizer, createKeyIdentifier } from './api-keys.js';
 import type { AsyncTasks } from './async-tasks/async-tasks.js';
 import { mountTaskRoutes, TASK_ROUTES } from './async-tasks/task-routes.js';
 import type { ResolvedOptions } from './config.js';
@@ -191,7 +191,11 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
   });
 
   if (deps.liveView) app.use(deps.liveView.routes);
-  if (deps.asyncTasks) mountTaskRoutes(app, { tasks: deps.asyncTasks, requireKey, json, logger });
+  if (deps.asyncTasks) {
+    const identify = createKeyIdentifier(options.apiKeys, options.namedApiKeys);
+    const tenantOf = (req: Request): string | undefined => identify(req.headers) ?? undefined;
+    mountTaskRoutes(app, { tasks: deps.asyncTasks, requireKey, json, logger, tenantOf });
+  }
 
   for (const [path, methods] of Object.entries(ROUTES)) {
     app.all(path, (_req, res) => {

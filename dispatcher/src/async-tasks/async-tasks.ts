@@ -40,6 +40,7 @@ export interface SendTaskRequest {
   readonly callbackUrl?: string;
   /** Seconds the task may wait to start before it ends `expired`. */
   readonly ttlS?: number;
+  /** The API key's name (fair queueing, as on /run-task); kept with the task. */
   readonly tenant?: string;
 }
 
@@ -288,6 +289,7 @@ export class AsyncTasks {
         label: record.label,
         parametersJson: record.parametersJson,
         priority: record.priority,
+        ...(record.tenant !== undefined ? { tenant: record.tenant } : {}),
         timeoutMs,
         onSent: (workerId) => {
           this.started.add(taskId);

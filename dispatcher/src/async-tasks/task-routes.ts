@@ -27,6 +27,8 @@ export interface TaskRoutesDeps {
   readonly requireKey: RequestHandler;
   /** The JSON body parser (with the body limit). */
   readonly json: RequestHandler;
+  /** The producer's tenant from its API key (undefined: no keys configured), as on /run-task. */
+  readonly tenantOf: (req: Request) => string | undefined;
   readonly logger: Logger;
 }
 
@@ -89,6 +91,7 @@ export function mountTaskRoutes(app: express.Express, deps: TaskRoutesDeps): voi
       const parsed = sendTaskSchema.safeParse(req.body);
       if (!parsed.success) throw invalidRequest(parsed.error);
       const b = parsed.data;
+      const tenant = deps.tenantOf(req);
       try {
         JSON.parse(b.parameters_json);
       } catch (err) {
@@ -102,6 +105,7 @@ export function mountTaskRoutes(app: express.Express, deps: TaskRoutesDeps): voi
         priority: b.priority ?? 0,
         ...(b.callback_url !== undefined ? { callbackUrl: b.callback_url } : {}),
         ...(b.ttl_s !== undefined ? { ttlS: b.ttl_s } : {}),
+        ...(tenant !== undefined ? { tenant } : {}),
       });
       const url = statusUrl(b.task_id);
       res.setHeader('Location', url);

@@ -75,6 +75,19 @@ describe('POST /send-task', () => {
     await store.close();
   });
 
+  it("keeps the API key's name as the task's tenant, as /run-task does", async () => {
+    const store = new MemoryTaskStore();
+    const d = await h.dispatcher({ taskStore: store, namedApiKeys: { team_a: 'key-a' } });
+    await h.worker({ url: d.url, id: 'w1', labels: ['a'] });
+    const body = task('a');
+    const id = body.task_id as string;
+    expect((await post(d.url, '/send-task', body)).status).toBe(401);
+    const answer = await post(d.url, '/send-task', body, { authorization: 'Bearer key-a' });
+    expect(answer.status).toBe(202);
+    expect((await store.get(id))?.tenant).toBe('team_a');
+    await store.close();
+  });
+
   it('refuses bad bodies with catalog errors and stores nothing', async () => {
     const store = new MemoryTaskStore();
     const d = await h.dispatcher({ taskStore: store });
