@@ -6,7 +6,6 @@
  * model server runs real ONNX inference. The answers must be the model server's own, byte for byte.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,9 +16,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDispatcher, type DispatcherHandle } from '@smart-routing/dispatcher';
 import { KSERVE_GRPC_PROTO_PATH, encodeInferRequest } from '@smart-routing/kserve';
-import { OnnxDataType, encodeOnnxModel, modelPaths } from '@smart-routing/model-repo';
 import { startWorker, type WorkerHandle } from '@smart-routing/worker';
-import { HIDDEN, makeRepository } from '../../worker/test/model-server/helpers.js';
+import { HIDDEN, addStringsModel, makeRepository } from '../../worker/test/model-server/helpers.js';
 
 const exec = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -77,21 +75,7 @@ async function postInfer(base: string, model: string, req: { body: Uint8Array; h
 
 beforeAll(async () => {
   repo = await makeRepository(2);
-  // A BYTES model (Identity on strings) for the client's length-prefixed BYTES layout.
-  const strings = modelPaths(repo.dir, 'strings');
-  await mkdir(join(strings.dir, '1'), { recursive: true });
-  const str = (name: string) => ({ name, elemType: OnnxDataType.STRING, dims: ['n'] });
-  await writeFile(
-    strings.modelPath,
-    encodeOnnxModel({
-      name: 'strings',
-      node: [{ opType: 'Identity', input: ['text'], output: ['echo'] }],
-      initializer: [],
-      input: [str('text')],
-      output: [str('echo')],
-    }),
-  );
-  await writeFile(strings.configPath, 'name: "strings"\nmax_batch_size: 0\n');
+  await addStringsModel(repo.dir);
   dispatcher = await startDispatcher({
     port: 0,
     host: '127.0.0.1',

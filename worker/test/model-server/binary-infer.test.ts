@@ -7,10 +7,10 @@ import {
   type InferRequest,
   type InferResponse,
 } from '@smart-routing/kserve';
-import { OnnxDataType, encodeOnnxModel, modelPaths } from '@smart-routing/model-repo';
+import { modelPaths } from '@smart-routing/model-repo';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startModelServer, type ModelServerHandle } from '../../src/model-server/index.js';
-import { HIDDEN, call, embedRequest, makeRepository, memoryLogger } from './helpers.js';
+import { HIDDEN, addStringsModel, call, embedRequest, makeRepository, memoryLogger } from './helpers.js';
 
 let repo: { dir: string; remove(): Promise<void> };
 let server: ModelServerHandle;
@@ -18,21 +18,7 @@ let url: string;
 
 beforeAll(async () => {
   repo = await makeRepository(1);
-  // A BYTES model: Identity on a string tensor.
-  const strings = modelPaths(repo.dir, 'strings');
-  await mkdir(join(strings.dir, '1'), { recursive: true });
-  const str = (name: string) => ({ name, elemType: OnnxDataType.STRING, dims: ['n'] });
-  await writeFile(
-    strings.modelPath,
-    encodeOnnxModel({
-      name: 'strings',
-      node: [{ opType: 'Identity', input: ['text'], output: ['echo'] }],
-      initializer: [],
-      input: [str('text')],
-      output: [str('echo')],
-    }),
-  );
-  await writeFile(strings.configPath, 'name: "strings"\nmax_batch_size: 0\n');
+  await addStringsModel(repo.dir);
   // label-1's graph again, with Triton's dynamic batcher: a batch of 4 runs at once; a smaller
   // one waits up to 20 s (far longer than any test takes to send its requests).
   const src = modelPaths(repo.dir, 'label-1');

@@ -1,12 +1,9 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { encodeBytesElements } from '@smart-routing/kserve';
-import { OnnxDataType, encodeOnnxModel, modelPaths } from '@smart-routing/model-repo';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GRPC_INFERENCE_SERVICE } from '../../src/model-server/grpc-server.js';
 import { startModelServer, type ModelServerHandle } from '../../src/model-server/index.js';
-import { HIDDEN, call, embedRequest, makeRepository, memoryLogger } from './helpers.js';
+import { HIDDEN, addStringsModel, call, embedRequest, makeRepository, memoryLogger } from './helpers.js';
 
 let repo: { dir: string; remove(): Promise<void> };
 let server: ModelServerHandle;
@@ -32,20 +29,7 @@ async function rpcError(name: string, req: object): Promise<grpc.ServiceError> {
 
 beforeAll(async () => {
   repo = await makeRepository(1);
-  const strings = modelPaths(repo.dir, 'strings');
-  await mkdir(join(strings.dir, '1'), { recursive: true });
-  const str = (name: string) => ({ name, elemType: OnnxDataType.STRING, dims: ['n'] });
-  await writeFile(
-    strings.modelPath,
-    encodeOnnxModel({
-      name: 'strings',
-      node: [{ opType: 'Identity', input: ['text'], output: ['echo'] }],
-      initializer: [],
-      input: [str('text')],
-      output: [str('echo')],
-    }),
-  );
-  await writeFile(strings.configPath, 'name: "strings"\nmax_batch_size: 0\n');
+  await addStringsModel(repo.dir);
   server = await startModelServer({ repository: repo.dir, logger: memoryLogger().logger, grpcPort: 0 });
   client = new GRPC_INFERENCE_SERVICE(server.grpcAddress!, grpc.credentials.createInsecure());
 });

@@ -1,8 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { generateDemoModels } from '@smart-routing/model-repo';
+import { OnnxDataType, encodeOnnxModel, generateDemoModels, modelPaths } from '@smart-routing/model-repo';
 import { pino, type Logger } from 'pino';
 
 /** Hidden size of the test models. */
@@ -13,6 +13,24 @@ export async function makeRepository(count = 2, seed = 1): Promise<{ dir: string
   const dir = await mkdtemp(join(tmpdir(), 'sr-model-server-'));
   await generateDemoModels({ dir, count, sizeMb: 0.25, hiddenSize: HIDDEN, seed });
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Adds `strings` to the repository at `dir`: a BYTES model (Identity from `text` to `echo`, any length). */
+export async function addStringsModel(dir: string): Promise<void> {
+  const strings = modelPaths(dir, 'strings');
+  await mkdir(join(strings.dir, '1'), { recursive: true });
+  const str = (name: string) => ({ name, elemType: OnnxDataType.STRING, dims: ['n'] });
+  await writeFile(
+    strings.modelPath,
+    encodeOnnxModel({
+      name: 'strings',
+      node: [{ opType: 'Identity', input: ['text'], output: ['echo'] }],
+      initializer: [],
+      input: [str('text')],
+      output: [str('echo')],
+    }),
+  );
+  await writeFile(strings.configPath, 'name: "strings"\nmax_batch_size: 0\n');
 }
 
 /** A pino logger that keeps its records in memory. */

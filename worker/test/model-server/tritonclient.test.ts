@@ -1,12 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { OnnxDataType, encodeOnnxModel, modelPaths } from '@smart-routing/model-repo';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startModelServer, type ModelServerHandle } from '../../src/model-server/index.js';
-import { HIDDEN, call, makeRepository, memoryLogger } from './helpers.js';
+import { HIDDEN, addStringsModel, call, makeRepository, memoryLogger } from './helpers.js';
 
 /**
  * Conformance: NVIDIA's Triton Python HTTP client (tritonclient.http, from
@@ -52,20 +50,7 @@ describe.skipIf(missing !== undefined)("NVIDIA's Triton Python client against th
 
   beforeAll(async () => {
     repo = await makeRepository(1);
-    const strings = modelPaths(repo.dir, 'strings');
-    await mkdir(join(strings.dir, '1'), { recursive: true });
-    const str = (name: string) => ({ name, elemType: OnnxDataType.STRING, dims: ['n'] });
-    await writeFile(
-      strings.modelPath,
-      encodeOnnxModel({
-        name: 'strings',
-        node: [{ opType: 'Identity', input: ['text'], output: ['echo'] }],
-        initializer: [],
-        input: [str('text')],
-        output: [str('echo')],
-      }),
-    );
-    await writeFile(strings.configPath, 'name: "strings"\nmax_batch_size: 0\n');
+    await addStringsModel(repo.dir);
     server = await startModelServer({ repository: repo.dir, logger: memoryLogger().logger });
     const { stdout } = await exec(
       python,
