@@ -25,12 +25,14 @@ const ENUM_PREFIX: Record<string, string> = {
   code: 'TASK_ERROR_CODE_',
   kind: 'LABEL_EVENT_KIND_',
   action: 'LABEL_ORDER_ACTION_',
+  role: 'DISPATCHER_ROLE_',
 };
 const ENUM_VALUES: Record<string, Record<string, number>> = {
   state: root.lookupEnum('smartrouting.v1.WorkerState').values,
   code: root.lookupEnum('smartrouting.v1.TaskErrorCode').values,
   kind: root.lookupEnum('smartrouting.v1.LabelEventKind').values,
   action: root.lookupEnum('smartrouting.v1.LabelOrderAction').values,
+  role: root.lookupEnum('smartrouting.v1.DispatcherRole').values,
 };
 
 const TO_OBJECT: protobuf.IConversionOptions = {

@@ -18,9 +18,12 @@ export type TaskErrorCode =
   | 'draining'
   | 'no_slot'
   | 'model_server_unavailable'
-  | 'cancelled';
+  | 'cancelled'
+  | 'stale_leader';
 export type LabelEventKind = 'unspecified' | 'loaded' | 'evicted' | 'load_failed';
 export type LabelOrderAction = 'unspecified' | 'load' | 'unload';
+/** The role of the dispatcher replica at the other end of a link (issue 13). */
+export type DispatcherRole = 'unspecified' | 'standalone' | 'leader' | 'standby';
 
 export interface Hello {
   protocolVersion: number;
@@ -73,6 +76,8 @@ export interface Heartbeat {
   state: WorkerState;
   loadedLabels: string[];
   pingId: number;
+  /** Ids of the tasks running now, from whichever replica sent them. */
+  runningTaskIds: string[];
 }
 
 export interface Welcome {
@@ -84,6 +89,11 @@ export interface Welcome {
   taskSlots: number;
   /** Largest frame the dispatcher accepts from this worker from now on (0: not told). */
   maxFrameBytes: number;
+  /** The leader's fencing token when this replica leads; 0 from a standalone dispatcher or a standby. */
+  fencingToken?: number;
+  /** This replica's id; empty from a standalone dispatcher. */
+  replicaId: string;
+  role: DispatcherRole;
 }
 
 export interface RunTask {
@@ -99,11 +109,15 @@ export interface RunTask {
   inferRequest?: Uint8Array;
   /** Bytes of JSON header at the start of `inferRequest` (0: the whole body is JSON). */
   inferHeaderLength?: number;
+  /** The sending leader's fencing token (0: standalone dispatcher). */
+  fencingToken?: number;
 }
 
 export interface LabelOrder {
   action: LabelOrderAction;
   label: string;
+  /** The sending leader's fencing token (0: standalone dispatcher). */
+  fencingToken?: number;
 }
 
 export interface Drain {
@@ -117,6 +131,14 @@ export interface Ping {
 /** Abort a running task; the worker answers its TaskResult with code `cancelled`. */
 export interface CancelTask {
   taskId: string;
+  /** The sending leader's fencing token (0: standalone dispatcher). */
+  fencingToken?: number;
+}
+
+/** A replica has just become the leader with this token (sent on every link). */
+export interface Leadership {
+  fencingToken?: number;
+  replicaId: string;
 }
 
 /** A frame from a worker, tagged by `body`. */
@@ -133,7 +155,8 @@ export type DispatcherMessage =
   | { body: 'labelOrder'; labelOrder: LabelOrder }
   | { body: 'drain'; drain: Drain }
   | { body: 'ping'; ping: Ping }
-  | { body: 'cancelTask'; cancelTask: CancelTask };
+  | { body: 'cancelTask'; cancelTask: CancelTask }
+  | { body: 'leadership'; leadership: Leadership };
 
 /** Input for encoding: any field left out takes its proto default. */
 export type WorkerMessageInput =
@@ -148,4 +171,5 @@ export type DispatcherMessageInput =
   | { labelOrder: Partial<LabelOrder> }
   | { drain: Partial<Drain> }
   | { ping: Partial<Ping> }
-  | { cancelTask: CancelTask };
+  | { cancelTask: CancelTask }
+  | { leadership: Partial<Leadership> };

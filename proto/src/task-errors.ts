@@ -144,6 +144,17 @@ export const TASK_ERROR_TABLE = {
     logLevel: 'info',
     message: 'the task was cancelled',
   },
+  // Several replicas: a paused old leader's order after a failover. Nothing ran; the sender is no
+  // longer the leader and must not route it again itself (the current leader owns the task).
+  stale_leader: {
+    ran: false,
+    retry: 'reroute',
+    worker: 'ok',
+    status: 503,
+    producerCode: 'no_capable_worker',
+    logLevel: 'info',
+    message: 'sent by a replica that is no longer the leader; not run',
+  },
 } as const satisfies Record<TaskErrorCode, TaskErrorRule>;
 
 /** A producer error code named in {@link TASK_ERROR_TABLE}. */

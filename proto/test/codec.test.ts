@@ -157,7 +157,7 @@ describe('encodeDispatcherMessage / decodeDispatcherMessage', () => {
       decodeDispatcherMessage(encodeDispatcherMessage({ labelOrder: { action: 'unload', label: 'z' } })),
     ).toEqual({
       body: 'labelOrder',
-      labelOrder: { action: 'unload', label: 'z' },
+      labelOrder: { action: 'unload', label: 'z', fencingToken: 0 },
     });
     expect(decodeDispatcherMessage(encodeDispatcherMessage({ drain: { reason: 'bye' } }))).toEqual({
       body: 'drain',
@@ -187,8 +187,16 @@ describe('encodeDispatcherMessage / decodeDispatcherMessage', () => {
         labelCapacity: 2,
         taskSlots: 4,
         maxFrameBytes: 1024,
+        fencingToken: 0,
+        replicaId: '',
+        role: 'unspecified',
       },
     });
+    expect(
+      decodeDispatcherMessage(
+        encodeDispatcherMessage({ leadership: { fencingToken: 2 ** 40, replicaId: 'b' } }),
+      ),
+    ).toEqual({ body: 'leadership', leadership: { fencingToken: 2 ** 40, replicaId: 'b' } });
   });
 });
 

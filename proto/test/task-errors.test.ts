@@ -22,7 +22,7 @@ describe('TASK_ERROR_TABLE', () => {
     }
     // Exactly the codes the worker documents as safe to retry elsewhere.
     expect(codes.filter((c) => TASK_ERROR_TABLE[c].retry !== 'fail').sort()).toEqual(
-      ['draining', 'label_load_failed', 'model_server_unavailable', 'no_slot'].sort(),
+      ['draining', 'label_load_failed', 'model_server_unavailable', 'no_slot', 'stale_leader'].sort(),
     );
   });
 

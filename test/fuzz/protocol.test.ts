@@ -125,6 +125,7 @@ function workerMessage(
           state: rng.pick(STATES),
           loadedLabels: labels(rng, 4),
           pingId: rng.int(0, Number.MAX_SAFE_INTEGER),
+          runningTaskIds: labels(rng, 3),
         },
       };
   }
@@ -133,7 +134,7 @@ function workerMessage(
 /** A valid, fully populated dispatcher -> worker message. */
 function dispatcherMessage(
   rng: Rng,
-  body = rng.pick(['welcome', 'runTask', 'labelOrder', 'drain', 'ping', 'cancelTask'] as const),
+  body = rng.pick(['welcome', 'runTask', 'labelOrder', 'drain', 'ping', 'cancelTask', 'leadership'] as const),
 ): DispatcherMessageInput {
   switch (body) {
     case 'welcome':
@@ -144,6 +145,9 @@ function dispatcherMessage(
           labelCapacity: uint32(rng),
           taskSlots: uint32(rng),
           maxFrameBytes: uint32(rng),
+          fencingToken: rng.int(0, Number.MAX_SAFE_INTEGER),
+          replicaId: rng.unicode(rng.int(0, 12)),
+          role: rng.pick(['standalone', 'leader', 'standby', 'unspecified'] as const),
         },
       };
     case 'runTask':
@@ -158,6 +162,7 @@ function dispatcherMessage(
           deadlineUnixMs: rng.int(0, Number.MAX_SAFE_INTEGER),
           inferRequest: rng.bytes(rng.int(0, 64)),
           inferHeaderLength: uint32(rng),
+          fencingToken: rng.int(0, Number.MAX_SAFE_INTEGER),
         },
       };
     case 'labelOrder':
@@ -165,6 +170,7 @@ function dispatcherMessage(
         labelOrder: {
           action: rng.pick(['load', 'unload', 'unspecified'] as const),
           label: rng.pick(['label-1', 'label-3', rng.unicode(rng.int(0, 10)), '', '..']),
+          fencingToken: rng.int(0, Number.MAX_SAFE_INTEGER),
         },
       };
     case 'drain':
@@ -172,7 +178,19 @@ function dispatcherMessage(
     case 'ping':
       return { ping: { pingId: rng.int(0, Number.MAX_SAFE_INTEGER) } };
     case 'cancelTask':
-      return { cancelTask: { taskId: rng.unicode(rng.int(0, 30)) } };
+      return {
+        cancelTask: {
+          taskId: rng.unicode(rng.int(0, 30)),
+          fencingToken: rng.int(0, Number.MAX_SAFE_INTEGER),
+        },
+      };
+    case 'leadership':
+      return {
+        leadership: {
+          fencingToken: rng.int(0, Number.MAX_SAFE_INTEGER),
+          replicaId: rng.unicode(rng.int(0, 12)),
+        },
+      };
   }
 }
 
@@ -213,7 +231,7 @@ describe(`protobuf codec fuzz (seed ${SEED})`, () => {
         decode: decodeDispatcherMessage,
         encode: encodeDispatcherMessage,
         valid: () => encodeDispatcherMessage(dispatcherMessage(rng)),
-        bodies: ['welcome', 'runTask', 'labelOrder', 'drain', 'ping', 'cancelTask'],
+        bodies: ['welcome', 'runTask', 'labelOrder', 'drain', 'ping', 'cancelTask', 'leadership'],
       },
     ];
     for (const dir of directions) {

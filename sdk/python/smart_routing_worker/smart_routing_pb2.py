@@ -13,21 +13,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13smart_routing.proto\x12\x0fsmartrouting.v1\"\xd9\x01\n\rWorkerMessage\x12\'\n\x05hello\x18\x01 \x01(\x0b\x32\x16.smartrouting.v1.HelloH\x00\x12\x32\n\x0btask_result\x18\x02 \x01(\x0b\x32\x1b.smartrouting.v1.TaskResultH\x00\x12\x32\n\x0blabel_event\x18\x03 \x01(\x0b\x32\x1b.smartrouting.v1.LabelEventH\x00\x12/\n\theartbeat\x18\x04 \x01(\x0b\x32\x1a.smartrouting.v1.HeartbeatH\x00\x42\x06\n\x04\x62ody\"\xf4\x01\n\x05Hello\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x16\n\x0elabel_capacity\x18\x03 \x01(\r\x12\x12\n\ntask_slots\x18\x04 \x01(\r\x12\x15\n\rloaded_labels\x18\x05 \x03(\t\x12\x12\n\ntask_types\x18\x06 \x03(\t\x12+\n\x05state\x18\x07 \x01(\x0e\x32\x1c.smartrouting.v1.WorkerState\x12\x1d\n\x15label_free_task_types\x18\x08 \x03(\t\x12\x1b\n\x13memory_budget_bytes\x18\t \x01(\x04\"\xfe\x01\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x15\n\x0bresult_json\x18\x02 \x01(\tH\x00\x12+\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1a.smartrouting.v1.TaskErrorH\x00\x12\x18\n\x0einfer_response\x18\t \x01(\x0cH\x00\x12\r\n\x05label\x18\x04 \x01(\t\x12\x12\n\nlabel_miss\x18\x05 \x01(\x08\x12\x0f\n\x07load_ms\x18\x06 \x01(\x01\x12\x0e\n\x06run_ms\x18\x07 \x01(\x01\x12\x15\n\rloaded_labels\x18\x08 \x03(\t\x12\x1b\n\x13infer_header_length\x18\n \x01(\rB\t\n\x07outcome\"J\n\tTaskError\x12,\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x1e.smartrouting.v1.TaskErrorCode\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xa0\x01\n\nLabelEvent\x12-\n\x04kind\x18\x01 \x01(\x0e\x32\x1f.smartrouting.v1.LabelEventKind\x12\r\n\x05label\x18\x02 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x01\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x15\n\rloaded_labels\x18\x05 \x03(\t\x12\x17\n\x0f\x66ootprint_bytes\x18\x06 \x01(\x04\"s\n\tHeartbeat\x12\x11\n\tin_flight\x18\x01 \x01(\r\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.smartrouting.v1.WorkerState\x12\x15\n\rloaded_labels\x18\x03 \x03(\t\x12\x0f\n\x07ping_id\x18\x04 \x01(\x04\"\xae\x02\n\x11\x44ispatcherMessage\x12+\n\x07welcome\x18\x01 \x01(\x0b\x32\x18.smartrouting.v1.WelcomeH\x00\x12,\n\x08run_task\x18\x02 \x01(\x0b\x32\x18.smartrouting.v1.RunTaskH\x00\x12\x32\n\x0blabel_order\x18\x03 \x01(\x0b\x32\x1b.smartrouting.v1.LabelOrderH\x00\x12\'\n\x05\x64rain\x18\x04 \x01(\x0b\x32\x16.smartrouting.v1.DrainH\x00\x12%\n\x04ping\x18\x05 \x01(\x0b\x32\x15.smartrouting.v1.PingH\x00\x12\x32\n\x0b\x63\x61ncel_task\x18\x06 \x01(\x0b\x32\x1b.smartrouting.v1.CancelTaskH\x00\x42\x06\n\x04\x62ody\"\x87\x01\n\x07Welcome\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\x12\x16\n\x0elabel_capacity\x18\x03 \x01(\r\x12\x12\n\ntask_slots\x18\x04 \x01(\r\x12\x17\n\x0fmax_frame_bytes\x18\x05 \x01(\x04\"\xc9\x01\n\x07RunTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_type\x18\x02 \x01(\t\x12\r\n\x05label\x18\x03 \x01(\t\x12\x17\n\x0fparameters_json\x18\x04 \x01(\t\x12\x13\n\x0b\x65vict_label\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\x18\n\x10\x64\x65\x61\x64line_unix_ms\x18\x07 \x01(\x04\x12\x15\n\rinfer_request\x18\x08 \x01(\x0c\x12\x1b\n\x13infer_header_length\x18\t \x01(\r\"N\n\nLabelOrder\x12\x31\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32!.smartrouting.v1.LabelOrderAction\x12\r\n\x05label\x18\x02 \x01(\t\"\x17\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x17\n\x04Ping\x12\x0f\n\x07ping_id\x18\x01 \x01(\x04\"\x1d\n\nCancelTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t*^\n\x0bWorkerState\x12\x1c\n\x18WORKER_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12WORKER_STATE_READY\x10\x01\x12\x19\n\x15WORKER_STATE_DRAINING\x10\x02*\x93\x03\n\rTaskErrorCode\x12\x1f\n\x1bTASK_ERROR_CODE_UNSPECIFIED\x10\x00\x12\"\n\x1eTASK_ERROR_CODE_BAD_PARAMETERS\x10\x01\x12%\n!TASK_ERROR_CODE_UNKNOWN_TASK_TYPE\x10\x02\x12%\n!TASK_ERROR_CODE_LABEL_LOAD_FAILED\x10\x03\x12#\n\x1fTASK_ERROR_CODE_LABEL_NOT_FOUND\x10\x04\x12$\n TASK_ERROR_CODE_INFERENCE_FAILED\x10\x05\x12\x1c\n\x18TASK_ERROR_CODE_INTERNAL\x10\x06\x12\x1c\n\x18TASK_ERROR_CODE_DRAINING\x10\x07\x12\x1b\n\x17TASK_ERROR_CODE_NO_SLOT\x10\x08\x12,\n(TASK_ERROR_CODE_MODEL_SERVER_UNAVAILABLE\x10\t\x12\x1d\n\x19TASK_ERROR_CODE_CANCELLED\x10\n*\x8f\x01\n\x0eLabelEventKind\x12 \n\x1cLABEL_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17LABEL_EVENT_KIND_LOADED\x10\x01\x12\x1c\n\x18LABEL_EVENT_KIND_EVICTED\x10\x02\x12 \n\x1cLABEL_EVENT_KIND_LOAD_FAILED\x10\x03*r\n\x10LabelOrderAction\x12\"\n\x1eLABEL_ORDER_ACTION_UNSPECIFIED\x10\x00\x12\x1b\n\x17LABEL_ORDER_ACTION_LOAD\x10\x01\x12\x1d\n\x19LABEL_ORDER_ACTION_UNLOAD\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13smart_routing.proto\x12\x0fsmartrouting.v1\"\xd9\x01\n\rWorkerMessage\x12\'\n\x05hello\x18\x01 \x01(\x0b\x32\x16.smartrouting.v1.HelloH\x00\x12\x32\n\x0btask_result\x18\x02 \x01(\x0b\x32\x1b.smartrouting.v1.TaskResultH\x00\x12\x32\n\x0blabel_event\x18\x03 \x01(\x0b\x32\x1b.smartrouting.v1.LabelEventH\x00\x12/\n\theartbeat\x18\x04 \x01(\x0b\x32\x1a.smartrouting.v1.HeartbeatH\x00\x42\x06\n\x04\x62ody\"\xf4\x01\n\x05Hello\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\x16\n\x0elabel_capacity\x18\x03 \x01(\r\x12\x12\n\ntask_slots\x18\x04 \x01(\r\x12\x15\n\rloaded_labels\x18\x05 \x03(\t\x12\x12\n\ntask_types\x18\x06 \x03(\t\x12+\n\x05state\x18\x07 \x01(\x0e\x32\x1c.smartrouting.v1.WorkerState\x12\x1d\n\x15label_free_task_types\x18\x08 \x03(\t\x12\x1b\n\x13memory_budget_bytes\x18\t \x01(\x04\"\xfe\x01\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x15\n\x0bresult_json\x18\x02 \x01(\tH\x00\x12+\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1a.smartrouting.v1.TaskErrorH\x00\x12\x18\n\x0einfer_response\x18\t \x01(\x0cH\x00\x12\r\n\x05label\x18\x04 \x01(\t\x12\x12\n\nlabel_miss\x18\x05 \x01(\x08\x12\x0f\n\x07load_ms\x18\x06 \x01(\x01\x12\x0e\n\x06run_ms\x18\x07 \x01(\x01\x12\x15\n\rloaded_labels\x18\x08 \x03(\t\x12\x1b\n\x13infer_header_length\x18\n \x01(\rB\t\n\x07outcome\"J\n\tTaskError\x12,\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x1e.smartrouting.v1.TaskErrorCode\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xa0\x01\n\nLabelEvent\x12-\n\x04kind\x18\x01 \x01(\x0e\x32\x1f.smartrouting.v1.LabelEventKind\x12\r\n\x05label\x18\x02 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x01\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x15\n\rloaded_labels\x18\x05 \x03(\t\x12\x17\n\x0f\x66ootprint_bytes\x18\x06 \x01(\x04\"\x8d\x01\n\tHeartbeat\x12\x11\n\tin_flight\x18\x01 \x01(\r\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.smartrouting.v1.WorkerState\x12\x15\n\rloaded_labels\x18\x03 \x03(\t\x12\x0f\n\x07ping_id\x18\x04 \x01(\x04\x12\x18\n\x10running_task_ids\x18\x05 \x03(\t\"\xe1\x02\n\x11\x44ispatcherMessage\x12+\n\x07welcome\x18\x01 \x01(\x0b\x32\x18.smartrouting.v1.WelcomeH\x00\x12,\n\x08run_task\x18\x02 \x01(\x0b\x32\x18.smartrouting.v1.RunTaskH\x00\x12\x32\n\x0blabel_order\x18\x03 \x01(\x0b\x32\x1b.smartrouting.v1.LabelOrderH\x00\x12\'\n\x05\x64rain\x18\x04 \x01(\x0b\x32\x16.smartrouting.v1.DrainH\x00\x12%\n\x04ping\x18\x05 \x01(\x0b\x32\x15.smartrouting.v1.PingH\x00\x12\x32\n\x0b\x63\x61ncel_task\x18\x06 \x01(\x0b\x32\x1b.smartrouting.v1.CancelTaskH\x00\x12\x31\n\nleadership\x18\x07 \x01(\x0b\x32\x1b.smartrouting.v1.LeadershipH\x00\x42\x06\n\x04\x62ody\"\xe1\x01\n\x07Welcome\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\x12\x16\n\x0elabel_capacity\x18\x03 \x01(\r\x12\x12\n\ntask_slots\x18\x04 \x01(\r\x12\x17\n\x0fmax_frame_bytes\x18\x05 \x01(\x04\x12\x15\n\rfencing_token\x18\x06 \x01(\x04\x12\x12\n\nreplica_id\x18\x07 \x01(\t\x12-\n\x04role\x18\x08 \x01(\x0e\x32\x1f.smartrouting.v1.DispatcherRole\"\xe0\x01\n\x07RunTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_type\x18\x02 \x01(\t\x12\r\n\x05label\x18\x03 \x01(\t\x12\x17\n\x0fparameters_json\x18\x04 \x01(\t\x12\x13\n\x0b\x65vict_label\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\x18\n\x10\x64\x65\x61\x64line_unix_ms\x18\x07 \x01(\x04\x12\x15\n\rinfer_request\x18\x08 \x01(\x0c\x12\x1b\n\x13infer_header_length\x18\t \x01(\r\x12\x15\n\rfencing_token\x18\n \x01(\x04\"e\n\nLabelOrder\x12\x31\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32!.smartrouting.v1.LabelOrderAction\x12\r\n\x05label\x18\x02 \x01(\t\x12\x15\n\rfencing_token\x18\x03 \x01(\x04\"\x17\n\x05\x44rain\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x17\n\x04Ping\x12\x0f\n\x07ping_id\x18\x01 \x01(\x04\"4\n\nCancelTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x04\"7\n\nLeadership\x12\x15\n\rfencing_token\x18\x01 \x01(\x04\x12\x12\n\nreplica_id\x18\x02 \x01(\t*^\n\x0bWorkerState\x12\x1c\n\x18WORKER_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12WORKER_STATE_READY\x10\x01\x12\x19\n\x15WORKER_STATE_DRAINING\x10\x02*\xb5\x03\n\rTaskErrorCode\x12\x1f\n\x1bTASK_ERROR_CODE_UNSPECIFIED\x10\x00\x12\"\n\x1eTASK_ERROR_CODE_BAD_PARAMETERS\x10\x01\x12%\n!TASK_ERROR_CODE_UNKNOWN_TASK_TYPE\x10\x02\x12%\n!TASK_ERROR_CODE_LABEL_LOAD_FAILED\x10\x03\x12#\n\x1fTASK_ERROR_CODE_LABEL_NOT_FOUND\x10\x04\x12$\n TASK_ERROR_CODE_INFERENCE_FAILED\x10\x05\x12\x1c\n\x18TASK_ERROR_CODE_INTERNAL\x10\x06\x12\x1c\n\x18TASK_ERROR_CODE_DRAINING\x10\x07\x12\x1b\n\x17TASK_ERROR_CODE_NO_SLOT\x10\x08\x12,\n(TASK_ERROR_CODE_MODEL_SERVER_UNAVAILABLE\x10\t\x12\x1d\n\x19TASK_ERROR_CODE_CANCELLED\x10\n\x12 \n\x1cTASK_ERROR_CODE_STALE_LEADER\x10\x0b*\x8f\x01\n\x0eLabelEventKind\x12 \n\x1cLABEL_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17LABEL_EVENT_KIND_LOADED\x10\x01\x12\x1c\n\x18LABEL_EVENT_KIND_EVICTED\x10\x02\x12 \n\x1cLABEL_EVENT_KIND_LOAD_FAILED\x10\x03*\x8a\x01\n\x0e\x44ispatcherRole\x12\x1f\n\x1b\x44ISPATCHER_ROLE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44ISPATCHER_ROLE_STANDALONE\x10\x01\x12\x1a\n\x16\x44ISPATCHER_ROLE_LEADER\x10\x02\x12\x1b\n\x17\x44ISPATCHER_ROLE_STANDBY\x10\x03*r\n\x10LabelOrderAction\x12\"\n\x1eLABEL_ORDER_ACTION_UNSPECIFIED\x10\x00\x12\x1b\n\x17LABEL_ORDER_ACTION_LOAD\x10\x01\x12\x1d\n\x19LABEL_ORDER_ACTION_UNLOAD\x10\x02\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'smart_routing_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _WORKERSTATE._serialized_start=1928
-  _WORKERSTATE._serialized_end=2022
-  _TASKERRORCODE._serialized_start=2025
-  _TASKERRORCODE._serialized_end=2428
-  _LABELEVENTKIND._serialized_start=2431
-  _LABELEVENTKIND._serialized_end=2574
-  _LABELORDERACTION._serialized_start=2576
-  _LABELORDERACTION._serialized_end=2690
+  _WORKERSTATE._serialized_start=2222
+  _WORKERSTATE._serialized_end=2316
+  _TASKERRORCODE._serialized_start=2319
+  _TASKERRORCODE._serialized_end=2756
+  _LABELEVENTKIND._serialized_start=2759
+  _LABELEVENTKIND._serialized_end=2902
+  _DISPATCHERROLE._serialized_start=2905
+  _DISPATCHERROLE._serialized_end=3043
+  _LABELORDERACTION._serialized_start=3045
+  _LABELORDERACTION._serialized_end=3159
   _WORKERMESSAGE._serialized_start=41
   _WORKERMESSAGE._serialized_end=258
   _HELLO._serialized_start=261
@@ -38,20 +40,22 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _TASKERROR._serialized_end=838
   _LABELEVENT._serialized_start=841
   _LABELEVENT._serialized_end=1001
-  _HEARTBEAT._serialized_start=1003
-  _HEARTBEAT._serialized_end=1118
-  _DISPATCHERMESSAGE._serialized_start=1121
-  _DISPATCHERMESSAGE._serialized_end=1423
-  _WELCOME._serialized_start=1426
-  _WELCOME._serialized_end=1561
-  _RUNTASK._serialized_start=1564
-  _RUNTASK._serialized_end=1765
-  _LABELORDER._serialized_start=1767
-  _LABELORDER._serialized_end=1845
-  _DRAIN._serialized_start=1847
-  _DRAIN._serialized_end=1870
-  _PING._serialized_start=1872
-  _PING._serialized_end=1895
-  _CANCELTASK._serialized_start=1897
-  _CANCELTASK._serialized_end=1926
+  _HEARTBEAT._serialized_start=1004
+  _HEARTBEAT._serialized_end=1145
+  _DISPATCHERMESSAGE._serialized_start=1148
+  _DISPATCHERMESSAGE._serialized_end=1501
+  _WELCOME._serialized_start=1504
+  _WELCOME._serialized_end=1729
+  _RUNTASK._serialized_start=1732
+  _RUNTASK._serialized_end=1956
+  _LABELORDER._serialized_start=1958
+  _LABELORDER._serialized_end=2059
+  _DRAIN._serialized_start=2061
+  _DRAIN._serialized_end=2084
+  _PING._serialized_start=2086
+  _PING._serialized_end=2109
+  _CANCELTASK._serialized_start=2111
+  _CANCELTASK._serialized_end=2163
+  _LEADERSHIP._serialized_start=2165
+  _LEADERSHIP._serialized_end=2220
 # @@protoc_insertion_point(module_scope)
