@@ -2,7 +2,7 @@
 /**
  * `npm run benchmark -- [flags]`: replays the original's experiment against a live stack (started
  * here, or `--dispatcher-url`), per policy, on identical traffic, and prints the original's
- * summary lines plus latency percentiles, evictions, load times, the miss floor and the
+ * summary lines plus latency percentiles, evictions, load times, the miss bound and the
  * simulator's prediction. `--scenario <name>` runs a simulator scenario (scenarios.ts) live, scaled:
  * its fleet and label mix, open arrival at the rate that keeps the scenario's load time / arrival
  * interval with the load time measured here, and prints whether the live ranking of the policies

@@ -190,12 +190,13 @@ describe('a worker in another network namespace, through a non-loopback address'
       logger: dispatcherLogger,
     });
     expect(dispatcher.url).toMatch(new RegExp(`^http://${hostIp.replaceAll('.', '\\.')}:\\d+$`));
-    const wsUrl = dispatcher.url.replace(/^http/, 'ws');
+    // http:// as in the README's recipe (the worker speaks WebSocket to it).
+    const url = dispatcher.url;
 
     // No token: the upgrade gets 401 and the worker keeps retrying, never registered.
     const intruder = spawnNetnsWorker([
       '--dispatcher-url',
-      wsUrl,
+      url,
       '--worker-id',
       'netns-no-token',
       '--triton-url',
@@ -220,7 +221,7 @@ describe('a worker in another network namespace, through a non-loopback address'
     // With the token (the CLI flag), and its own embedded model server inside the namespace.
     const worker = spawnNetnsWorker([
       '--dispatcher-url',
-      wsUrl,
+      url,
       '--worker-token',
       TOKEN,
       '--worker-id',
