@@ -70,7 +70,7 @@ async function scrape(url: string): Promise<string> {
 /** Runs one policy over the traffic plan and summarises it. */
 export async function runBenchmark(s: RunSettings): Promise<RunResult> {
   const plan = planTraffic(s.traffic);
-  if (!s.dispatcherUrl) s.onPhase?.('starting stack');
+  if (!s.dispatcherUrl && !s.stack) s.onPhase?.('starting stack');
   const stack = s.dispatcherUrl
     ? undefined
     : await (s.stack ??
