@@ -2,20 +2,33 @@
 /**
  * `npm run benchmark -- [flags]`: replays the original's experiment against a live stack (started
  * here, or `--dispatcher-url`), per policy, on identical traffic, and prints the original's
- * summary lines plus latency percentiles, evictions, load times, the miss floor and the
+ * summary lines plus latency percentiles, evictions, load times, the miss bound and the
  * simulator's prediction. `--scenario <name>` runs a simulator scenario (scenarios.ts) live, scaled:
  * its fleet and label mix, open arrival at the rate that keeps the scenario's load time / arrival
  * interval with the load time measured here, and prints whether the live ranking of the policies
- * by misses matches the simulator's.
+ * by misses matches the simulator's. `--quick`: the three policies side by side in about a minute.
+ *
+ * Progress goes to stderr from the first second (a line per phase, then every 1.5 s: phase,
+ * requests done/total, elapsed; `--quiet` turns it off); the report goes to stdout. Flags given on
+ * the command line win over a preset's or a scenario's values, and the run says which did.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import cliProgress from 'cli-progress';
 import { generateDemoModels } from '@smart-routing/model-repo';
 import { calibrationLogDir, measureLoadTime } from './calibrate.js';
-import { meanArrivalIntervalS, PRESETS, scaledWaits, type Preset } from './presets.js';
+import {
+  applyPreset,
+  formatOverrides,
+  meanArrivalIntervalS,
+  presetWaits,
+  PRESETS,
+  type Preset,
+  type PresetOverride,
+} from './presets.js';
+import { ProgressReporter } from './progress.js';
 import { runBenchmark, type RunResult } from './run-benchmark.js';
+import { startStack, type Stack } from './stack.js';
 import { SCENARIOS, loadToIntervalRatio, scaledRate, scenario, type Scenario } from './scenarios.js';
 import { simulate, type SimulationResult } from './simulator.js';
 import { formatComparison, formatSummary } from './report.js';
@@ -65,7 +78,10 @@ const program: Command = new Command('benchmark')
     'heterogeneous models: comma-separated sizes, model i gets the ((i-1) mod n)-th (overrides --model-size-mb)',
   )
   .addOption(
-    new Option('--preset <name>', "the original's experiment, time-compressed").choices(Object.keys(PRESETS)),
+    new Option(
+      '--preset <name>',
+      "the original's experiment, time-compressed (flags given on the command line win over it)",
+    ).choices(Object.keys(PRESETS)),
   )
   .addOption(
     new Option(
@@ -74,6 +90,12 @@ const program: Command = new Command('benchmark')
     ).choices(Object.keys(SCENARIOS)),
   )
   .option('--compare', 'run random, idle-first and affinity on identical traffic, side by side', false)
+  .option(
+    '--quick',
+    'the three policies side by side in about a minute: --preset quick --compare (5 labels, 2 workers x 2 labels, 100 requests, 2 MB models, no calibration run)',
+    false,
+  )
+  .option('--quiet', 'no progress lines on stderr', false)
   .option('--out <file>', 'write the results as JSON')
   .parse();
 
@@ -102,6 +124,8 @@ const o = program.opts<{
   preset?: Preset['name'];
   scenario?: string;
   compare: boolean;
+  quick: boolean;
+  quiet: boolean;
   out?: string;
 }>();
 
@@ -118,26 +142,38 @@ function positive(name: string, text: string, integer = true): number {
 // Ctrl-C: exit, and the stack's exit hook stops the services it started.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
-const preset = o.preset ? PRESETS[o.preset] : undefined;
+if (o.quick && (o.preset || o.scenario))
+  program.error('--quick is a preset of its own: it excludes --preset and --scenario');
+const preset = o.quick ? PRESETS.quick : o.preset ? PRESETS[o.preset] : undefined;
+const compare = o.compare || o.quick;
 const scen: Scenario | undefined = o.scenario ? scenario(o.scenario) : undefined;
 if (preset && scen) program.error('--preset and --scenario exclude each other');
+const progress = new ProgressReporter({ quiet: o.quiet });
+const given = (flag: string): boolean => program.getOptionValueSource(flag) === 'cli';
 /** A scenario's value unless the flag was given on the command line. */
 const fromScenario = <T>(flag: string, value: T | undefined): T | undefined =>
   program.getOptionValueSource(flag) === 'cli' ? undefined : value;
-const labels = preset?.labels ?? fromScenario('labels', scen?.traffic.labels) ?? positive('labels', o.labels);
-const workers = preset?.workers ?? fromScenario('workers', scen?.workers) ?? positive('workers', o.workers);
-const labelCapacity =
-  preset?.labelCapacity ??
-  fromScenario('labelCapacity', scen?.labelCapacity) ??
-  positive('label-capacity', o.labelCapacity);
-const slots = preset?.slots ?? fromScenario('slots', scen?.slots) ?? positive('slots', o.slots);
-const producers =
-  preset?.producers ??
-  fromScenario('producers', scen?.traffic.producers) ??
-  positive('producers', o.producers);
-const requests =
-  preset?.requests ?? fromScenario('requests', scen?.traffic.requests) ?? positive('requests', o.requests);
-const modelSizeMb = preset?.modelSizeMb ?? positive('model-size-mb', o.modelSizeMb, false);
+// Flags given win over the preset (presets.ts): the preset fills in only what was left out.
+const { settings: fromPreset, overridden: presetOverrides } = applyPreset(
+  preset,
+  {
+    labels: positive('labels', o.labels),
+    workers: positive('workers', o.workers),
+    labelCapacity: positive('label-capacity', o.labelCapacity),
+    slots: positive('slots', o.slots),
+    producers: positive('producers', o.producers),
+    requests: positive('requests', o.requests),
+    modelSizeMb: positive('model-size-mb', o.modelSizeMb, false),
+  },
+  given,
+);
+const labels = fromScenario('labels', scen?.traffic.labels) ?? fromPreset.labels;
+const workers = fromScenario('workers', scen?.workers) ?? fromPreset.workers;
+const labelCapacity = fromScenario('labelCapacity', scen?.labelCapacity) ?? fromPreset.labelCapacity;
+const slots = fromScenario('slots', scen?.slots) ?? fromPreset.slots;
+const producers = fromScenario('producers', scen?.traffic.producers) ?? fromPreset.producers;
+const requests = fromScenario('requests', scen?.traffic.requests) ?? fromPreset.requests;
+const modelSizeMb = fromPreset.modelSizeMb;
 const modelSizesMb = o.modelSizesMb?.split(',').map((v) => positive('model-sizes-mb', v.trim(), false));
 if (modelSizesMb?.some((v) => v === 0)) program.error('--model-sizes-mb sizes must be > 0');
 let labelDist: LabelDistribution = fromScenario('labelDist', scen?.traffic.labelDist) ?? { kind: 'uniform' };
@@ -155,6 +191,7 @@ const modelRepository = resolve(
   modelSizesMb ? `sizes-${modelSizesMb.join('-')}mb` : `${modelSizeMb}mb`,
 );
 if (!o.dispatcherUrl) {
+  progress.phase('generating models');
   console.log(
     `models: ${labels} x ${modelSizesMb ? `${modelSizesMb.join(' / ')} (cycled)` : modelSizeMb} MB in ${modelRepository}`,
   );
@@ -166,16 +203,30 @@ if (!o.dispatcherUrl) {
   });
 }
 
-// Calibrate: the measured load time sets the preset's waits and the simulator's load model.
-const loadS = o.dispatcherUrl
-  ? undefined
-  : (await measureLoadTime({ modelRepository, labels, workers, logDir: calibrationLogDir(o.logDir) })) / 1000;
+// Calibrate: the measured load time sets the preset's waits and the simulator's load model
+// (`--quick` skips it: fixed waits, and the simulator takes each run's own load times).
+let loadS: number | undefined;
+if (!o.dispatcherUrl && !preset?.fixedWaitsS) {
+  progress.phase('calibrating load time (a stack of its own)');
+  loadS =
+    (await measureLoadTime({ modelRepository, labels, workers, logDir: calibrationLogDir(o.logDir) })) / 1000;
+}
 let waitAvgS = positive('wait-avg', o.waitAvg, false);
 let waitStddevS = positive('wait-stddev', o.waitStddev, false);
+let waitOverrides: PresetOverride[] = [];
 if (preset) {
-  if (loadS === undefined)
-    program.error('--preset needs a stack started by the benchmark (no --dispatcher-url)');
-  ({ waitAvgS, waitStddevS } = scaledWaits(preset, loadS));
+  try {
+    ({
+      waitAvgS,
+      waitStddevS,
+      overridden: waitOverrides,
+    } = presetWaits(preset, loadS, { waitAvgS, waitStddevS }, (key) =>
+      given(key === 'waitAvgS' ? 'waitAvg' : 'waitStddev'),
+    ));
+  } catch (err) {
+    program.error((err as Error).message);
+  }
+  console.log(formatOverrides(preset, [...presetOverrides, ...waitOverrides]));
 }
 // A scenario keeps its load time / mean arrival interval: rate = ratio / the load time measured here.
 let rate = positive('rate', o.rate, false);
@@ -218,20 +269,39 @@ const traffic: TrafficOptions = {
 const asyncFraction = Number(o.asyncFraction);
 if (!Number.isFinite(asyncFraction) || asyncFraction < 0 || asyncFraction > 1)
   program.error(`--async-fraction must be a number from 0 to 1, got "${o.asyncFraction}"`);
-const policies = o.compare ? [...POLICIES] : [o.randomDispatch ? 'random' : o.policy];
+const policies = compare ? [...POLICIES] : [o.randomDispatch ? 'random' : o.policy];
+
+// --quick starts every policy's stack at once (a stack start is most of a short run), and only
+// then runs the policies one after another, so no start competes with a measured run.
+const stacks = new Map<string, Stack>();
+if (o.quick && !o.dispatcherUrl) {
+  progress.phase(`starting ${policies.length} stacks at once`);
+  const started = await Promise.allSettled(
+    policies.map((policy) =>
+      startStack({
+        modelRepository,
+        workers,
+        labelCapacity,
+        slots,
+        policy,
+        logDir: o.logDir,
+        runId: `${policy}-${Date.now()}`,
+        logLevel: 'info',
+      }),
+    ),
+  );
+  const failure = started.find((r) => r.status === 'rejected');
+  for (const [i, r] of started.entries()) if (r.status === 'fulfilled') stacks.set(policies[i]!, r.value);
+  if (failure) {
+    await Promise.all([...stacks.values()].map((st) => st.close()));
+    progress.stop();
+    throw failure.reason;
+  }
+}
 
 const results: { live: RunResult; simulated: SimulationResult | undefined }[] = [];
 for (const policy of policies) {
   console.log(`\n== ${policy} ==`);
-  const bar = new cliProgress.SingleBar(
-    {
-      format: `${policy} [{bar}] {value}/{total} requests | {failed} failed | {eta_formatted} left`,
-      hideCursor: true,
-    },
-    cliProgress.Presets.shades_classic,
-  );
-  let failed = 0;
-  bar.start(requests, 0, { failed });
   const live = await runBenchmark({
     traffic,
     policy,
@@ -243,12 +313,12 @@ for (const policy of policies) {
     logFile: o.logFile,
     logDir: o.logDir,
     asyncFraction,
-    onProgress: (out) => {
-      if (out.status !== 200) failed++;
-      bar.increment(1, { failed });
-    },
+    ...(stacks.has(policy) ? { stack: Promise.resolve(stacks.get(policy)!) } : {}),
+    onPhase: (phase) =>
+      progress.phase(`${policy}: ${phase}`, phase === 'sending requests' ? requests : undefined),
+    onProgress: (out) => progress.requestDone(out.status !== 200),
   });
-  bar.stop();
+  progress.phase(`${policy}: simulating the same traffic`);
   const loadMs = live.meanLoadMs ?? (loadS ?? 0) * 1000;
   const simulated = simulate({
     traffic,
@@ -283,10 +353,11 @@ if (o.out) {
   const command = `npm run benchmark -- ${process.argv.slice(2).join(' ')}`;
   await writeFile(
     out,
-    `${JSON.stringify({ command, date: new Date().toISOString(), preset: preset?.name ?? null, scenario: scen?.name ?? null, modelSizesMb: modelSizesMb ?? null, measuredLoadMs: loadS !== undefined ? loadS * 1000 : null, loadToIntervalRatio: loadS !== undefined ? loadS / interval : null, traffic, workers, labelCapacity, slots, modelSizeMb, results }, null, 2)}\n`,
+    `${JSON.stringify({ command, date: new Date().toISOString(), preset: preset?.name ?? null, flagsOverPreset: [...presetOverrides, ...waitOverrides], scenario: scen?.name ?? null, modelSizesMb: modelSizesMb ?? null, measuredLoadMs: loadS !== undefined ? loadS * 1000 : null, loadToIntervalRatio: loadS !== undefined ? loadS / interval : null, traffic, workers, labelCapacity, slots, modelSizeMb, results }, null, 2)}\n`,
   );
   console.log(`\nwrote ${out}`);
 }
+progress.stop();
 
 function fmtRatio(n: number | undefined): string {
   return n === undefined ? 'n/a' : n.toFixed(3);

@@ -1,7 +1,7 @@
-import { summariseLogFile, missFloor, promSum, type LogSummary } from './summary.js';
+import { summariseLogFile, missBound, promSum, type LogSummary, type MissBound } from './summary.js';
 import { summariseLatency, type LatencySummary } from './stats.js';
 import { produce, type RequestOutcome } from './producer.js';
-import { startStack } from './stack.js';
+import { startStack, type Stack } from './stack.js';
 import type { PlannedRequest, TrafficOptions } from './traffic.js';
 import { planTraffic } from './traffic.js';
 
@@ -15,13 +15,24 @@ export interface RunSettings {
   modelRepository: string;
   /** Target an already running dispatcher instead of starting a stack. */
   dispatcherUrl?: string;
+  /**
+   * A stack started for this run by the caller (so several can start at once): used instead of
+   * starting one, and closed by the run once its requests are done, before its log is read.
+   * Ignored with `dispatcherUrl`. [none: the run starts its own]
+   */
+  stack?: Promise<Stack>;
   /** With dispatcherUrl: the collector file to summarise, if known. */
   logFile?: string;
   logDir: string;
   onProgress?: (o: RequestOutcome) => void;
+  /** Called as the run enters each phase, for progress output. [none] */
+  onPhase?: (phase: RunPhase) => void;
   /** Share of requests sent through POST /send-task + polling, 0..1 [0]. */
   asyncFraction?: number;
 }
+
+/** The phases of one run, in order. */
+export type RunPhase = 'starting stack' | 'sending requests' | 'stopping stack' | 'reading logs';
 
 /** Everything one run measured. */
 export interface RunResult {
@@ -43,7 +54,8 @@ export interface RunResult {
   latencyMs: LatencySummary;
   loadMsByLabel: Record<string, number>;
   meanLoadMs: number | null;
-  missFloor: number;
+  /** The reference for its misses, named for what it is (never a floor the run cannot cross). */
+  missBound: MissBound;
   /** Measured mean load time over the mean arrival interval (closed loop: wait / producers). */
   loadToIntervalRatio: number | null;
   wallS: number;
@@ -58,18 +70,20 @@ async function scrape(url: string): Promise<string> {
 /** Runs one policy over the traffic plan and summarises it. */
 export async function runBenchmark(s: RunSettings): Promise<RunResult> {
   const plan = planTraffic(s.traffic);
+  if (!s.dispatcherUrl && !s.stack) s.onPhase?.('starting stack');
   const stack = s.dispatcherUrl
     ? undefined
-    : await startStack({
-        modelRepository: s.modelRepository,
-        workers: s.workers,
-        labelCapacity: s.labelCapacity,
-        slots: s.slots,
-        policy: s.policy,
-        logDir: s.logDir,
-        runId: `${s.policy}-${Date.now()}`,
-        logLevel: 'info',
-      });
+    : await (s.stack ??
+        startStack({
+          modelRepository: s.modelRepository,
+          workers: s.workers,
+          labelCapacity: s.labelCapacity,
+          slots: s.slots,
+          policy: s.policy,
+          logDir: s.logDir,
+          runId: `${s.policy}-${Date.now()}`,
+          logLevel: 'info',
+        }));
   const dispatcherUrl = s.dispatcherUrl ?? stack!.dispatcherUrl;
   let outcomes: RequestOutcome[];
   let before: string;
@@ -77,6 +91,7 @@ export async function runBenchmark(s: RunSettings): Promise<RunResult> {
   const started = performance.now();
   try {
     before = await scrape(dispatcherUrl);
+    s.onPhase?.('sending requests');
     outcomes = await produce(plan, {
       dispatcherUrl,
       taskType: 'embed_texts',
@@ -88,6 +103,7 @@ export async function runBenchmark(s: RunSettings): Promise<RunResult> {
     });
     after = await scrape(dispatcherUrl);
   } finally {
+    if (stack) s.onPhase?.('stopping stack');
     await stack?.close();
   }
   const wallS = (performance.now() - started) / 1000;
@@ -95,7 +111,10 @@ export async function runBenchmark(s: RunSettings): Promise<RunResult> {
     promSum(after, name, filter) - promSum(before, name, filter);
   const logFile = stack?.logFile ?? s.logFile;
   let log: LogSummary | undefined;
-  if (logFile) log = await summariseLogFile(logFile);
+  if (logFile) {
+    s.onPhase?.('reading logs');
+    log = await summariseLogFile(logFile);
+  }
 
   const failures = outcomes.filter((o) => o.status !== 200);
   const failuresByCode: Record<string, number> = {};
@@ -123,7 +142,7 @@ export async function runBenchmark(s: RunSettings): Promise<RunResult> {
     latencyMs: summariseLatency(outcomes.map((o) => o.latencyMs)),
     loadMsByLabel: log?.loadMsByLabel ?? {},
     meanLoadMs: log && Number.isFinite(log.meanLoadMs) ? log.meanLoadMs : null,
-    missFloor: missFloor(
+    missBound: missBound(
       labelsInOrder,
       s.workers * s.labelCapacity,
       s.traffic.labelDist.kind === 'uniform' && s.traffic.arrival === 'closed' ? s.traffic.labels : undefined,

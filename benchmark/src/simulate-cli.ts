@@ -96,7 +96,7 @@ const policies = o.compare ? POLICIES : [o.randomDispatch ? 'random' : String(o.
 const floor = scenarioFloor(s);
 console.log(`scenario ${s.name}: ${s.description}`);
 console.log(
-  `miss floor: ${floor}${s.traffic.arrival === 'open' || s.traffic.labelDist.kind !== 'uniform' ? ' (Belady)' : ''}`,
+  `miss bound: ${floor} (${s.memoryBudgetBytes !== undefined ? "Belady's offline optimum by size, a reference" : s.traffic.arrival === 'open' || s.traffic.labelDist.kind !== 'uniform' ? "Belady's offline optimum" : 'uniform closed-loop bound (expected)'})`,
 );
 for (const policy of policies) {
   const r = simulate({

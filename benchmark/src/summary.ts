@@ -3,7 +3,7 @@ import { mean } from './stats.js';
 
 /**
  * What a run did, computed from the log collector's JSON Lines file alone (the worker logs every
- * label miss and every completed task), plus the miss floor for the traffic it saw.
+ * label miss and every completed task), plus the miss bound for the traffic it saw.
  */
 
 /** Summary of one run's worker logs. */
@@ -101,10 +101,52 @@ export async function summariseLogFile(path: string): Promise<LogSummary> {
 }
 
 /**
- * The fewest misses any online policy could have on this traffic. Uniform labels: the cold loads
- * (one per distinct label) plus (1 - slots/labels) of the requests when positive. Other
- * distributions: Belady's offline optimum with the whole fleet as one cache of `slots` labels,
- * which no online policy can beat.
+ * The reference a run's misses are held against, named for what it is (neither is a floor a live
+ * run cannot cross):
+ * - `uniform-closed-loop`: uniform labels in a closed loop. Each next label is independent of what
+ *   the fleet holds, so any online policy misses, in expectation, the cold loads (one per distinct
+ *   label) plus (1 - label slots / labels) of the requests. An expectation: a run can come in a
+ *   little under it by chance.
+ * - `belady`: any other traffic. Belady's offline optimum (evict the label used farthest in the
+ *   future) with the whole fleet as one cache of its label slots, over the planned request order.
+ *   No online policy serving in that order reaches it; one that holds tasks back and reorders them
+ *   (affinity's label queues) can, so it is a reference, not a floor either.
+ */
+export interface MissBound {
+  kind: 'uniform-closed-loop' | 'belady';
+  /** Misses of the bound. */
+  misses: number;
+  /** Its name in reports, e.g. "uniform closed-loop bound (expected)". */
+  name: string;
+}
+
+/** Names of each {@link MissBound} kind, as the reports print them. */
+export const MISS_BOUND_NAMES: Readonly<Record<MissBound['kind'], string>> = Object.freeze({
+  'uniform-closed-loop': 'uniform closed-loop bound (expected)',
+  belady: "Belady's offline optimum",
+});
+
+/**
+ * The miss bound for a run's traffic: the uniform closed-loop bound when `uniformLabels` is given
+ * (uniform labels, closed loop), else Belady's offline optimum over `labelsInOrder`.
+ */
+export function missBound(
+  labelsInOrder: readonly string[],
+  totalLabelSlots: number,
+  uniformLabels: number | undefined,
+): MissBound {
+  const kind = uniformLabels !== undefined ? 'uniform-closed-loop' : 'belady';
+  return {
+    kind,
+    misses: missFloor(labelsInOrder, totalLabelSlots, uniformLabels),
+    name: MISS_BOUND_NAMES[kind],
+  };
+}
+
+/**
+ * The misses of {@link missBound} alone. Uniform labels: the cold loads (one per distinct label)
+ * plus (1 - slots/labels) of the requests when positive (an expectation). Other distributions:
+ * Belady's offline optimum with the whole fleet as one cache of `slots` labels.
  */
 export function missFloor(
   labelsInOrder: readonly string[],

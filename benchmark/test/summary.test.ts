@@ -1,6 +1,13 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { beladyMisses, missFloor, promSum, summariseLogFile } from '../src/summary.js';
+import {
+  beladyMisses,
+  missBound,
+  missFloor,
+  MISS_BOUND_NAMES,
+  promSum,
+  summariseLogFile,
+} from '../src/summary.js';
 import { percentile, summariseLatency } from '../src/stats.js';
 import { parseLabelDistribution, planTraffic } from '../src/traffic.js';
 
@@ -101,5 +108,28 @@ describe('planTraffic', () => {
     const last = plan[plan.length - 1]!.atS;
     expect(last).toBeGreaterThan(1000 / 50 / 1.3);
     expect(last).toBeLessThan((1000 / 50) * 1.3);
+  });
+});
+
+describe('missBound', () => {
+  it('names the uniform closed-loop bound for what it is: an expectation', () => {
+    const seq = Array.from({ length: 2400 }, (_, i) => `label-${(i % 5) + 1}`);
+    expect(missBound(seq, 4, 5)).toEqual({
+      kind: 'uniform-closed-loop',
+      misses: 485,
+      name: 'uniform closed-loop bound (expected)',
+    });
+  });
+
+  it("names Belady's offline optimum for any other traffic", () => {
+    expect(missBound(['a', 'b', 'a', 'c', 'a'], 2, undefined)).toEqual({
+      kind: 'belady',
+      misses: 3,
+      name: "Belady's offline optimum",
+    });
+  });
+
+  it('calls neither a floor', () => {
+    for (const name of Object.values(MISS_BOUND_NAMES)) expect(name).not.toMatch(/floor/i);
   });
 });
