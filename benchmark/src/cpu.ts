@@ -12,3 +12,13 @@ export async function processCpuMs(pid: number): Promise<number> {
   const stime = Number(fields[12]);
   return ((utime + stime) * 1000) / 100;
 }
+
+/** Pids of the direct children of `pid` (Linux, /proc/<pid>/task/<pid>/children); [] when unknown. */
+export async function childPids(pid: number): Promise<number[]> {
+  try {
+    const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8');
+    return text.trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}

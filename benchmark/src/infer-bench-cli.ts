@@ -14,7 +14,11 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { startEmbeddedModelServer, type EmbeddedModelServer } from '@smart-routing/worker';
+import {
+  DEFAULT_SESSION_OPTIONS,
+  startEmbeddedModelServer,
+  type EmbeddedModelServer,
+} from '@smart-routing/worker';
 import { Command, InvalidArgumentError } from 'commander';
 import { request } from 'undici';
 import {
@@ -27,6 +31,7 @@ import {
 } from './infer-bench.js';
 import { modelFile, writeInferBenchModels, type InferBenchModel } from './infer-bench-models.js';
 import { benchTensor, grpcPath, ortPath, runTaskPath, v2HttpPath } from './infer-paths.js';
+import { childPids, processCpuMs } from './cpu.js';
 import { freePort, startStack, type Stack } from './stack.js';
 
 function positiveInt(value: string): number {
@@ -124,8 +129,26 @@ try {
   const dName = o.frontUrl ? `v2 HTTP client -> ${frontUrl}` : 'dispatcher v2 HTTP front (binary)';
   const eName = o.frontGrpc ? `v2 gRPC client -> ${frontGrpc}` : 'dispatcher v2 gRPC front';
 
+  // CPU time per process, to say where an inference's time goes: this process (the clients, and
+  // (a)'s ORT), the model server of (b), the dispatcher, the worker and the worker's own model server.
+  const workerPid = stack.pids.workers[0];
+  const workerModelServer = workerPid ? (await childPids(workerPid))[0] : undefined;
+  const pids: Record<string, number | undefined> = {
+    'model server (b)': server.pid,
+    dispatcher: stack.pids.dispatcher,
+    worker: workerPid,
+    "worker's model server": workerModelServer,
+  };
+  const cpu = async (): Promise<Record<string, number>> => {
+    const own = process.cpuUsage();
+    const seen: Record<string, number> = { benchmark: (own.user + own.system) / 1000 };
+    for (const [name, pid] of Object.entries(pids)) {
+      if (pid) seen[name] = await processCpuMs(pid).catch(() => 0);
+    }
+    return seen;
+  };
   const measured = (concurrency: number): MeasureOptions => {
-    const m: MeasureOptions = { concurrency, requests: o.requests, warmup: o.warmup };
+    const m: MeasureOptions = { concurrency, requests: o.requests, warmup: o.warmup, cpu };
     if (o.duration !== undefined) m.durationMs = o.duration * 1000;
     return m;
   };
@@ -139,7 +162,8 @@ try {
         id: 'a',
         name: 'onnxruntime-node in process',
         options,
-        open: () => ortPath(modelFile(repo, model.name), model, input),
+        // The model server's own session options, so (a) runs the model as (b) to (e) do.
+        open: () => ortPath(modelFile(repo, model.name), model, input, { ...DEFAULT_SESSION_OPTIONS }),
       },
       {
         id: 'b',

@@ -4,11 +4,13 @@ import {
   OnnxAttributeType,
   OnnxDataType,
   encodeOnnxModel,
-  fillDemoWeights,
+  convStack,
   floatTensor,
   formatModelConfig,
   generateImageModel,
   modelPaths,
+  scaledWeights,
+  type ConvLayer,
   type OnnxNode,
   type OnnxTensor,
 } from '@smart-routing/model-repo';
@@ -16,11 +18,11 @@ import {
 /**
  * The models of `npm run benchmark:infer`, all generated, all with real compute:
  *
- *   image-224          model-repo's image classifier, pixels [b,3,224,224] -> logits [b,1000]
+ *   image-224          model-repo's image classifier (5 convs), pixels [b,3,224,224] -> logits [b,1000]
  *   image-224-batched  the same with `dynamic_batching` in config.pbtxt
  *   image-320          the same classifier at [b,3,320,320] (the request the issue saw refused)
  *   ocr-40x6625        a text-recognition-shaped model with a large output: pixels [b,3,48,320]
- *                      ─ 3 strided convs + ReLU ─ mean over height ─ [b,40,64] ─ MatMul 64→6625
+ *                      ─ 3 strided convs + ReLU (model-repo's convStack) ─ mean over height ─ [b,40,64] ─ MatMul 64→6625
  *                      ─ logits [b,40,6625] (1 MiB of FP32 per image)
  */
 
@@ -34,43 +36,18 @@ export interface InferBenchModel {
   output: { name: string; shape: number[] };
 }
 
-const ocrChannels = [3, 16, 32, 64];
+/** The text-recogniser shape's convolutions: three strided layers, height 48 -> 6, width 320 -> 40. */
+const OCR_LAYERS: readonly ConvLayer[] = [{ channels: 16 }, { channels: 32 }, { channels: 64 }];
 const OCR_STEPS = 40;
 const OCR_CLASSES = 6625;
 
-function scaledWeights(name: string, dims: number[], seed: number, fanIn: number): OnnxTensor {
-  const w = new Float32Array(dims.reduce((a, b) => a * b, 1));
-  fillDemoWeights(w, seed);
-  const scale = Math.sqrt(3 / fanIn);
-  for (let i = 0; i < w.length; i++) w[i]! *= scale;
-  return floatTensor(name, dims, w);
-}
-
 /** The ONNX bytes of the large-output model: input [b,3,48,320], output [b,40,6625]. */
 export function encodeOcrModel(seed = 11): Uint8Array {
-  const nodes: OnnxNode[] = [];
-  const init: OnnxTensor[] = [];
-  let x = 'pixels';
-  for (let l = 0; l < ocrChannels.length - 1; l++) {
-    const cin = ocrChannels[l]!;
-    const cout = ocrChannels[l + 1]!;
-    init.push(scaledWeights(`conv${l}.w`, [cout, cin, 3, 3], seed + l, cin * 9));
-    init.push(floatTensor(`conv${l}.b`, [cout], new Float32Array(cout)));
-    nodes.push({
-      opType: 'Conv',
-      name: `conv${l}`,
-      input: [x, `conv${l}.w`, `conv${l}.b`],
-      output: [`conv${l}.y`],
-      attribute: [
-        { name: 'kernel_shape', type: OnnxAttributeType.INTS, ints: [3, 3] },
-        { name: 'strides', type: OnnxAttributeType.INTS, ints: [2, 2] },
-        { name: 'pads', type: OnnxAttributeType.INTS, ints: [1, 1, 1, 1] },
-      ],
-    });
-    nodes.push({ opType: 'Relu', name: `relu${l}`, input: [`conv${l}.y`], output: [`relu${l}.y`] });
-    x = `relu${l}.y`;
-  }
-  const features = ocrChannels[ocrChannels.length - 1]!;
+  const convs = convStack({ input: 'pixels', inputChannels: 3, layers: OCR_LAYERS, seed });
+  const nodes: OnnxNode[] = [...convs.nodes];
+  const init: OnnxTensor[] = [...convs.initializers];
+  const x = convs.output;
+  const features = convs.channels;
   // [b,64,6,40] -> mean over the height -> [b,64,40] -> time-major [b,40,64].
   nodes.push({
     opType: 'ReduceMean',

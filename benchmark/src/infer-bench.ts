@@ -20,6 +20,11 @@ export interface MeasureOptions {
   durationMs?: number;
   /** Calls before measuring (loads the model, opens connections). Default 0. */
   warmup?: number;
+  /**
+   * CPU time used so far by each process of the run, ms by name; read before and after the
+   * measured calls to report CPU per inference per process. Default: not measured.
+   */
+  cpu?: () => Promise<Record<string, number>>;
 }
 
 /** One path's numbers, or why it has none. */
@@ -40,6 +45,8 @@ export interface PathMeasurement {
   p99Ms?: number;
   /** perSecond as a ratio of the case's baseline. */
   ratio?: number;
+  /** CPU time per measured inference, microseconds, by process (see `MeasureOptions.cpu`). */
+  cpuUsPerInference?: Record<string, number>;
 }
 
 function reason(err: unknown): string {
@@ -68,6 +75,7 @@ export async function measurePath(
   const started = performance.now();
   const deadline = options.durationMs === undefined ? Infinity : started + options.durationMs;
   let issued = 0;
+  const cpuBefore = await options.cpu?.();
   const more = (): boolean =>
     options.durationMs === undefined ? issued < options.requests : performance.now() < deadline;
   await Promise.all(
@@ -87,6 +95,7 @@ export async function measurePath(
   );
   const seconds = (performance.now() - started) / 1000;
   const done = latencies.length;
+  const cpuAfter = cpuBefore && (await options.cpu?.());
   const result: PathMeasurement = {
     ...base,
     requests: done,
@@ -97,6 +106,11 @@ export async function measurePath(
     p99Ms: percentile(latencies, 99),
   };
   if (firstFailure !== undefined) result.firstFailure = firstFailure;
+  if (cpuBefore && cpuAfter && done > 0) {
+    result.cpuUsPerInference = Object.fromEntries(
+      Object.keys(cpuAfter).map((k) => [k, Math.round(((cpuAfter[k]! - (cpuBefore[k] ?? 0)) * 1000) / done)]),
+    );
+  }
   return result;
 }
 
@@ -170,6 +184,12 @@ export function formatCase(c: CaseResult): string[] {
       `  ${label} ${r.perSecond!.toFixed(1).padStart(8)} tasks/s  p50 ${r.p50Ms!.toFixed(1).padStart(7)} ms  p99 ${r.p99Ms!.toFixed(1).padStart(7)} ms  ${r.ratio!.toFixed(2).padStart(5)}x` +
         (r.failures ? `  failures ${r.failures} (${r.firstFailure})` : ''),
     );
+    if (r.cpuUsPerInference) {
+      const parts = Object.entries(r.cpuUsPerInference)
+        .filter(([, us]) => us > 0)
+        .map(([k, us]) => `${k} ${(us / 1000).toFixed(2)}`);
+      lines.push(`      CPU ms per inference: ${parts.join(', ')}`);
+    }
   }
   return lines;
 }

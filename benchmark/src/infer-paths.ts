@@ -53,9 +53,17 @@ function checkCount(got: number, model: InferBenchModel): void {
   if (got !== want) throw new Error(`output '${model.output.name}' has ${got} elements, expected ${want}`);
 }
 
-/** (a): onnxruntime-node in this process, on the model's file. */
-export async function ortPath(file: string, model: InferBenchModel, input: Float32Array): Promise<InferPath> {
-  const session = await ort.InferenceSession.create(file);
+/**
+ * (a): onnxruntime-node in this process, on the model's file, with `sessionOptions` (pass the model
+ * server's, so both run the model the same way). Default: ORT's defaults.
+ */
+export async function ortPath(
+  file: string,
+  model: InferBenchModel,
+  input: Float32Array,
+  sessionOptions: ort.InferenceSession.SessionOptions = {},
+): Promise<InferPath> {
+  const session = await ort.InferenceSession.create(file, sessionOptions);
   const feeds = { [model.input.name]: new ort.Tensor('float32', input, model.input.shape) };
   let closed = false;
   return {

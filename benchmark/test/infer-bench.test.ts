@@ -28,6 +28,20 @@ describe('measurePath', () => {
     expect(m.p99Ms).toBeGreaterThanOrEqual(m.p50Ms!);
   });
 
+  it('reports CPU per measured inference per process from the sampler read before and after', async () => {
+    const p = path(async () => undefined);
+    let reads = 0;
+    // Stand-in counters: 100 ms more for 'server' and 10 ms more for 'client' over the measured calls.
+    const cpu = async (): Promise<Record<string, number>> =>
+      reads++ === 0 ? { client: 50, server: 1000 } : { client: 60, server: 1100 };
+    const m = await measurePath(p, { concurrency: 2, requests: 20, cpu }, label);
+    expect(reads).toBe(2);
+    expect(m.cpuUsPerInference).toEqual({ client: 500, server: 5000 });
+    expect(
+      formatCase({ key: 'k', title: 't', baseline: 'x', rows: [{ ...m, ratio: 1 }] }).join('\n'),
+    ).toContain('CPU ms per inference: client 0.50, server 5.00');
+  });
+
   it('a failing probe makes the path unavailable, with the reason', async () => {
     const p = path(async () => {
       throw new Error('HTTP 404: {"error":"no route"}\nmore');

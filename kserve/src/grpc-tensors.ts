@@ -49,7 +49,9 @@ const CONTENTS_FIELD: Record<string, keyof GrpcTensorContents> = {
 
 /**
  * A typed tensor from its binary bytes (gRPC raw contents, or a binary HTTP part): one copy into
- * memory of its own; BYTES parsed from the length-prefixed layout.
+ * memory of its own, or with `view` a typed array over `bytes` itself when they are aligned for
+ * the datatype (the caller then owns what the tensor points into); BYTES parsed from the
+ * length-prefixed layout.
  * @throws KServeProtocolError when the bytes do not fit the shape.
  */
 export function tensorFromRaw(
@@ -58,6 +60,7 @@ export function tensorFromRaw(
   datatype: string,
   shape: number[],
   bytes: Uint8Array,
+  view = false,
 ): Tensor {
   const what = `${kind} '${name}'`;
   if (!isKServeDatatype(datatype)) throw new KServeProtocolError(`${what}: unknown datatype '${datatype}'`);
@@ -70,6 +73,14 @@ export function tensorFromRaw(
     throw new KServeProtocolError(
       `${what}: unexpected binary_data_size ${bytes.byteLength}, shape [${shape.join(',')}] of ${datatype} needs ${n * size} bytes`,
     );
+  }
+  if (view && bytes.byteOffset % size === 0) {
+    return {
+      name,
+      datatype,
+      shape,
+      data: new (arrayTypeOf(datatype))(bytes.buffer as ArrayBuffer, bytes.byteOffset, n),
+    };
   }
   return { name, datatype, shape, data: arrayFromBytes(datatype, bytes) };
 }

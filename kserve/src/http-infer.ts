@@ -140,6 +140,7 @@ function readTensors(
   rest: Buffer,
   binary: boolean,
   model?: string,
+  view = false,
 ): Tensor[] {
   let at = 0;
   const tensors = list.map((raw, i) => {
@@ -159,7 +160,7 @@ function readTensors(
           `${kind} '${p.name}': binary_data_size ${p.binarySize} runs past the end of the body (${rest.length - at} bytes left)`,
         );
       }
-      t = tensorFromRaw(kind, p.name, p.datatype, p.shape, rest.subarray(at, at + p.binarySize));
+      t = tensorFromRaw(kind, p.name, p.datatype, p.shape, rest.subarray(at, at + p.binarySize), view);
       at += p.binarySize;
     } else {
       t = tensorFromJson(p.name, p.datatype, p.shape, p.data, { kind, model });
@@ -181,11 +182,17 @@ export interface DecodeInferRequestOptions {
   headerLength?: number | string | string[];
   /** Model name, for messages in Triton's wording. Default: none. */
   model?: string;
+  /**
+   * Binary tensors as typed arrays over the body's own memory where aligned, instead of copies.
+   * Only for a body whose ArrayBuffer is the caller's alone (not a pooled Buffer), since the
+   * tensors may be transferred to another thread with it. Default false.
+   */
+  viewTensors?: boolean;
 }
 
 /**
  * Decodes an infer request body, JSON or binary. Tensor data is copied once into typed arrays that
- * own their memory (safe to transfer to another thread).
+ * own their memory (safe to transfer to another thread), or viewed in place with `viewTensors`.
  * @throws KServeProtocolError with a message naming what is wrong.
  */
 export function decodeInferRequest(body: Uint8Array, options: DecodeInferRequestOptions = {}): InferRequest {
@@ -206,7 +213,14 @@ export function decodeInferRequest(body: Uint8Array, options: DecodeInferRequest
     );
   }
   const request: InferRequest = {
-    inputs: readTensors(json.inputs, 'input', rest, headerLength !== undefined, options.model),
+    inputs: readTensors(
+      json.inputs,
+      'input',
+      rest,
+      headerLength !== undefined,
+      options.model,
+      options.viewTensors,
+    ),
   };
   if (typeof json.id === 'string') request.id = json.id;
   if (isObject(json.parameters)) request.parameters = json.parameters;

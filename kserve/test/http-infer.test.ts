@@ -233,3 +233,24 @@ describe('parseHeaderLength', () => {
     expect(() => parseHeaderLength('-1', 5)).toThrow(KServeProtocolError);
   });
 });
+
+describe('decodeInferRequest viewTensors', () => {
+  it('views aligned binary tensors in place and copies misaligned ones', () => {
+    const data = Float32Array.from([1.5, -2, 3.25, 4]);
+    const msg = encodeInferRequest({ inputs: [{ name: 'x', datatype: 'FP32', shape: [4], data }] });
+    const headerLength = msg.headerLength!;
+    for (const shift of [0, 1, 2, 3]) {
+      // Place the binary part at an offset that is aligned only when shift makes it so.
+      const pad = (8 - ((headerLength + shift) % 8)) % 8;
+      const own = Buffer.from(new ArrayBuffer(pad + shift + msg.byteLength), pad + shift, msg.byteLength);
+      Buffer.concat(msg.chunks).copy(own);
+      const aligned = (own.byteOffset + headerLength) % 4 === 0;
+      const x = decodeInferRequest(own, { headerLength, viewTensors: true }).inputs[0]!.data as Float32Array;
+      expect(Array.from(x)).toEqual(Array.from(data));
+      expect(x.buffer === own.buffer).toBe(aligned);
+      // Without the option: always a copy.
+      const copy = decodeInferRequest(own, { headerLength }).inputs[0]!.data as Float32Array;
+      expect(copy.buffer).not.toBe(own.buffer);
+    }
+  });
+});

@@ -1,7 +1,7 @@
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fillDemoWeights } from './demo-models.js';
+import { convStack, scaledWeights, type ConvLayer } from './conv-stack.js';
 import { formatModelConfig, type DynamicBatchingConfig, type ModelConfig } from './model-config.js';
 import {
   OnnxAttributeType,
@@ -15,12 +15,12 @@ import { CONFIG_FILE, MODEL_FILE, modelPaths } from './repository.js';
 
 /**
  * A generated image classifier with real compute, for benchmarks of the tensor path: an
- * image-shaped FP32 input, three strided 3x3 convolutions with ReLU, global average pooling and a
- * dense layer. At 224x224 that is ~35 M multiply-adds per image (a few ms on one core), so a run
- * costs what a small CNN costs, unlike the embedding demo models' table lookup.
+ * image-shaped FP32 input, five 3x3 convolutions with ReLU (`convStack`), global average pooling
+ * and a dense layer. At 224x224 that is ~92 M multiply-adds per image (several ms on one core), so
+ * a run costs what a small CNN costs and the model, not the plumbing around it, sets the pace.
  *
- *   pixels [b,3,S,S] ─ Conv 3→16 /2 ─ ReLU ─ Conv 16→32 /2 ─ ReLU ─ Conv 32→64 /2 ─ ReLU
- *          ─ GlobalAveragePool ─ Flatten ─ MatMul 64→classes ─ Add ─ logits [b,classes]
+ *   pixels [b,3,S,S] ─ Conv 3→16 /2 ─ Conv 16→32 /2 ─ Conv 32→32 /1 ─ Conv 32→64 /2 ─ Conv 64→64 /1
+ *          (each with ReLU) ─ GlobalAveragePool ─ Flatten ─ MatMul 64→classes ─ Add ─ logits [b,classes]
  */
 
 /** Options of `encodeImageModel`. */
@@ -33,7 +33,14 @@ export interface ImageModelOptions {
   seed?: number;
 }
 
-const CHANNELS = [3, 16, 32, 64];
+/** The image model's convolutions. */
+export const IMAGE_MODEL_LAYERS: readonly ConvLayer[] = [
+  { channels: 16, stride: 2 },
+  { channels: 32, stride: 2 },
+  { channels: 32, stride: 1 },
+  { channels: 64, stride: 2 },
+  { channels: 64, stride: 1 },
+];
 
 /** Default name of the generated image model. */
 export const IMAGE_MODEL_NAME = 'image-1';
@@ -41,44 +48,15 @@ export const IMAGE_MODEL_NAME = 'image-1';
 /** Largest batch of the image model's config. */
 export const IMAGE_MAX_BATCH_SIZE = 8;
 
-function weights(name: string, dims: number[], seed: number, fanIn: number): OnnxTensor {
-  const w = new Float32Array(dims.reduce((a, b) => a * b, 1));
-  fillDemoWeights(w, seed);
-  // Scaled so activations stay of order 1 through the layers.
-  const scale = Math.sqrt(3 / fanIn);
-  for (let i = 0; i < w.length; i++) w[i]! *= scale;
-  return floatTensor(name, dims, w);
-}
-
 /** The ONNX bytes of the image model. */
 export function encodeImageModel(options: ImageModelOptions = {}): Uint8Array {
   const size = options.size ?? 224;
   const classes = options.classes ?? 1000;
   const seed = options.seed ?? 7;
-  const nodes: OnnxNode[] = [];
-  const init: OnnxTensor[] = [];
-  let x = 'pixels';
-  for (let l = 0; l < CHANNELS.length - 1; l++) {
-    const cin = CHANNELS[l]!;
-    const cout = CHANNELS[l + 1]!;
-    init.push(weights(`conv${l}.w`, [cout, cin, 3, 3], seed + l, cin * 9));
-    init.push(floatTensor(`conv${l}.b`, [cout], new Float32Array(cout)));
-    nodes.push({
-      opType: 'Conv',
-      name: `conv${l}`,
-      input: [x, `conv${l}.w`, `conv${l}.b`],
-      output: [`conv${l}.y`],
-      attribute: [
-        { name: 'kernel_shape', type: OnnxAttributeType.INTS, ints: [3, 3] },
-        { name: 'strides', type: OnnxAttributeType.INTS, ints: [2, 2] },
-        { name: 'pads', type: OnnxAttributeType.INTS, ints: [1, 1, 1, 1] },
-      ],
-    });
-    nodes.push({ opType: 'Relu', name: `relu${l}`, input: [`conv${l}.y`], output: [`relu${l}.y`] });
-    x = `relu${l}.y`;
-  }
-  const last = CHANNELS[CHANNELS.length - 1]!;
-  nodes.push({ opType: 'GlobalAveragePool', name: 'pool', input: [x], output: ['pool.y'] });
+  const convs = convStack({ input: 'pixels', inputChannels: 3, layers: IMAGE_MODEL_LAYERS, seed });
+  const nodes: OnnxNode[] = [...convs.nodes];
+  const init: OnnxTensor[] = [...convs.initializers];
+  nodes.push({ opType: 'GlobalAveragePool', name: 'pool', input: [convs.output], output: ['pool.y'] });
   nodes.push({
     opType: 'Flatten',
     name: 'flatten',
@@ -86,7 +64,7 @@ export function encodeImageModel(options: ImageModelOptions = {}): Uint8Array {
     output: ['features'],
     attribute: [{ name: 'axis', type: OnnxAttributeType.INT, i: 1 }],
   });
-  init.push(weights('fc.w', [last, classes], seed + 100, last));
+  init.push(scaledWeights('fc.w', [convs.channels, classes], seed + 100, convs.channels));
   init.push(floatTensor('fc.b', [classes], new Float32Array(classes)));
   nodes.push({ opType: 'MatMul', name: 'fc', input: ['features', 'fc.w'], output: ['fc.y'] });
   nodes.push({ opType: 'Add', name: 'fc_bias', input: ['fc.y', 'fc.b'], output: ['logits'] });

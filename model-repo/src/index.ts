@@ -45,7 +45,10 @@ export {
   encodeImageModel,
   generateImageModel,
   imageModelConfig,
+  IMAGE_MODEL_LAYERS,
 } from './image-model.js';
+export { convStack, scaledWeights } from './conv-stack.js';
+export type { ConvLayer, ConvStack, ConvStackOptions } from './conv-stack.js';
 export type { ImageModelOptions } from './image-model.js';
 export {
   BERT_SPECIAL_IDS,

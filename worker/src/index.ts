@@ -13,7 +13,7 @@ export type { BinaryTaskResult, HandlerContext, TaskHandler } from './handlers/t
 export { GrpcInferTransport } from './grpc-infer-transport.js';
 export type { GrpcInferTransportOptions } from './grpc-infer-transport.js';
 export type { InferBody, InferCallOptions, InferTransport, TritonProtocol } from './infer-transport.js';
-export { startEmbeddedModelServer, startModelServer } from './model-server/index.js';
+export { DEFAULT_SESSION_OPTIONS, startEmbeddedModelServer, startModelServer } from './model-server/index.js';
 export type { EmbeddedModelServer, ModelServerHandle, ModelServerOptions } from './model-server/index.js';
 export { TritonClient, ModelServerUnreachableError, TritonError } from './triton-client.js';
 export type {

@@ -7,7 +7,8 @@ import {
   type InferRequest as TensorInferRequest,
   type InferResponse as TensorInferResponse,
 } from '@smart-routing/kserve';
-import { readBoundedBytes, readBoundedText, ResponseTooLargeError } from './bounded-body.js';
+import { binaryPost, PostAgents, type BinaryAnswer } from './binary-post.js';
+import { readBoundedText, ResponseTooLargeError } from './bounded-body.js';
 import { errorMessage, withTimeout } from './errors.js';
 import type { InferBody, InferCallOptions, InferTransport, TritonProtocol } from './infer-transport.js';
 
@@ -140,6 +141,8 @@ export class TritonClient {
   private readonly urlSource: () => string;
   private readonly options: Required<Omit<TritonClientOptions, 'url' | 'transport'>>;
   private readonly transport: InferTransport | undefined;
+  /** Keep-alive connections of the binary infer calls. */
+  private readonly agents = new PostAgents();
 
   constructor(options: TritonClientOptions) {
     const url = options.url;
@@ -274,9 +277,10 @@ export class TritonClient {
     return this.postInfer(`/v2/models/${enc(name)}/infer`, request, options);
   }
 
-  /** Closes the inference transport, if any. Safe to call twice. */
+  /** Closes the inference transport, if any, and the kept infer connections. Safe to call twice. */
   close(): void {
     this.transport?.close();
+    this.agents.destroy();
   }
 
   /** One binary-layout POST; the answer's header length is checked against its body. */
@@ -293,22 +297,28 @@ export class TritonClient {
               [INFERENCE_HEADER_CONTENT_LENGTH]: String(request.headerLength),
             }
           : { 'content-type': 'application/json' };
-      let res: Response;
-      let body: Buffer;
+      let res: BinaryAnswer;
       try {
-        res = await fetch(base + path, { method: 'POST', signal, headers, body: request.body });
-        body = await readBoundedBytes(res, this.options.maxResponseBytes, what);
+        res = await binaryPost(new URL(base + path), {
+          headers,
+          body: request.body,
+          signal,
+          limitBytes: this.options.maxResponseBytes,
+          what,
+          agents: this.agents,
+        });
       } catch (err) {
         if (signal.aborted) throw signal.reason ?? err;
         if (err instanceof ResponseTooLargeError) throw err;
         throw new ModelServerUnreachableError(`${what}: ${errorMessage(err)}`, { cause: err });
       }
-      if (!res.ok)
+      const body = res.body;
+      if (res.status < 200 || res.status > 299)
         throw new TritonError('POST', path, res.status, serverMessage(body.toString('utf8'), res.statusText));
       let headerLength: number | undefined;
       try {
         headerLength = parseHeaderLength(
-          res.headers.get(INFERENCE_HEADER_CONTENT_LENGTH) ?? undefined,
+          res.headers[INFERENCE_HEADER_CONTENT_LENGTH.toLowerCase()],
           body.length,
         );
       } catch (err) {

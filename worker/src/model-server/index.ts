@@ -12,3 +12,4 @@ export type { ModelServerConfig } from './config.js';
 export { ModelServerError } from './errors.js';
 export type { ModelState, RepositoryIndexEntry } from './model-store.js';
 export type { InferResponseBody, InferOutputTensor } from './infer-response.js';
+export { DEFAULT_SESSION_OPTIONS } from './session-thread.js';

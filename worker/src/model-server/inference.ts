@@ -84,6 +84,8 @@ export interface InferHttpOptions {
 
 /**
  * Runs one HTTP infer request body (JSON or Triton binary) and returns the encoded response.
+ * `body` must sit in an ArrayBuffer of its own (see `readInferBody`): its binary tensors are
+ * viewed in place and may be transferred to the session thread.
  * @throws ModelServerError for every failure.
  */
 export function inferHttp(
@@ -98,7 +100,12 @@ export function inferHttp(
     {
       decode: (model) => {
         if (body.length === 0) throw MODEL_SERVER_ERRORS.badJson('the request body is empty');
-        return decodeInferRequest(body, { headerLength: options.headerLength, model: model.name });
+        // The body is ours alone (readInferBody): its tensors are used in place, not copied.
+        return decodeInferRequest(body, {
+          headerLength: options.headerLength,
+          model: model.name,
+          viewTensors: true,
+        });
       },
       encode: (model, request, outputs) =>
         encodeInferResponse(

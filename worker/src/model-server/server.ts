@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { MODEL_SERVER_ERRORS, ModelServerError } from './errors.js';
 import { INFERENCE_HEADER_CONTENT_LENGTH, type EncodedInferMessage } from '@smart-routing/kserve';
 import { startGrpcServer, type GrpcServerHandle } from './grpc-server.js';
+import { readInferBody } from './infer-body.js';
 import { inferHttp } from './inference.js';
 import { ModelStore } from './model-store.js';
 import { modelConfigJson, modelMetadataJson } from './triton-json.js';
@@ -47,7 +48,7 @@ export interface ModelServerOptions {
   maxBodyBytes?: number;
   /** Largest infer response, in bytes; a larger one is an error instead of a stall. Default 64 MiB. */
   maxResponseBytes?: number;
-  /** ONNX Runtime session options for every model. Default: ORT's defaults. */
+  /** ONNX Runtime session options for every model, merged over `DEFAULT_SESSION_OPTIONS`. Default: those. */
   sessionOptions?: InferenceSession.SessionOptions;
   /** Port of the KServe v2 gRPC front (0 picks a free one). Default: no gRPC front. */
   grpcPort?: number;
@@ -96,8 +97,11 @@ function sendInfer(res: ServerResponse, message: EncodedInferMessage): void {
     headers[INFERENCE_HEADER_CONTENT_LENGTH] = message.headerLength;
   }
   res.writeHead(200, headers);
+  // Corked: the head and every chunk leave in one writev.
+  res.cork();
   for (const chunk of message.chunks) res.write(chunk);
   res.end();
+  res.uncork();
 }
 
 /** Reads a body whole, bounded (the kit's reader): binary for infer, JSON for the other routes. */
@@ -211,18 +215,26 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     const r = route(pathname);
     if (!r) throw MODEL_SERVER_ERRORS.notFound(method, pathname);
     if (METHODS[r.kind] !== method) throw MODEL_SERVER_ERRORS.methodNotAllowed(method, pathname);
-    const raw = method === 'POST' ? await readRaw(req, maxBodyBytes) : undefined;
     if (r.kind === 'infer') {
+      const headerLength = req.headers['inference-header-content-length'];
+      const body = await readInferBody(req, {
+        limit: maxBodyBytes,
+        headerLength,
+        tooLarge: () => MODEL_SERVER_ERRORS.bodyTooLarge(maxBodyBytes),
+        aborted: () =>
+          MODEL_SERVER_ERRORS.badRequest('the client closed the connection before the body ended'),
+      });
       return sendInfer(
         res,
-        await inferHttp(store, raw!, {
+        await inferHttp(store, body, {
           model: r.model,
           version: r.version,
-          headerLength: req.headers['inference-header-content-length'],
+          headerLength,
           maxResponseBytes,
         }),
       );
     }
+    const raw = method === 'POST' ? await readRaw(req, maxBodyBytes) : undefined;
     const body = raw === undefined ? undefined : parseJson(raw);
     switch (r.kind) {
       case 'live':

@@ -97,16 +97,16 @@ function sessionThreadMain(): void {
         }
         const result = await session.run(feeds, msg.outputs);
         const outputs: Record<string, ThreadTensor> = {};
+        const transfer = new Set<ArrayBuffer>();
         for (const name of msg.outputs) {
           const t = result[name];
           if (!t) throw new Error(`the model produced no output '${name}'`);
-          outputs[name] = {
-            type: t.type,
-            dims: Array.from(t.dims),
-            data: t.data as ArrayBufferView | string[],
-          };
+          const data = t.data as ArrayBufferView | string[];
+          outputs[name] = { type: t.type, dims: Array.from(t.dims), data };
+          // ORT's result arrays are this run's own: moved to the main thread, not copied.
+          if (!Array.isArray(data) && data.buffer instanceof ArrayBuffer) transfer.add(data.buffer);
         }
-        post({ op: 'result', id: msg.id, outputs });
+        port.postMessage({ op: 'result', id: msg.id, outputs } satisfies ThreadReply, [...transfer]);
         return;
       }
       case 'release':
@@ -197,9 +197,22 @@ export class SpareThread {
   }
 }
 
+/**
+ * The session options every model gets unless the server is given others (they are merged over
+ * these): ORT's own defaults (intra-op threads = cores, sequential execution, all graph
+ * optimisations), quiet logging, and intra-op threads that sleep instead of spinning between
+ * runs. Spinning threads keep their cores busy while a request is still being read or answered;
+ * on a small machine that CPU is what the HTTP thread (and the dispatcher and worker next to it)
+ * needs. The benchmark's in-process baseline uses the same options.
+ */
+export const DEFAULT_SESSION_OPTIONS: Readonly<Ort.InferenceSession.SessionOptions> = Object.freeze({
+  logSeverityLevel: 4,
+  extra: { session: { intra_op: { allow_spinning: '0' } } },
+});
+
 /** Options of `SessionThread.open`. */
 export interface SessionThreadOptions {
-  /** ONNX Runtime session options (thread counts, optimisation level). Default: ORT's, but logSeverityLevel 4. */
+  /** ONNX Runtime session options (thread counts, optimisation level), merged over `DEFAULT_SESSION_OPTIONS`. Default: those. */
   sessionOptions?: Ort.InferenceSession.SessionOptions;
   /** Called once if the thread dies on its own (crash, out of memory), not after `close()`. */
   onExit?: (reason: string) => void;
@@ -268,8 +281,8 @@ export class SessionThread {
         const request: ThreadRequest = {
           op: 'load',
           path: modelPath,
-          // ORT prints run errors to stderr itself; they reach the caller (and our logs) anyway.
-          sessionOptions: { logSeverityLevel: 4, ...options.sessionOptions },
+          // ORT prints run errors to stderr itself (hence logSeverityLevel 4); they reach the caller anyway.
+          sessionOptions: { ...DEFAULT_SESSION_OPTIONS, ...options.sessionOptions },
         };
         worker.postMessage(request);
       });
@@ -280,18 +293,22 @@ export class SessionThread {
     return new SessionThread(worker, signature, options);
   }
 
-  /** Runs the session. Typed-array feeds are transferred (the caller must not reuse them). */
+  /**
+   * Runs the session. The ArrayBuffers under typed-array feeds are transferred whole (the caller
+   * must not reuse them, nor anything else they hold: never pass a view of a pooled Buffer).
+   */
   run(feeds: Record<string, ThreadTensor>, outputs: string[]): Promise<Record<string, ThreadTensor>> {
     if (this.closing || this.exited) return Promise.reject(new Error('the session is closed'));
     const id = this.nextId++;
-    const transfer: ArrayBuffer[] = [];
+    // A Set: two feeds may be views of one request body, and a buffer may be listed once only.
+    const transfer = new Set<ArrayBuffer>();
     for (const t of Object.values(feeds)) {
-      if (!Array.isArray(t.data) && t.data.buffer instanceof ArrayBuffer) transfer.push(t.data.buffer);
+      if (!Array.isArray(t.data) && t.data.buffer instanceof ArrayBuffer) transfer.add(t.data.buffer);
     }
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       const request: ThreadRequest = { op: 'run', id, feeds, outputs };
-      this.worker.postMessage(request, transfer);
+      this.worker.postMessage(request, [...transfer]);
     });
   }
 
