@@ -107,10 +107,22 @@ describe('simulate: issue 15 scenarios', () => {
     expect(r.latencyMs.mean).toBeLessThanOrEqual(0.7 * TODAY_ZIPF_MEAN_MS);
   });
 
-  it('uniform: affinity misses at most 1.6x Belady', () => {
-    const r = runScenario('uniform');
+  // Uniform demand gives eviction no signal (every label is worth the same); the target holds
+  // because loads that evict wait until their tasks have waited the eviction's price (rent or
+  // buy), so several tasks share a load. Seeds 1-5 gave 1.44x .. 1.50x; 1.59x .. 1.65x before.
+  it.each([1, 2, 3, 4, 5])('uniform (seed %i): affinity misses at most 1.6x Belady', (seed) => {
+    const s = scenario('uniform');
+    const seeded = { ...s, traffic: { ...s.traffic, seed } };
+    const r = simulate({ ...seeded, policy: 'affinity' });
     expect(r.completed).toBe(6000);
-    expect(r.labelMisses).toBeLessThanOrEqual(1.6 * scenarioFloor(scenario('uniform')));
+    expect(r.labelMisses).toBeLessThanOrEqual(1.6 * scenarioFloor(seeded));
+  });
+
+  it('uniform: without rent or buy (rentLoadMultiple 0) the same traffic misses more', () => {
+    const s = scenario('uniform');
+    const withRent = simulate({ ...s, policy: 'affinity' });
+    const without = simulate({ ...s, policy: 'affinity', router: { tuning: { rentLoadMultiple: 0 } } });
+    expect(withRent.labelMisses).toBeLessThan(0.95 * without.labelMisses);
   });
 
   it("the original's presets: over capacity within 1.1x the bound, at capacity only the cold loads", () => {
