@@ -100,7 +100,7 @@ const runScenario = (name: string, policy = 'affinity'): ReturnType<typeof simul
 };
 
 describe('simulate: issue 15 scenarios', () => {
-  // Seeds 2 and 3 as well (1.60x and 1.67x); "today" is seed 1's.
+  // Seeds 2 and 3 as well (1.58x and 1.65x); "today" is seed 1's.
   it.each([1, 2, 3])(
     'zipf (seed %i): affinity misses at most 2.0x Belady and mean latency at most 0.7x today',
     (seed) => {
@@ -115,7 +115,7 @@ describe('simulate: issue 15 scenarios', () => {
 
   // Uniform demand gives eviction no signal (every label is worth the same); the target holds
   // because loads that evict wait until their tasks have waited the eviction's price (rent or
-  // buy), so several tasks share a load. Seeds 1-5 gave 1.44x .. 1.50x; 1.59x .. 1.65x before.
+  // buy), so several tasks share a load. Seeds 1-5 gave 1.47x .. 1.52x; 1.59x .. 1.65x before.
   it.each([1, 2, 3, 4, 5])('uniform (seed %i): affinity misses at most 1.6x Belady', (seed) => {
     const s = scenario('uniform');
     const seeded = { ...s, traffic: { ...s.traffic, seed } };

@@ -157,10 +157,14 @@ export function victimsFor(
  * price is the waiting it is expected to push onto the victims' requests, `v.loss` x the load
  * time. On uniform demand every victim is worth the same, so no choice of victim saves loads; what
  * does is serving several tasks per load, and this lets them gather, more for a costly victim and
- * not at all for one nobody asks for (loss 0). A load into free room (no victims) is never delayed.
+ * not at all for one nobody asks for (loss 0) or for a price below one run time. A load into free
+ * room (no victims) is never delayed.
  */
 export function rentPaid(ctx: PolicyContext, label: string, v: Victims, now: number): boolean {
   if (v.labels.length === 0) return true;
   const price = ctx.tuning.rentLoadMultiple * v.loss * ctx.costs.loadMs(label);
+  // A price below one task's run time is paid at once: so short a wait gathers nothing, and the
+  // next look at the queue (a tick, a freed slot) would cost more than it saves.
+  if (price < ctx.costs.runMs(label)) return true;
   return ctx.queues.waitedMsForLabel(label, now) >= price;
 }
