@@ -77,6 +77,10 @@ const program: Command = new Command('benchmark')
     '--model-sizes-mb <list>',
     'heterogeneous models: comma-separated sizes, model i gets the ((i-1) mod n)-th (overrides --model-size-mb)',
   )
+  .option(
+    '--memory-budget-mb <n>',
+    "every worker's memory budget, MiB: the dispatcher evicts by measured footprint until a label fits (with --model-sizes-mb: memory-aware eviction)",
+  )
   .addOption(
     new Option(
       '--preset <name>',
@@ -119,6 +123,7 @@ const o = program.opts<{
   logFile?: string;
   modelSizeMb: string;
   modelSizesMb?: string;
+  memoryBudgetMb?: string;
   models: string;
   logDir: string;
   preset?: Preset['name'];
@@ -176,6 +181,23 @@ const requests = fromScenario('requests', scen?.traffic.requests) ?? fromPreset.
 const modelSizeMb = fromPreset.modelSizeMb;
 const modelSizesMb = o.modelSizesMb?.split(',').map((v) => positive('model-sizes-mb', v.trim(), false));
 if (modelSizesMb?.some((v) => v === 0)) program.error('--model-sizes-mb sizes must be > 0');
+const MIB = 1024 * 1024;
+const memoryBudgetMb =
+  o.memoryBudgetMb === undefined ? undefined : positive('memory-budget-mb', o.memoryBudgetMb, false);
+// A budget below the largest model would leave that label unservable (every task rejected).
+const largestMb = Math.max(...(modelSizesMb ?? [modelSizeMb]));
+if (memoryBudgetMb !== undefined && memoryBudgetMb < largestMb)
+  program.error(
+    `--memory-budget-mb must be at least the largest model (${largestMb} MB), got ${memoryBudgetMb}`,
+  );
+const memoryBudgetBytes = memoryBudgetMb === undefined ? undefined : Math.floor(memoryBudgetMb * MIB);
+/** Footprint of model `label-i` as generated (the simulator's picture; workers report their own). */
+const footprintBytes = (n: number): Record<string, number> => {
+  const sizes = modelSizesMb ?? [modelSizeMb];
+  const out: Record<string, number> = {};
+  for (let i = 1; i <= n; i++) out[`label-${i}`] = Math.round(sizes[(i - 1) % sizes.length]! * MIB);
+  return out;
+};
 let labelDist: LabelDistribution = fromScenario('labelDist', scen?.traffic.labelDist) ?? { kind: 'uniform' };
 if (!scen || program.getOptionValueSource('labelDist') === 'cli') {
   try {
@@ -283,6 +305,7 @@ if (o.quick && !o.dispatcherUrl) {
         workers,
         labelCapacity,
         slots,
+        memoryBudgetBytes,
         policy,
         logDir: o.logDir,
         runId: `${policy}-${Date.now()}`,
@@ -308,6 +331,7 @@ for (const policy of policies) {
     workers,
     labelCapacity,
     slots,
+    memoryBudgetBytes,
     modelRepository,
     dispatcherUrl: o.dispatcherUrl,
     logFile: o.logFile,
@@ -329,6 +353,7 @@ for (const policy of policies) {
     // Per label when sizes differ, so the prediction sees what this run's loads cost.
     loadMs: modelSizesMb && Object.keys(live.loadMsByLabel).length > 0 ? live.loadMsByLabel : loadMs,
     runMs: live.meanRunMs ?? 2,
+    ...(memoryBudgetBytes ? { memoryBudgetBytes, footprintBytes: footprintBytes(traffic.labels) } : {}),
   });
   console.log(formatSummary(live, simulated));
   results.push({ live, simulated });
@@ -353,7 +378,7 @@ if (o.out) {
   const command = `npm run benchmark -- ${process.argv.slice(2).join(' ')}`;
   await writeFile(
     out,
-    `${JSON.stringify({ command, date: new Date().toISOString(), preset: preset?.name ?? null, flagsOverPreset: [...presetOverrides, ...waitOverrides], scenario: scen?.name ?? null, modelSizesMb: modelSizesMb ?? null, measuredLoadMs: loadS !== undefined ? loadS * 1000 : null, loadToIntervalRatio: loadS !== undefined ? loadS / interval : null, traffic, workers, labelCapacity, slots, modelSizeMb, results }, null, 2)}\n`,
+    `${JSON.stringify({ command, date: new Date().toISOString(), preset: preset?.name ?? null, flagsOverPreset: [...presetOverrides, ...waitOverrides], scenario: scen?.name ?? null, modelSizesMb: modelSizesMb ?? null, memoryBudgetMb: memoryBudgetMb ?? null, measuredLoadMs: loadS !== undefined ? loadS * 1000 : null, loadToIntervalRatio: loadS !== undefined ? loadS / interval : null, traffic, workers, labelCapacity, slots, modelSizeMb, results }, null, 2)}\n`,
   );
   console.log(`\nwrote ${out}`);
 }

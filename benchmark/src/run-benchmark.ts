@@ -12,6 +12,8 @@ export interface RunSettings {
   workers: number;
   labelCapacity: number;
   slots: number;
+  /** Memory budget of every worker, bytes (see StackOptions.memoryBudgetBytes). Default none. */
+  memoryBudgetBytes?: number;
   modelRepository: string;
   /** Target an already running dispatcher instead of starting a stack. */
   dispatcherUrl?: string;
@@ -79,6 +81,7 @@ export async function runBenchmark(s: RunSettings): Promise<RunResult> {
           workers: s.workers,
           labelCapacity: s.labelCapacity,
           slots: s.slots,
+          memoryBudgetBytes: s.memoryBudgetBytes,
           policy: s.policy,
           logDir: s.logDir,
           runId: `${s.policy}-${Date.now()}`,

@@ -41,6 +41,11 @@ export interface StackOptions {
   labelCapacity?: number;
   /** Concurrent tasks per worker. Default 1. */
   slots?: number;
+  /**
+   * Memory budget of every worker, bytes (WORKER_MEMORY_BUDGET_BYTES): the dispatcher then evicts
+   * until a label fits by its measured footprint. Default none (only `labelCapacity` limits).
+   */
+  memoryBudgetBytes?: number;
   /** Routing policy name. Default 'affinity'. */
   policy?: string;
   /** Dispatcher port; 0 picks a free one. Default 0. */
@@ -478,6 +483,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         WORKER_ID: id,
         WORKER_MAX_LABELS: String(options.labelCapacity ?? 2),
         WORKER_SLOTS: String(options.slots ?? 1),
+        ...(options.memoryBudgetBytes
+          ? { WORKER_MEMORY_BUDGET_BYTES: String(options.memoryBudgetBytes) }
+          : {}),
         MODEL_REPOSITORY: options.modelRepository,
         LOG_COLLECTOR_URL: collectorUrl,
         WORKER_TOKEN: workerToken,

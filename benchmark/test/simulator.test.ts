@@ -100,17 +100,35 @@ const runScenario = (name: string, policy = 'affinity'): ReturnType<typeof simul
 };
 
 describe('simulate: issue 15 scenarios', () => {
-  it('zipf: affinity misses at most 2.0x Belady and mean latency at most 0.7x today', () => {
-    const r = runScenario('zipf');
+  // Seeds 2 and 3 as well (1.58x and 1.65x); "today" is seed 1's.
+  it.each([1, 2, 3])(
+    'zipf (seed %i): affinity misses at most 2.0x Belady and mean latency at most 0.7x today',
+    (seed) => {
+      const s = scenario('zipf');
+      const seeded = { ...s, traffic: { ...s.traffic, seed } };
+      const r = simulate({ ...seeded, policy: 'affinity' });
+      expect(r.completed).toBe(6000);
+      expect(r.labelMisses).toBeLessThanOrEqual(2.0 * scenarioFloor(seeded));
+      expect(r.latencyMs.mean).toBeLessThanOrEqual(0.7 * TODAY_ZIPF_MEAN_MS);
+    },
+  );
+
+  // Uniform demand gives eviction no signal (every label is worth the same); the target holds
+  // because loads that evict wait until their tasks have waited the eviction's price (rent or
+  // buy), so several tasks share a load. Seeds 1-5 gave 1.47x .. 1.52x; 1.59x .. 1.65x before.
+  it.each([1, 2, 3, 4, 5])('uniform (seed %i): affinity misses at most 1.6x Belady', (seed) => {
+    const s = scenario('uniform');
+    const seeded = { ...s, traffic: { ...s.traffic, seed } };
+    const r = simulate({ ...seeded, policy: 'affinity' });
     expect(r.completed).toBe(6000);
-    expect(r.labelMisses).toBeLessThanOrEqual(2.0 * scenarioFloor(scenario('zipf')));
-    expect(r.latencyMs.mean).toBeLessThanOrEqual(0.7 * TODAY_ZIPF_MEAN_MS);
+    expect(r.labelMisses).toBeLessThanOrEqual(1.6 * scenarioFloor(seeded));
   });
 
-  it('uniform: affinity misses at most 1.6x Belady', () => {
-    const r = runScenario('uniform');
-    expect(r.completed).toBe(6000);
-    expect(r.labelMisses).toBeLessThanOrEqual(1.6 * scenarioFloor(scenario('uniform')));
+  it('uniform: without rent or buy (rentLoadMultiple 0) the same traffic misses more', () => {
+    const s = scenario('uniform');
+    const withRent = simulate({ ...s, policy: 'affinity' });
+    const without = simulate({ ...s, policy: 'affinity', router: { tuning: { rentLoadMultiple: 0 } } });
+    expect(withRent.labelMisses).toBeLessThan(0.95 * without.labelMisses);
   });
 
   it("the original's presets: over capacity within 1.1x the bound, at capacity only the cold loads", () => {

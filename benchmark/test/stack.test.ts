@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { generateDemoModels } from '@smart-routing/model-repo';
 import { StackStartError, startStack } from '../src/stack.js';
 import { summariseLogFile } from '../src/summary.js';
 
@@ -187,6 +188,45 @@ describe('startStack', () => {
       await rm(repo, { recursive: true, force: true });
     }
   }, 60_000);
+
+  // The live benchmark's --memory-budget-mb: the budget reaches each worker (WORKER_MEMORY_BUDGET_BYTES,
+  // then Hello.memory_budget_bytes) and binds before the label count does.
+  it('passes memoryBudgetBytes to every worker, where it limits the labels by footprint', async () => {
+    const repo = await mkdtemp(join(tmpdir(), 'sr-stack-memory-'));
+    const MIB = 1024 * 1024;
+    await generateDemoModels({ dir: repo, count: 2, sizeMb: 2, sizesMb: [2, 2] });
+    const stack = await startStack({
+      modelRepository: repo,
+      workers: 1,
+      labelCapacity: 4, // room for both by count; 3 MiB holds one 2 MiB model
+      memoryBudgetBytes: 3 * MIB,
+      logDir: join(repo, 'logs'),
+    });
+    try {
+      const env = await readFile(`/proc/${stack.pids.workers[0]}/environ`, 'utf8');
+      expect(env.split('\0')).toContain(`WORKER_MEMORY_BUDGET_BYTES=${3 * MIB}`);
+      for (const label of ['label-1', 'label-2']) {
+        const res = await fetch(`${stack.dispatcherUrl}/run-task`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            task_id: `m-${label}`,
+            task_type: 'embed_texts',
+            label,
+            parameters_json: JSON.stringify({ texts: ['hello'] }),
+          }),
+        });
+        expect(res.status, await res.clone().text()).toBe(200);
+      }
+      const workers = (await (await fetch(`${stack.dispatcherUrl}/workers`)).json()) as {
+        labels: string[];
+      }[];
+      expect(workers[0]!.labels).toEqual(['label-2']);
+    } finally {
+      await stack.close();
+      await rm(repo, { recursive: true, force: true });
+    }
+  }, 90_000);
 
   it('reports a service that exits after start-up through `failed`', async () => {
     const repo = await mkdtemp(join(tmpdir(), 'sr-stack-failed-'));

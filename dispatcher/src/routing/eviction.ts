@@ -31,6 +31,12 @@ export interface PlacementTuning {
    * nothing to take releases an idle surplus copy (an `unload` decision). Default true.
    */
   readonly releaseSurplus: boolean;
+  /**
+   * Rent or buy: a label nobody holds is loaded by evicting others only once the tasks waiting
+   * for it have waited, in total, this many times its load time x the victims' expected loss
+   * ({@link Victims.loss}); a load into free room is never delayed. 0 loads at once. Default 1.
+   */
+  readonly rentLoadMultiple: number;
 }
 
 /** Defaults of {@link PlacementTuning}. */
@@ -40,6 +46,7 @@ export const DEFAULT_PLACEMENT_TUNING: PlacementTuning = Object.freeze({
   maxReplicaShare: 0.5,
   prewarm: true,
   releaseSurplus: true,
+  rentLoadMultiple: 1,
 });
 
 /** Expected cost per ms of losing `label` from `w` (see the file header). Lower = better victim. */
@@ -74,8 +81,13 @@ export const RESIDENT_PENALTY = 1e9;
 /** What `w` must unload to take `label`, and what the loss is expected to cost. */
 export interface Victims {
   readonly labels: readonly string[];
-  /** Sum of the victims' {@link labelValue}s. */
+  /** Sum of the victims' {@link labelValue}s, plus {@link RESIDENT_PENALTY} per resident victim. */
   readonly cost: number;
+  /**
+   * Sum of the victims' {@link labelValue}s alone: the requests for them expected within one load
+   * time (per share and size), i.e. how much waiting the eviction pushes onto others.
+   */
+  readonly loss: number;
 }
 
 /**
@@ -94,7 +106,7 @@ export function victimsFor(
   residentMayGo = false,
 ): Victims | null {
   const { registry } = ctx;
-  if (registry.fits(w, label)) return { labels: [], cost: 0 };
+  if (registry.fits(w, label)) return { labels: [], cost: 0, loss: 0 };
   const budget = w.memoryBudgetBytes;
   let used = budget === Infinity ? 0 : registry.usedBytes(w);
   const need = budget === Infinity ? 0 : registry.footprint(w, label);
@@ -102,36 +114,57 @@ export function victimsFor(
   if (need > budget) return null;
   // w.labels is most recent first: walking it backwards and sorting stably sends ties (e.g. no
   // demand seen yet) to the least recently used, as under LRU.
-  const candidates: { label: string; value: number }[] = [];
+  const candidates: { label: string; value: number; loss: number }[] = [];
   for (let i = w.labels.length - 1; i >= 0; i--) {
     const l = w.labels[i]!;
     if (registry.inUse(w, l)) continue;
     if (strict && isSoleCopyWithWork(ctx, l)) continue;
-    let value = labelValue(ctx, w, l, now);
+    const loss = labelValue(ctx, w, l, now);
+    let value = loss;
     if (strict && isResident(ctx, w, l, now)) {
       // A resident label is kept for a task that just arrived (it waits, and tasks of its label
       // gather, which saves loads); for one that has waited, it goes only when nothing else can.
       if (!residentMayGo) continue;
       value += RESIDENT_PENALTY;
     }
-    candidates.push({ label: l, value });
+    candidates.push({ label: l, value, loss });
   }
   if (budget === Infinity && count === w.labelCapacity) {
     // The common case, one eviction by count: the cheapest, without sorting.
-    let best: { label: string; value: number } | undefined;
+    let best: { label: string; value: number; loss: number } | undefined;
     for (const c of candidates) if (!best || c.value < best.value) best = c;
-    return best ? { labels: [best.label], cost: best.value } : null;
+    return best ? { labels: [best.label], cost: best.value, loss: best.loss } : null;
   }
   candidates.sort((a, b) => a.value - b.value);
   const out: string[] = [];
   let cost = 0;
+  let loss = 0;
   for (const c of candidates) {
     if (count < w.labelCapacity && used + need <= budget) break;
     out.push(c.label);
     cost += c.value;
+    loss += c.loss;
     count--;
     if (budget !== Infinity) used -= registry.footprint(w, c.label);
   }
   if (count >= w.labelCapacity || used + need > budget) return null;
-  return { labels: out, cost };
+  return { labels: out, cost, loss };
+}
+
+/**
+ * Rent or buy (ski rental): whether the tasks waiting for `label` have waited long enough, in
+ * total, to justify a load that evicts `v`. Waiting is the rent, the eviction the purchase: its
+ * price is the waiting it is expected to push onto the victims' requests, `v.loss` x the load
+ * time. On uniform demand every victim is worth the same, so no choice of victim saves loads; what
+ * does is serving several tasks per load, and this lets them gather, more for a costly victim and
+ * not at all for one nobody asks for (loss 0) or for a price below one run time. A load into free
+ * room (no victims) is never delayed.
+ */
+export function rentPaid(ctx: PolicyContext, label: string, v: Victims, now: number): boolean {
+  if (v.labels.length === 0) return true;
+  const price = ctx.tuning.rentLoadMultiple * v.loss * ctx.costs.loadMs(label);
+  // A price below one task's run time is paid at once: so short a wait gathers nothing, and the
+  // next look at the queue (a tick, a freed slot) would cost more than it saves.
+  if (price < ctx.costs.runMs(label)) return true;
+  return ctx.queues.waitedMsForLabel(label, now) >= price;
 }

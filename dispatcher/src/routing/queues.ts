@@ -54,12 +54,14 @@ function anchorFor(tails: (Node | undefined)[], tier: number): Node | undefined 
  * Per-label queues and a common queue, threaded through one global order of all waiting tasks:
  * higher priority first, then oldest first (retries pushed to the front before all). Push, look at
  * heads, and remove any task by id, all in O(1) (O(10) for the priority tiers); a per-label count
- * covers tasks of that label in whichever queue.
+ * and sum of enqueue times cover tasks of that label in whichever queue.
  */
 export class TaskQueues {
   private readonly nodes = new Map<string, Node>();
   private readonly lists = new Map<string, List>();
   private readonly perLabel = new Map<string, number>();
+  /** Sum of `enqueuedAt` of the tasks waiting for each label (for {@link waitedMsForLabel}). */
+  private readonly enqueuedSum = new Map<string, number>();
   private head: Node | undefined;
   /** The last node of each tier in the global order. */
   private readonly tails: (Node | undefined)[] = [];
@@ -87,6 +89,15 @@ export class TaskQueues {
   /** Tasks waiting for `label`, whichever queue they are in. */
   countForLabel(label: string): number {
     return this.perLabel.get(label) ?? 0;
+  }
+
+  /**
+   * Total time the tasks waiting for `label` have waited so far at `now`, ms (0 when none wait).
+   * O(1): count x now - sum of their enqueue times.
+   */
+  waitedMsForLabel(label: string, now: number): number {
+    const n = this.perLabel.get(label);
+    return n === undefined ? 0 : Math.max(0, n * now - this.enqueuedSum.get(label)!);
   }
 
   /** The next task of `queue`. */
@@ -164,6 +175,7 @@ export class TaskQueues {
     list.size++;
     this.nodes.set(task.id, node);
     this.perLabel.set(task.label, (this.perLabel.get(task.label) ?? 0) + 1);
+    this.enqueuedSum.set(task.label, (this.enqueuedSum.get(task.label) ?? 0) + now);
     return node;
   }
 
@@ -187,8 +199,13 @@ export class TaskQueues {
     if (node.nextAll) node.nextAll.prevAll = node.prevAll;
     node.prev = node.next = node.prevAll = node.nextAll = undefined;
     const n = (this.perLabel.get(node.task.label) ?? 1) - 1;
-    if (n > 0) this.perLabel.set(node.task.label, n);
-    else this.perLabel.delete(node.task.label);
+    if (n > 0) {
+      this.perLabel.set(node.task.label, n);
+      this.enqueuedSum.set(node.task.label, this.enqueuedSum.get(node.task.label)! - node.enqueuedAt);
+    } else {
+      this.perLabel.delete(node.task.label);
+      this.enqueuedSum.delete(node.task.label);
+    }
     return node;
   }
 }

@@ -59,6 +59,20 @@ describe('TaskQueues', () => {
     expect(Object.fromEntries(q.depths())).toEqual({ '*': 2, a: 1 });
     expect(() => q.push(task('t1'), 'a', 1)).toThrow(/already queued/);
   });
+
+  it('sums the time the tasks of a label have waited, across queues, as they come and go', () => {
+    const q = new TaskQueues();
+    expect(q.waitedMsForLabel('a', 50)).toBe(0);
+    q.push(task('t1', 'a'), 'a', 10);
+    q.push(task('t2', 'a'), COMMON_QUEUE, 30);
+    q.push(task('t3', 'b'), 'b', 0);
+    expect(q.waitedMsForLabel('a', 40)).toBe(30 + 10);
+    q.remove('t1');
+    expect(q.waitedMsForLabel('a', 40)).toBe(10);
+    q.remove('t2');
+    expect(q.waitedMsForLabel('a', 1000)).toBe(0);
+    expect(q.waitedMsForLabel('b', 5)).toBe(5);
+  });
 });
 
 describe('TaskQueues priority', () => {

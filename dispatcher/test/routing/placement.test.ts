@@ -7,7 +7,10 @@ import { Router, type RouterOptions } from '../../src/routing/router.js';
 import type { Decision, PolicyName, WorkerInfo } from '../../src/routing/types.js';
 
 // Issue 15's mechanisms on the pure routing core: value-based eviction, minimum residency,
-// memory budgets, replica targets and prewarming, weighted fair queueing.
+// memory budgets, replica targets and prewarming, weighted fair queueing, rent or buy.
+
+/** Victim choice on arrival: no rent to pay first (rent or buy has its own tests below). */
+const NO_RENT = { rentLoadMultiple: 0 } as const;
 
 type Send = Extract<Decision, { type: 'send' }>;
 
@@ -60,7 +63,7 @@ describe('DemandModel', () => {
 
 describe('eviction by value', () => {
   it('evicts the rarely requested label, not the least recently used one', () => {
-    const r = router({ costs: { defaultLoadMs: 100 } });
+    const r = router({ costs: { defaultLoadMs: 100 }, tuning: NO_RENT });
     r.addWorker(0, info('w1', ['hot', 'cold']));
     // hot: 20 requests, then cold once, more recently. LRU would evict hot.
     let now = serve(r, 'hot', 20, 1000);
@@ -76,7 +79,7 @@ describe('eviction by value', () => {
   });
 
   it('counts copies elsewhere: a surplus copy of a hotter label goes before a sole copy', () => {
-    const r = router({ costs: { defaultLoadMs: 100 } });
+    const r = router({ costs: { defaultLoadMs: 100 }, tuning: NO_RENT });
     r.addWorker(0, info('w1', ['shared', 'solo']));
     r.addWorker(0, info('w2', ['shared', 'other']));
     // shared: 10 requests (2 copies, target 1), solo: 6 (1 copy): 10 / 2 < 6.
@@ -94,7 +97,7 @@ describe('eviction by value', () => {
       const r = router({
         costs: { defaultLoadMs: 1000 },
         demand: { halfLifeMs: 4000 },
-        tuning: { residencyLoadMultiple },
+        tuning: { residencyLoadMultiple, ...NO_RENT },
       });
       r.addWorker(0, info('w1', ['old']));
       let now = serve(r, 'old', 10, 0); // old: weight ~10, announced (no residency)
@@ -135,11 +138,81 @@ describe('eviction by value', () => {
   });
 });
 
+describe('rent or buy: a load that evicts waits until its tasks have waited its price', () => {
+  const LOAD_MS = 1000;
+  /** One worker, one label slot, holding `old` (requested 20 times unless told otherwise). */
+  function held(oldRequests = 20): Router {
+    const r = router({ costs: { defaultLoadMs: LOAD_MS }, demand: { halfLifeMs: 10_000 } });
+    r.addWorker(0, info('w1', ['old'], { labelCapacity: 1 }));
+    if (oldRequests > 0) serve(r, 'old', oldRequests, 0);
+    return r;
+  }
+  /** The price of evicting `old` at `now`: its expected requests within a load time x the load time. */
+  const price = (r: Router, now: number): number => r.demand.ratePerMs('old', now) * LOAD_MS * LOAD_MS;
+  /** Ticks every 10 ms from `from` until a task is sent; returns when and what. */
+  function tickUntilSent(r: Router, from: number): { at: number; send: Send } {
+    for (let now = from; now < from + 10 * LOAD_MS; now += 10) {
+      const [send] = sends(r.tick(now));
+      if (send) return { at: now, send };
+    }
+    throw new Error('nothing was sent');
+  }
+
+  it('queues a task whose load would evict a requested label, and loads once the rent is paid', () => {
+    const r = held();
+    const t = task('new');
+    expect(r.submit(100, t)).toEqual([{ type: 'queue', taskId: t.id, queue: 'new' }]);
+    const { at, send } = tickUntilSent(r, 110);
+    expect(send).toMatchObject({ taskId: t.id, evictLabel: 'old', expectMiss: true });
+    // Exactly when one task's wait reached the price (the price falls as old's rate ages).
+    expect(price(r, at)).toBeGreaterThan(500); // the rule is not trivially met
+    expect(at - 100).toBeGreaterThanOrEqual(price(r, at));
+    expect(at - 10 - 100).toBeLessThan(price(r, at - 10));
+  });
+
+  it('tasks that gather pay it sooner, and one load serves them all', () => {
+    const alone = held();
+    alone.submit(100, task('new'));
+    const one = tickUntilSent(alone, 110).at;
+    const r = held();
+    const first = task('new');
+    const second = task('new');
+    r.submit(100, first);
+    r.submit(120, second);
+    const { at, send } = tickUntilSent(r, 130);
+    expect(at).toBeLessThan(one);
+    expect(send).toMatchObject({ taskId: first.id, expectMiss: true });
+    // The second runs after the first on the label just loaded: a hit.
+    const next = sends(r.taskFinished(at + LOAD_MS, 'w1', first.id, { runMs: 1 }));
+    expect(next[0]).toMatchObject({ taskId: second.id, expectMiss: false });
+  });
+
+  it('evicts at once a label nobody asks for, and never delays a load into free room', () => {
+    const idle = held(0); // old was announced at join, never requested: losing it costs nothing
+    expect(sends(idle.submit(100, task('new')))[0]).toMatchObject({ evictLabel: 'old' });
+    const roomy = router({ costs: { defaultLoadMs: LOAD_MS } });
+    roomy.addWorker(0, info('w1', ['old'], { labelCapacity: 2 }));
+    serve(roomy, 'old', 20, 0);
+    expect(sends(roomy.submit(100, task('new')))[0]).toMatchObject({ evictLabel: undefined });
+  });
+
+  it('rentLoadMultiple 0 loads at once, as before', () => {
+    const r = router({
+      costs: { defaultLoadMs: LOAD_MS },
+      demand: { halfLifeMs: 10_000 },
+      tuning: NO_RENT,
+    });
+    r.addWorker(0, info('w1', ['old'], { labelCapacity: 1 }));
+    serve(r, 'old', 20, 0);
+    expect(sends(r.submit(100, task('new')))[0]).toMatchObject({ evictLabel: 'old' });
+  });
+});
+
 describe('memory-aware capacity', () => {
   const MB = 1e6;
 
   function memoryRouter(): Router {
-    const r = router({ costs: { defaultLoadMs: 100 } });
+    const r = router({ costs: { defaultLoadMs: 100 }, tuning: NO_RENT });
     r.addWorker(0, info('w1', [], { labelCapacity: 10, memoryBudgetBytes: 1000 * MB }));
     // Load a (400 MB), b (300 MB), c (200 MB), each reported with its footprint.
     let now = 0;

@@ -1,4 +1,4 @@
-import { victimsFor, type Victims } from '../eviction.js';
+import { rentPaid, victimsFor, type Victims } from '../eviction.js';
 import type { QueuedTask } from '../queues.js';
 import type { Pick, Placement, PolicyContext, RoutingPolicy } from '../policy.js';
 import { prewarmFor, surplusCopies } from '../replicas.js';
@@ -17,7 +17,9 @@ import type { TaskSpec } from '../types.js';
  * 3. else an available worker loads L: one with room (a free label slot and, under a memory budget,
  *    enough memory; fewest labels first), else the one whose eviction costs least by value
  *    (eviction.ts: aged request rate x load time / copies / size; never a label in use, the only
- *    copy of a label with queued work, or a label within its minimum residency);
+ *    copy of a label with queued work, or a label within its minimum residency); a load that
+ *    evicts waits until the rent is paid: the tasks of L have waited, in total, as long as the
+ *    eviction is expected to make others wait (eviction.ts `rentPaid`), so tasks gather per load;
  * 4. else it waits.
  *
  * When a worker frees a slot it serves the queues of the labels it holds, smallest fair-queueing tag
@@ -46,12 +48,14 @@ export const affinityPolicy: RoutingPolicy = {
       // an estimate that keeps failing (a holder slower than learned) yields after two loads.
       if (wait.ms < loadMs && (waitedMs === undefined || waitedMs < 2 * loadMs)) return undefined;
     }
-    return placeLoad(
+    const load = placeLoad(
       task,
       ctx,
       now,
       waitedMs !== undefined && waitedMs >= RESIDENT_WAIT_LOADS * costs.loadMs(label),
     );
+    if (!load || !rentPaid(ctx, label, load.v, now)) return undefined;
+    return { worker: load.worker, evictLabel: load.v.labels[0], alsoEvict: load.v.labels.slice(1) };
   },
 
   pick(w: WorkerRecord, ctx: PolicyContext, now: number): Pick | undefined {
@@ -165,7 +169,8 @@ function expectedWaitMs(
 
 /**
  * For a worker with nothing of its own to serve: the earliest (by tag) of the first `scanLimit`
- * waiting tasks that it can load, skipping tasks that wait by choice for a busy holder. (So fair
+ * waiting tasks that it can load, skipping tasks that wait by choice for a busy holder or whose
+ * label's rent is not paid yet. (So fair
  * queueing between tenants acts within that window of the oldest waiting tasks.)
  */
 function pickToLoad(w: WorkerRecord, ctx: PolicyContext, now: number): Pick | undefined {
@@ -189,7 +194,7 @@ function pickToLoad(w: WorkerRecord, ctx: PolicyContext, now: number): Pick | un
       true,
       waited >= RESIDENT_WAIT_LOADS * ctx.costs.loadMs(queued.task.label),
     );
-    if (v !== null) best = { queued, v };
+    if (v !== null && rentPaid(ctx, queued.task.label, v, now)) best = { queued, v };
   }
   return best && asPick(best.queued, best.v);
 }
@@ -200,18 +205,20 @@ function staleness(w: WorkerRecord, v: Victims): number {
   return first === undefined ? -Infinity : (w.lastUsed.get(first) ?? -Infinity);
 }
 
+const NO_VICTIMS: Victims = Object.freeze({ labels: [], cost: 0, loss: 0 });
+
 /** Step 3: an available worker that can load the task's label, and what it unloads. */
 function placeLoad(
   task: TaskSpec,
   ctx: PolicyContext,
   now: number,
   residentMayGo = false,
-): Placement | undefined {
+): { worker: WorkerRecord; v: Victims } | undefined {
   const { registry } = ctx;
   const tight: WorkerRecord[] = [];
   for (const worker of registry.withFreeLabelSlot(ctx.random, ctx.scanLimit)) {
     if (!registry.canRun(worker, task, now)) continue;
-    if (registry.fits(worker, task.label)) return { worker, evictLabel: undefined };
+    if (registry.fits(worker, task.label)) return { worker, v: NO_VICTIMS };
     tight.push(worker); // a free label slot but not enough memory
   }
   let best: { worker: WorkerRecord; v: Victims } | undefined;
@@ -229,6 +236,5 @@ function placeLoad(
   };
   for (const worker of tight) consider(worker);
   for (const worker of registry.byCheapestLabel(EVICTION_CANDIDATES)) consider(worker);
-  if (!best) return undefined;
-  return { worker: best.worker, evictLabel: best.v.labels[0], alsoEvict: best.v.labels.slice(1) };
+  return best;
 }
