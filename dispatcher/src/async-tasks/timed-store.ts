@@ -25,13 +25,21 @@ export function timedStore(store: TaskStore, seconds: Histogram<'op'>): TaskStor
   const timed = { kind: store.kind } as Record<string, unknown>;
   for (const op of OPS) {
     const method = (store[op] as (...args: unknown[]) => Promise<unknown>).bind(store);
-    timed[op] = async (...args: unknown[]) => {
+    const labels = { op };
+    // Not an async function with try/finally: every /run-task makes four of these calls, and the
+    // extra promise and awaits per call showed in the dispatcher's profile.
+    timed[op] = (...args: unknown[]) => {
       const started = performance.now();
+      const observe = (): void => seconds.observe(labels, (performance.now() - started) / 1000);
+      let result: Promise<unknown>;
       try {
-        return await method(...args);
-      } finally {
-        seconds.observe({ op }, (performance.now() - started) / 1000);
+        result = Promise.resolve(method(...args));
+      } catch (err) {
+        observe();
+        return Promise.reject(err as Error);
       }
+      result.then(observe, observe);
+      return result;
     };
   }
   return timed as unknown as TaskStore;

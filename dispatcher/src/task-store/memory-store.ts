@@ -37,7 +37,7 @@ export class MemoryTaskStore implements TaskStore {
     return this.run(() => {
       const existing = this.tasks.get(task.taskId);
       if (existing) return { created: false as const, existing: copy(existing) };
-      this.tasks.set(task.taskId, { ...copy(task), status: 'queued', attempts: 0 });
+      this.tasks.set(task.taskId, stored(task));
       return { created: true as const };
     });
   }
@@ -57,8 +57,9 @@ export class MemoryTaskStore implements TaskStore {
       task.attempts += 1;
       task.workerId = workerId;
       task.startedAt = startedAt;
-      // The miss belongs to the attempt; the new one reports its own when it ends.
-      delete task.labelMiss;
+      // The miss belongs to the attempt; the new one reports its own when it ends. (Not `delete`:
+      // that turns the record into a slow dictionary-mode object; copy() drops undefined fields.)
+      task.labelMiss = undefined;
       return true;
     });
   }
@@ -150,10 +151,39 @@ export class MemoryTaskStore implements TaskStore {
   }
 }
 
+/**
+ * A new record with every field present (undefined when absent), so all records share one shape
+ * and the updates on the /run-task path (markRunning, finish) stay fast property stores.
+ */
+function stored(task: NewTaskRecord): Mutable<TaskRecord> {
+  return {
+    taskId: task.taskId,
+    taskType: task.taskType,
+    label: task.label,
+    parametersJson: task.parametersJson,
+    mode: task.mode,
+    priority: task.priority,
+    callbackUrl: task.callbackUrl,
+    tenant: task.tenant,
+    queuedAt: task.queuedAt,
+    expiresAt: task.expiresAt,
+    status: 'queued',
+    attempts: 0,
+    workerId: undefined,
+    labelMiss: undefined,
+    startedAt: undefined,
+    finishedAt: undefined,
+    resultJson: undefined,
+    error: undefined,
+  };
+}
+
 /** A copy without undefined fields (as the other stores return records). */
 function copy<T extends NewTaskRecord>(task: T): T {
   const out = {} as Record<string, unknown>;
-  for (const [key, value] of Object.entries(task)) {
+  // for-in over a plain record (own fields only): no [key, value] array per field as Object.entries.
+  for (const key in task) {
+    const value = task[key];
     if (value === undefined) continue;
     out[key] = key === 'error' ? { ...(value as object) } : value;
   }
