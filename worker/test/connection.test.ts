@@ -150,7 +150,7 @@ describe('startWorker (none mode) on a real socket', () => {
       reconnectMaxMs: 20,
     });
     cleanups.push(() => worker.close());
-    await expect.poll(() => dispatcher.upgrades.length, { timeout: 5000 }).toBeGreaterThanOrEqual(3);
+    await expect.poll(() => dispatcher.upgrades.length, { timeout: 20_000 }).toBeGreaterThanOrEqual(3);
     expect(dispatcher.received).toHaveLength(0);
   });
 
@@ -256,7 +256,7 @@ describe('startWorker (none mode) on a real socket', () => {
   it('sends heartbeats on its own at the interval from Welcome', async () => {
     const { dispatcher } = await setup({ heartbeatIntervalMs: 30 });
     await expect
-      .poll(() => dispatcher.bodies('heartbeat').length, { timeout: 5000 })
+      .poll(() => dispatcher.bodies('heartbeat').length, { timeout: 20_000 })
       .toBeGreaterThanOrEqual(4);
     expect(dispatcher.bodies('heartbeat').every((m) => m.heartbeat.pingId === 0)).toBe(true);
   });

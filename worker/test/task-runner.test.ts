@@ -344,7 +344,7 @@ describe('TaskRunner#cancel', () => {
     };
     const { runner, delivered, deliver } = setup({ slots: 1, handlers: [stubborn] });
     const running = runner.run(task({ taskId: 'c1', taskType: 'wait' }), deliver);
-    await vi.waitFor(() => expect(seen).toBeDefined());
+    await vi.waitFor(() => expect(seen).toBeDefined(), { timeout: 20_000 });
     expect(runner.inFlight).toBe(1);
     expect(runner.cancel('c1')).toBe(true);
     const outcome = await running;
@@ -355,7 +355,7 @@ describe('TaskRunner#cancel', () => {
     // The slot is free while the stubborn handler still has not returned.
     expect(g.pending).toHaveLength(1);
     const next = runner.run(task({ taskId: 'c2', taskType: 'wait' }), deliver);
-    await vi.waitFor(() => expect(g.pending).toHaveLength(2));
+    await vi.waitFor(() => expect(g.pending).toHaveLength(2), { timeout: 20_000 });
     g.release();
     expect((await next).resultJson).toBe('{"done":true}');
   });
