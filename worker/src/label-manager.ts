@@ -428,7 +428,13 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
     this.staleCheck?.remember(label, stamp);
     const footprintBytes = await this.footprint(label);
     if (footprintBytes !== undefined) entry.bytes = footprintBytes;
-    this.report({ kind: 'loaded', label, durationMs, message: 'reloaded: changed in the repository', footprintBytes });
+    this.report({
+      kind: 'loaded',
+      label,
+      durationMs,
+      message: 'reloaded: changed in the repository',
+      footprintBytes,
+    });
     return durationMs;
   }
 
