@@ -228,11 +228,24 @@ describe('TaskRunner', () => {
     const { runner } = setup({ logger });
     await runner.run(task({ taskId: 'kept' }), () => true);
     await runner.run(task({ taskId: 'dropped' }), () => false);
+    const replaced = await runner.run(task({ taskId: 'replaced' }), () => ({
+      code: 'inference_failed',
+      message: 'result_too_large: too big',
+    }));
+    expect(replaced).toMatchObject({ error: { code: 'inference_failed' } });
+    expect(replaced.resultJson).toBeUndefined();
     const done = records.filter((r) => r.event === 'task_completed');
     expect(done).toEqual([
       expect.objectContaining({ task_id: 'kept', worker_id: 'w-unit', ok: true, label_miss: true }),
       expect.objectContaining({ task_id: 'dropped', ok: true, label_miss: false, result_dropped: true }),
+      expect.objectContaining({
+        task_id: 'replaced',
+        ok: false,
+        error_code: 'inference_failed',
+        message: 'result_too_large: too big',
+      }),
     ]);
+    expect(done[2]).not.toHaveProperty('result_dropped');
     expect(done[0]).not.toHaveProperty('result_dropped');
     expect(records.filter((r) => r.event === 'label_miss')).toEqual([
       expect.objectContaining({ task_id: 'kept', label: 'label-1', load_ms: expect.any(Number) }),
