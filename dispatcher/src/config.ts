@@ -121,7 +121,7 @@ export interface DispatcherOptions {
    * get 429 `worker_quarantined` with `Retry-After` for `quarantineMs` (doubling per repeat).
    */
   peerFlapStrikes?: number;
-  /** A worker connection shorter than this (ms) counts as a flap of its peer [5000]. */
+  /** A worker session (from its Welcome) shorter than this (ms) counts as a flap of its peer [5000]; 0 = none does. */
   minWorkerSessionMs?: number;
   /** Time allowed for the uploader to answer an upload (ms) [600000]. */
   uploadTimeoutMs?: number;

@@ -250,6 +250,8 @@ describe('startWorker (none mode) on a real socket', () => {
       inFlight: 0,
       state: 'ready',
       loadedLabels: ['p'],
+      // In the protocol since the replica contract (c6e5333); the worker does not fill it yet.
+      runningTaskIds: [],
     });
   });
 
