@@ -11,5 +11,7 @@ export default defineConfig({
     maxWorkers: 2,
     // Tests that load onnxruntime-node in-process: no telemetry files (/tmp/mat-debug-*, ~/.cache/Microsoft).
     env: { ORT_DISABLE_TELEMETRY: '1' },
+    // expect.poll waits for a condition; its 1 s default is too tight when another process holds a core.
+    expect: { poll: { timeout: 20_000, interval: 20 } },
   },
 });

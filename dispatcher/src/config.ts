@@ -114,6 +114,15 @@ export interface DispatcherOptions {
   quarantineWindowMs?: number;
   /** First quarantine cool-down (ms) [30000]; doubles on each repeat, up to 10 x. */
   quarantineMs?: number;
+  /**
+   * Worker connections from one peer (its per-worker credential, or the shared token / no token
+   * plus its remote address) that each ended within `minWorkerSessionMs`, within
+   * `quarantineWindowMs`, that quarantine the peer whatever worker ids it uses [5]: its upgrades
+   * get 429 `worker_quarantined` with `Retry-After` for `quarantineMs` (doubling per repeat).
+   */
+  peerFlapStrikes?: number;
+  /** A worker session (from its Welcome) shorter than this (ms) counts as a flap of its peer [5000]; 0 = none does. */
+  minWorkerSessionMs?: number;
   /** Time allowed for the uploader to answer an upload (ms) [600000]. */
   uploadTimeoutMs?: number;
   /** How often waiting tasks are re-examined (ms) [50]. */
@@ -192,6 +201,8 @@ export interface ResolvedOptions {
   readonly quarantineStrikes: number;
   readonly quarantineWindowMs: number;
   readonly quarantineMs: number;
+  readonly peerFlapStrikes: number;
+  readonly minWorkerSessionMs: number;
   readonly uploadTimeoutMs: number;
   readonly tickIntervalMs: number;
   readonly repositoryCacheMs: number;
@@ -283,6 +294,8 @@ const optionsSchema = z.object({
   quarantineStrikes: z.number().int().min(1).max(1000).default(3),
   quarantineWindowMs: ms(1).default(60_000),
   quarantineMs: ms(0).default(30_000),
+  peerFlapStrikes: z.number().int().min(1).max(1000).default(5),
+  minWorkerSessionMs: ms(0).default(5000),
   uploadTimeoutMs: ms(1).default(600_000),
   tickIntervalMs: ms(1).default(50),
   repositoryCacheMs: ms(0).default(2000),

@@ -26,6 +26,10 @@ export const DISPATCHER_ERRORS = {
   request_timeout: { status: 408, message: 'the request did not arrive in time' },
   payload_too_large: { status: 413, message: 'the request body is larger than the limit' },
   expectation_failed: { status: 417, message: 'the Expect header is not supported' },
+  worker_quarantined: {
+    status: 429,
+    message: 'this peer is quarantined for flapping worker connections; retry after the cool-down',
+  },
   internal: { status: 500, message: 'internal error' },
   worker_lost: { status: 502, message: 'the worker running the task was lost and the attempts are used up' },
   worker_error: { status: 502, message: 'the worker failed to run the task' },

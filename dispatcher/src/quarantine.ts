@@ -2,6 +2,8 @@
  * Which workers get no new tasks for a while because they misbehaved: their tasks timed out (a
  * worker that swallows tasks) or they were lost while running tasks (a worker that flaps). Pure
  * bookkeeping with time passed in; the task tracker feeds it strikes and applies what it says.
+ * Keys are worker ids there; the worker endpoint keeps a second instance keyed by peer (credential
+ * or remote address), so a peer that flaps under a new id each time is caught as well.
  *
  *   strike(id, reason, now) ── `strikes` strikes within `windowMs`? ── no ──> nothing
  *        │ yes
@@ -13,7 +15,7 @@
  */
 
 /** Why a worker got a strike. */
-export type StrikeReason = 'task_timeout' | 'lost_with_tasks';
+export type StrikeReason = 'task_timeout' | 'lost_with_tasks' | 'flapping';
 
 /** Options of {@link WorkerQuarantine}. */
 export interface QuarantineOptions {
@@ -86,6 +88,19 @@ export class WorkerQuarantine {
   /** Whether `workerId` is quarantined at `now` (a period that ended but was not yet released counts). */
   isQuarantined(workerId: string): boolean {
     return this.records.get(workerId)?.until !== undefined;
+  }
+
+  /**
+   * Ms left of `workerId`'s quarantine at `now`, or undefined when it is not quarantined (a period
+   * that ended is released here, without waiting for `releaseDue`).
+   */
+  remainingMs(workerId: string, now: number): number | undefined {
+    const r = this.records.get(workerId);
+    if (r?.until === undefined) return undefined;
+    if (r.until > now) return r.until - now;
+    r.until = undefined;
+    r.releasedAt = now;
+    return undefined;
   }
 
   /** Ends the quarantines due at `now` and returns those worker ids. */

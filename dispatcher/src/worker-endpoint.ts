@@ -17,6 +17,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ResolvedOptions } from './config.js';
 import { DispatcherError } from './errors.js';
 import { LogLimiter } from './log-limiter.js';
+import { WorkerQuarantine } from './quarantine.js';
 import type { WorkerInfo } from './routing/types.js';
 
 /** Most task types one worker may announce, and their longest name. */
@@ -49,6 +50,10 @@ const WORKER_ID = /^[\w.:@-]{1,200}$/;
 interface Connection {
   readonly id: string;
   readonly ws: WebSocket;
+  /** Who is behind it, whatever id it uses: see `peerKey`. */
+  readonly peer: string;
+  /** performance.now() when its Hello was welcomed: a short session after it is a flap of its peer. */
+  joinedAt: number | undefined;
   /** Hello received and accepted. */
   registered: boolean;
   /** Closing after a protocol error or shutdown: further frames are ignored. */
@@ -65,15 +70,16 @@ const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 /**
  * The WebSocket side: workers connect to `/worker-listen` on the dispatcher's HTTP server.
  *
- *   upgrade ─ path? token? Worker-Id? duplicate? ── no ──> HTTP 404/401/400/409/503, socket closed
- *      │ yes
+ *   upgrade ─ path? token? Worker-Id? peer quarantined? duplicate? ── no ──> HTTP 404/401/400/429/409/503
+ *      │ yes                                                            (socket closed)
  *   open ── Hello within helloTimeoutMs? ── no ──> close 1008
  *      │ yes, same protocol version? ── no ──> close 1002
  *      │ capacity / slots clamped to maxWorkerLabels / maxWorkerSlots (logged)
  *   Welcome ─> registered: TaskResult / LabelEvent / Heartbeat -> events
  *      │ malformed frame -> close 1002; text frame -> 1003; oversize -> 1009 (ws)
  *      │ silent > workerTimeoutMs -> terminate; silent > 2 heartbeats -> Ping
- *   close ─> events.left(id)
+ *   close ─> events.left(id); joined < minWorkerSessionMs ago: a strike against the peer
+ *            (peerFlapStrikes within quarantineWindowMs: the peer's upgrades get 429 for a cool-down)
  */
 export class WorkerEndpoint {
   private readonly wss: WebSocketServer;
@@ -83,6 +89,8 @@ export class WorkerEndpoint {
   private readonly perWorkerDigests: ReadonlyMap<string, Buffer>;
   private readonly onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
   private readonly refusalLog = new LogLimiter();
+  /** Flapping peers, keyed by `peerKey` (a worker id quarantine alone misses a peer that changes ids). */
+  private readonly peers: WorkerQuarantine;
   private pingSeq = 0;
   private closed: Promise<void> | undefined;
 
@@ -100,6 +108,12 @@ export class WorkerEndpoint {
     this.perWorkerDigests = new Map(
       Object.entries(options.workerTokens).map(([id, token]) => [id, digest(token)]),
     );
+    this.peers = new WorkerQuarantine({
+      strikes: options.peerFlapStrikes,
+      windowMs: options.quarantineWindowMs,
+      cooldownMs: options.quarantineMs,
+      maxCooldownMs: options.quarantineMs * 10,
+    });
     this.onUpgrade = (req, socket, head) => this.handleUpgrade(req, socket, head);
     server.on('upgrade', this.onUpgrade);
     const every = Math.max(
@@ -182,6 +196,20 @@ export class WorkerEndpoint {
       return this.refuse(req, socket, new DispatcherError('unauthorized', 'missing or invalid worker token'));
     if (typeof id !== 'string' || !WORKER_ID.test(id))
       return this.refuse(req, socket, new DispatcherError('invalid_worker_id'));
+    const credential =
+      expected === undefined ? 'open' : expected === this.perWorkerDigests.get(id) ? 'own' : 'shared';
+    const peer = peerKey(id, credential, req);
+    const left = this.peers.remainingMs(peer, performance.now());
+    if (left !== undefined)
+      return this.refuse(
+        req,
+        socket,
+        new DispatcherError(
+          'worker_quarantined',
+          `this peer's worker connections flapped; retry in ${Math.ceil(left / 1000)} s`,
+          Math.ceil(left / 1000),
+        ),
+      );
     if (this.connections.has(id))
       return this.refuse(
         req,
@@ -190,7 +218,7 @@ export class WorkerEndpoint {
       );
     // Without verifyClient, ws completes the upgrade synchronously, so no second upgrade can slip
     // in between the duplicate check above and the registration in the callback.
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(id, ws));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(id, peer, ws));
   }
 
   /** Refuses an upgrade (JSON error, socket closed) and logs it, a few lines per code and 10 s. */
@@ -216,11 +244,13 @@ export class WorkerEndpoint {
 
   // ---------------------------------------------------------------- connection
 
-  private onConnection(id: string, ws: WebSocket): void {
+  private onConnection(id: string, peer: string, ws: WebSocket): void {
     const { logger, options } = this.opts;
     const conn: Connection = {
       id,
       ws,
+      peer,
+      joinedAt: undefined,
       registered: false,
       closing: false,
       labelCapacity: 1,
@@ -338,6 +368,7 @@ export class WorkerEndpoint {
       }),
     );
     conn.registered = true;
+    conn.joinedAt = performance.now();
     setFrameLimit(conn.ws, options.maxPayloadBytes);
     logger.info(
       {
@@ -394,6 +425,30 @@ export class WorkerEndpoint {
         { event: 'worker_left', worker_id: conn.id, close_code: code, reason },
         'worker left',
       );
+    this.countFlap(conn);
+  }
+
+  /**
+   * A worker that left soon after it joined is a strike against its peer (not at shutdown). Peers
+   * that never get a Hello accepted are bounded by the Hello timeout and pre-Hello frame limit.
+   */
+  private countFlap(conn: Connection): void {
+    if (this.closed || conn.joinedAt === undefined) return;
+    const now = performance.now();
+    if (now - conn.joinedAt >= this.opts.options.minWorkerSessionMs) return;
+    const start = this.peers.strike(conn.peer, 'flapping', now);
+    if (start)
+      this.opts.logger.warn(
+        {
+          event: 'worker_peer_quarantined',
+          peer: conn.peer,
+          worker_id: conn.id,
+          cooldown_ms: start.cooldownMs,
+        },
+        'worker peer quarantined for flapping: its upgrades are refused until the cool-down ends',
+      );
+    // Forgets peers with nothing left to remember (many short-lived ids, addresses).
+    this.peers.releaseDue(now);
   }
 
   private checkLiveness(): void {
@@ -419,6 +474,17 @@ export class WorkerEndpoint {
       }
     }
   }
+}
+
+/**
+ * Who is behind a worker connection, whatever Worker-Id it sends: a per-worker credential is bound
+ * to its id (`credential:<id>`); the shared token, or no token, could be anyone, so the remote
+ * address tells peers apart (`shared-token@<addr>`, `open@<addr>`). Tokens never appear in it.
+ */
+function peerKey(id: string, credential: 'own' | 'shared' | 'open', req: IncomingMessage): string {
+  if (credential === 'own') return `credential:${id}`;
+  const address = req.socket.remoteAddress ?? 'unknown';
+  return credential === 'shared' ? `shared-token@${address}` : `open@${address}`;
 }
 
 /** `message` with its loadedLabels cut to `capacity` entries (the message itself when short enough). */

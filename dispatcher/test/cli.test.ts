@@ -49,7 +49,8 @@ async function waitForLine(
   lines: Record<string, unknown>[],
   event: string,
 ): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + 10_000;
+  // Generous: a process start takes seconds when another process holds a core.
+  const deadline = Date.now() + 25_000;
   for (;;) {
     const found = lines.find((l) => l.event === event);
     if (found) return found;
@@ -58,7 +59,7 @@ async function waitForLine(
   }
 }
 
-describe('smart-routing-dispatcher (bin)', () => {
+describe('smart-routing-dispatcher (bin)', { timeout: 60_000 }, () => {
   it('logs a ready line with its URL, serves, and drains on SIGTERM', async () => {
     const { proc, lines } = start(['--port', '0', '--host', '127.0.0.1'], { RANDOM_DISPATCH: 'true' });
     const ready = await waitForLine(lines, 'dispatcher_listening');

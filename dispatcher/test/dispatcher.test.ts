@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Harness, get, post, task } from './harness.js';
+import { Harness, eventually, get, post, task } from './harness.js';
 
 const h = new Harness();
 afterEach(() => h.cleanup());
@@ -19,11 +19,14 @@ describe('startDispatcher', () => {
 describe('DispatcherHandle#drain', () => {
   it('stops admitting, lets queued and in-flight tasks finish, sends Drain, then closes sockets and server', async () => {
     const d = await h.dispatcher({ shutdownGraceMs: 5000 });
-    const w = await h.worker({ url: d.url, id: 'w1', runMs: 150 });
+    // The first task is held until the second is queued: a fixed run time could end first on a loaded machine.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const w = await h.worker({ url: d.url, id: 'w1', before: () => gate });
     const running = post(d.url, '/run-task', task('a'));
     await w.waitForTasks(1);
     const queued = post(d.url, '/run-task', task('a'));
-    while (d.router.queuedCount === 0) await new Promise((r) => setTimeout(r, 5));
+    await eventually(() => d.router.queuedCount > 0);
 
     const drained = d.drain();
     const refused = await post(d.url, '/run-task', task('a'));
@@ -32,6 +35,7 @@ describe('DispatcherHandle#drain', () => {
     expect(refused.headers.get('retry-after')).toBe('5');
     expect((await get(d.url, '/health')).body.status).toBe('draining');
 
+    release();
     expect((await running).status).toBe(200);
     expect((await queued).status).toBe(200);
     await drained;

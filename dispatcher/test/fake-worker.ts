@@ -172,17 +172,17 @@ export class FakeWorker {
   }
 
   /** Resolves with the first frame (past or future) matching `predicate`. */
-  waitFor(predicate: (frame: DispatcherMessage) => boolean, timeoutMs = 5000): Promise<DispatcherMessage> {
+  waitFor(predicate: (frame: DispatcherMessage) => boolean, timeoutMs = 20_000): Promise<DispatcherMessage> {
     return this.until(() => this.frames.find(predicate), timeoutMs, 'frame');
   }
 
   /** Resolves when the socket closed, with the code and reason. */
-  waitForClose(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
+  waitForClose(timeoutMs = 20_000): Promise<{ code: number; reason: string }> {
     return this.until(() => this.closed, timeoutMs, 'close');
   }
 
   /** Resolves once `n` RunTasks arrived. */
-  waitForTasks(n: number, timeoutMs = 5000): Promise<RunTask[]> {
+  waitForTasks(n: number, timeoutMs = 20_000): Promise<RunTask[]> {
     return this.until(() => (this.received.length >= n ? this.received : undefined), timeoutMs, `${n} tasks`);
   }
 

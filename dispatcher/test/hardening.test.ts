@@ -51,7 +51,8 @@ describe('worker trust', () => {
   });
 
   it('refuses a frame over the pre-Hello limit from its header, without reading it', async () => {
-    const d = await h.dispatcher({ preHelloMaxBytes: 64 * 1024 });
+    // A Hello timeout far off: on a loaded machine, sending 50 MB can take longer than the default 5 s.
+    const d = await h.dispatcher({ preHelloMaxBytes: 64 * 1024, helloTimeoutMs: 120_000 });
     const ws = new WebSocket(`${d.url.replace('http', 'ws')}/worker-listen`, {
       headers: { 'worker-id': 'big' },
     });

@@ -84,8 +84,8 @@ export function task(label: string, extra: Record<string, unknown> = {}): Record
   };
 }
 
-/** Waits until `check` is true (polling every 10 ms). */
-export async function eventually(check: () => boolean, timeoutMs = 5000): Promise<void> {
+/** Waits until `check` is true (polling every 10 ms; the limit is generous for a loaded machine). */
+export async function eventually(check: () => boolean, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error('condition not met in time');

@@ -37,18 +37,20 @@ function confirmUnload(w: FakeWorker, label: string): Promise<void> {
     .waitFor(
       (f) => f.body === 'labelOrder' && f.labelOrder.action === 'unload' && f.labelOrder.label === label,
     )
-    .then(() =>
+    .then(() => {
+      // Gone from what its heartbeats report too: a heartbeat after this must not bring it back.
+      w.cache.evict(label);
       w.send({
         labelEvent: {
           kind: 'evicted',
           label,
           durationMs: 1,
           message: 'ordered',
-          loadedLabels: [],
+          loadedLabels: w.cache.labels,
           footprintBytes: 0,
         },
-      }),
-    );
+      });
+    });
 }
 
 describe('POST /upload-model with overwrite', () => {

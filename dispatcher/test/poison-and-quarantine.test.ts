@@ -81,7 +81,8 @@ describe('timed-out tasks', () => {
 describe('quarantine', () => {
   it('regression: a worker whose tasks time out gets no new tasks, shows "quarantined", is counted', async () => {
     const d = await h.dispatcher({
-      taskTimeoutMs: 200,
+      // The good worker's task must finish within it too, on a loaded machine.
+      taskTimeoutMs: 1500,
       quarantineStrikes: 2,
       quarantineMs: 600_000,
       heartbeatIntervalMs: 20,

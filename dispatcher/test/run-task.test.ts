@@ -122,7 +122,8 @@ describe('POST /run-task routing over real sockets', () => {
   });
 
   it('answers 504 task_timeout when the task does not finish in time', async () => {
-    const d = await h.dispatcher({ taskTimeoutMs: 150 });
+    // Long enough for the task to reach the worker on a loaded machine (the message names it).
+    const d = await h.dispatcher({ taskTimeoutMs: 1000 });
     await h.worker({ url: d.url, id: 'w1', answer: false });
     const res = await post(d.url, '/run-task', task('a'));
     expect(res.status).toBe(504);

@@ -51,7 +51,8 @@ async function runTask(
   };
 }
 
-async function until(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+// Generous: a worker process starting its model server takes many seconds when both cores are busy.
+async function until(check: () => Promise<boolean>, timeoutMs = 45_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
@@ -212,5 +213,5 @@ describe('a worker process killed mid-task', () => {
       await rescuer?.close();
       await local.close();
     }
-  }, 60_000);
+  }, 120_000);
 });

@@ -41,6 +41,10 @@ const program = new Command()
     'bearer token for the dispatcher (env WORKER_TOKEN, default none; prefer the env: flags show in ps)',
   )
   .option(
+    '--model-recheck-ms <ms>',
+    'how often a loaded model is re-checked for changes in the repository; 0 = every task (env WORKER_MODEL_RECHECK_MS, default 1000)',
+  )
+  .option(
     '--log-collector-url <url>',
     'ship logs to this log collector (env LOG_COLLECTOR_URL, default none)',
   )
@@ -97,6 +101,7 @@ try {
     tritonProtocol: config.tritonProtocol,
     tritonGrpcUrl: config.tritonGrpcUrl,
     modelRepository: config.modelRepository,
+    modelRecheckMs: config.modelRecheckMs,
     workerToken: config.workerToken,
     taskHandlers,
     logger,

@@ -29,6 +29,11 @@ export interface WorkerConfig {
   tritonGrpcUrl: string;
   /** MODEL_REPOSITORY. Default `./models`. */
   modelRepository: string;
+  /**
+   * WORKER_MODEL_RECHECK_MS: how often a loaded label's files are re-checked for a change made in
+   * the repository (a changed model is reloaded before its next task), ms; 0 = every task. Default 1000.
+   */
+  modelRecheckMs: number;
   /** WORKER_TOKEN: bearer token for the dispatcher. Default unset (no auth). */
   workerToken: string | undefined;
   /** LOG_COLLECTOR_URL. Default unset. */
@@ -127,6 +132,21 @@ const envSchema = z.object({
       .optional(),
   ),
   MODEL_REPOSITORY: optionalString,
+  WORKER_MODEL_RECHECK_MS: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return 1000;
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n < 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `WORKER_MODEL_RECHECK_MS must be a non-negative integer (ms), got ${JSON.stringify(v)}`,
+        });
+        return z.NEVER;
+      }
+      return n;
+    }),
   WORKER_TOKEN: optionalString,
   LOG_COLLECTOR_URL: optionalString.pipe(httpOrWs('LOG_COLLECTOR_URL').optional()),
   LOG_LEVEL: optionalString.pipe(
@@ -146,6 +166,7 @@ export const WORKER_ENV = {
   tritonProtocol: 'TRITON_PROTOCOL',
   tritonGrpcUrl: 'TRITON_GRPC_URL',
   modelRepository: 'MODEL_REPOSITORY',
+  modelRecheckMs: 'WORKER_MODEL_RECHECK_MS',
   workerToken: 'WORKER_TOKEN',
   logCollectorUrl: 'LOG_COLLECTOR_URL',
   logLevel: 'LOG_LEVEL',

@@ -418,8 +418,11 @@ export class WorkerConnection {
       );
   }
 
-  /** Sends a task's result; false when it did not go out as it was (no link, or too large). */
-  private sendResult(outcome: TaskOutcome): boolean {
+  /**
+   * Sends a task's result; false when there is no link, or the error sent instead of a result too
+   * large for one frame (the runner logs the task's outcome once, with that error).
+   */
+  private sendResult(outcome: TaskOutcome): boolean | { code: 'inference_failed'; message: string } {
     const { taskId, resultJson, inferResponse, inferHeaderLength, error, label, labelMiss, loadMs, runMs } =
       outcome;
     const ws = this.ws;
@@ -444,17 +447,9 @@ export class WorkerConnection {
     // such a result is reported as a failure of this task alone.
     if (this.maxFrameBytes > 0 && frame.byteLength > this.maxFrameBytes) {
       const message = `result_too_large: the result has ${frame.byteLength} bytes in its frame, more than the ${this.maxFrameBytes} bytes the dispatcher accepts in one frame (task ${taskId})`;
-      this.o.logger.warn(
-        {
-          event: 'result_too_large',
-          task_id: taskId,
-          bytes: frame.byteLength,
-          max_frame_bytes: this.maxFrameBytes,
-        },
-        message,
-      );
-      this.send({ taskResult: { ...common, error: { code: 'inference_failed', message } } });
-      return false;
+      const error = { code: 'inference_failed' as const, message };
+      this.send({ taskResult: { ...common, error } });
+      return error;
     }
     ws.send(frame);
     return true;

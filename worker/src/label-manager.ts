@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { errorMessage, modelServerFailure, TaskError } from './errors.js';
+import type { StaleModelCheck } from './model-stamp.js';
 import { TritonError, type TritonClient } from './triton-client.js';
 
 /**
@@ -13,7 +14,8 @@ import { TritonError, type TritonClient } from './triton-client.js';
  * in parallel. A label counts against capacity (and, under a memory budget, with its footprint)
  * from the moment its load starts.
  *
- *   ensureLoaded(l) ─ loaded? ── yes ─> touch, pin, hit
+ *   ensureLoaded(l) ─ loaded? ── yes ─ files changed since its load (staleCheck)? ── no ─> touch, pin, hit
+ *                      │                                    └ yes ─> POST load (reload) ─> 'loaded' ─> pin, miss
  *                      │ no
  *                      ├─ full (count, or budget - used < footprint(l))
  *                      │    ─> evict LRU unpinned until it fits (safety net) ─> 'evicted'
@@ -74,6 +76,12 @@ export interface LabelManagerOptions {
    * footprint is unknown counts 0. Default 0 = no budget (the label count alone limits).
    */
   memoryBudgetBytes?: number;
+  /**
+   * Notices a loaded label whose files changed in the repository (copied in, or written by the
+   * uploader without the dispatcher), so the next task reloads it instead of being served by the
+   * old model. Default none: a loaded label is never re-checked.
+   */
+  staleCheck?: StaleModelCheck;
 }
 
 interface Entry {
@@ -96,6 +104,7 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
   private readonly client: TritonClient | undefined;
   private readonly logger: Logger;
   private readonly footprintOf: ((label: string) => Promise<number>) | undefined;
+  private readonly staleCheck: StaleModelCheck | undefined;
   private readonly entries = new Map<string, Entry>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private clock = 0;
@@ -112,6 +121,29 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
     this.client = options.client;
     this.logger = options.logger;
     this.footprintOf = options.footprintOf;
+    this.staleCheck = options.staleCheck;
+  }
+
+  /** The label's stamp (staleCheck), or undefined when there is no check or it cannot be read. */
+  private async stamp(label: string): Promise<string | undefined> {
+    if (!this.staleCheck || !this.client) return undefined;
+    try {
+      return await this.staleCheck.stamp(label);
+    } catch (err) {
+      this.logger.debug({ event: 'model_stamp_unknown', label, message: errorMessage(err) }, 'stamp unknown');
+      return undefined;
+    }
+  }
+
+  /** The new stamp when a loaded label's files changed since its load; an unreadable stamp is no change. */
+  private async changedStamp(label: string): Promise<string | undefined> {
+    if (!this.staleCheck || !this.client) return undefined;
+    try {
+      return await this.staleCheck.changed(label);
+    } catch (err) {
+      this.logger.debug({ event: 'model_stamp_unknown', label, message: errorMessage(err) }, 'stamp unknown');
+      return undefined;
+    }
   }
 
   /** The label's footprint, or undefined when unknown (a failed measurement is no failed load). */
@@ -176,8 +208,18 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
         } catch (err) {
           throw new TaskError('label_load_failed', `could not make room for ${label}: ${errorMessage(err)}`);
         }
+        // Taken before the load: a change written during the load is seen by the next check.
+        const stamp = await this.stamp(label);
         loadMs = await this.doLoad(label, bytes);
+        this.staleCheck?.remember(label, stamp);
         miss = true;
+      } else {
+        const fresh = await this.changedStamp(label);
+        if (fresh !== undefined) {
+          // The task waits for the new model, so it counts as a miss (it had to load its label).
+          loadMs = await this.doReload(label, fresh);
+          miss = true;
+        }
       }
       // Pinned under the lock, so no eviction can slip in between the load and the task.
       const entry = this.entries.get(label)!;
@@ -227,12 +269,15 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
     for (const [label, entry] of [...this.entries]) {
       if (entry.state === 'loaded' && !ready.has(label)) {
         this.entries.delete(label);
+        this.staleCheck?.forget(label);
         this.report({ kind: 'evicted', label, durationMs: 0, message: reason });
       }
     }
     for (const label of ready) {
       if (!this.entries.has(label)) {
         const bytes = (await this.footprint(label)) ?? 0;
+        // What the server holds is taken to be what the repository has now.
+        this.staleCheck?.remember(label, await this.stamp(label));
         this.entries.set(label, { state: 'loaded', pins: 0, lastUsed: ++this.clock, bytes });
         this.report({
           kind: 'loaded',
@@ -252,6 +297,7 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
   forgetAll(reason: string): void {
     for (const [label, entry] of [...this.entries]) {
       this.entries.delete(label);
+      this.staleCheck?.forget(label);
       if (entry.state !== 'loading') this.report({ kind: 'evicted', label, durationMs: 0, message: reason });
     }
   }
@@ -351,7 +397,44 @@ export class LabelManager extends EventEmitter<{ change: [LabelChange] }> {
     }
     const durationMs = elapsedMs(start);
     this.entries.delete(label);
+    this.staleCheck?.forget(label);
     this.report({ kind: 'evicted', label, durationMs, message: reason });
+    return durationMs;
+  }
+
+  /**
+   * Reloads a loaded label whose files changed (Triton's load of a loaded model reloads it; the old
+   * version serves until the new one is ready). When the new files do not load, the label is
+   * unloaded and reported evicted, then load_failed: the old model must not go on answering.
+   */
+  private async doReload(label: string, stamp: string): Promise<number> {
+    const client = this.client!;
+    const entry = this.entries.get(label)!;
+    this.logger.info({ event: 'label_stale', label }, 'model changed in the repository: reloading');
+    const start = performance.now();
+    try {
+      await client.loadModel(label);
+    } catch (err) {
+      const error = await this.classifyLoadError(label, err);
+      await client.unloadModel(label).catch(() => undefined);
+      const durationMs = elapsedMs(start);
+      this.entries.delete(label);
+      this.staleCheck?.forget(label);
+      this.report({ kind: 'evicted', label, durationMs: 0, message: 'changed in the repository' });
+      this.report({ kind: 'load_failed', label, durationMs, message: error.message });
+      throw new LabelLoadError(error, durationMs);
+    }
+    const durationMs = elapsedMs(start);
+    this.staleCheck?.remember(label, stamp);
+    const footprintBytes = await this.footprint(label);
+    if (footprintBytes !== undefined) entry.bytes = footprintBytes;
+    this.report({
+      kind: 'loaded',
+      label,
+      durationMs,
+      message: 'reloaded: changed in the repository',
+      footprintBytes,
+    });
     return durationMs;
   }
 

@@ -45,9 +45,11 @@ export interface TaskOutcome {
 
 /**
  * Receives a task's outcome while the task still holds its slot and label (so what it reports as
- * loaded is what the task saw). Returns false when the outcome could not be sent.
+ * loaded is what the task saw). Returns true when it was sent, false when it could not be sent (no
+ * link), or the error the task was answered with instead (a result too large to send): the
+ * task's one `task_completed` line then reports that failure.
  */
-export type OutcomeSink = (outcome: TaskOutcome) => boolean;
+export type OutcomeSink = (outcome: TaskOutcome) => boolean | WireTaskError;
 
 /** Options of `TaskRunner`. */
 export interface TaskRunnerOptions {
@@ -126,9 +128,7 @@ export class TaskRunner {
    * no timing, no label.
    */
   refuse(task: RunTask, error: WireTaskError, deliver: OutcomeSink): TaskOutcome {
-    const outcome = this.outcome(task, { error }, false, 0, 0);
-    this.report(outcome, deliver(outcome));
-    return outcome;
+    return this.deliver(this.outcome(task, { error }, false, 0, 0), deliver);
   }
 
   /**
@@ -230,7 +230,7 @@ export class TaskRunner {
       outcome = this.outcome(task, { error }, miss, loadMs, runMs);
     }
     try {
-      this.report(outcome, deliver(outcome));
+      outcome = this.deliver(outcome, deliver);
     } finally {
       release?.();
       if (tracked) this.active.delete(task.taskId);
@@ -283,6 +283,19 @@ export class TaskRunner {
       loadMs,
       runMs,
     };
+  }
+
+  /** Hands `outcome` to the sink and logs what really went out, once; returns that. */
+  private deliver(outcome: TaskOutcome, sink: OutcomeSink): TaskOutcome {
+    const sent = sink(outcome);
+    if (typeof sent === 'boolean') {
+      this.report(outcome, sent);
+      return outcome;
+    }
+    const { resultJson: _json, inferResponse: _bytes, inferHeaderLength: _header, ...rest } = outcome;
+    const replaced: TaskOutcome = { ...rest, error: sent };
+    this.report(replaced, true);
+    return replaced;
   }
 
   /** One `task_completed` line per task; a refusal is routine (info), a failure is a warning. */

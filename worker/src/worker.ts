@@ -11,6 +11,7 @@ import type { TaskHandler } from './handlers/types.js';
 import { LabelManager } from './label-manager.js';
 import { createWorkerLogger } from './logger.js';
 import { modelFootprintBytes } from './model-footprint.js';
+import { modelStamp, STALE_MODEL_CHECK_DEFAULTS, StaleModelCheck } from './model-stamp.js';
 import { ModelServerWatch } from './model-server-watch.js';
 import { startEmbeddedModelServer, type EmbeddedModelServer } from './model-server/index.js';
 import { TaskRunner } from './task-runner.js';
@@ -56,6 +57,12 @@ export interface WorkerOptions {
   tritonGrpcUrl?: string;
   /** Model repository (Triton layout, tokenizers beside the models). Default `./models`. */
   modelRepository?: string;
+  /**
+   * How often a loaded label's files are re-checked (at its next task) for a change made in the
+   * repository behind the dispatcher's back; a changed model is reloaded before it serves. ms, 0 =
+   * on every task. Default 1000.
+   */
+  modelRecheckMs?: number;
   /** Bearer token for the dispatcher. Default none. */
   workerToken?: string;
   /** Logger. Default: pino to stderr at LOG_LEVEL with service and worker_id. */
@@ -101,6 +108,7 @@ const optionsSchema = z.object({
   tritonProtocol: z.enum(['http', 'grpc'], { error: "tritonProtocol must be 'http' or 'grpc'" }).optional(),
   tritonGrpcUrl: z.string().min(1).optional(),
   modelRepository: z.string().min(1).optional(),
+  modelRecheckMs: z.number().min(0, 'modelRecheckMs must be >= 0').optional(),
   workerToken: z.string().optional(),
   reconnectInitialMs: z.number().positive().optional(),
   reconnectMaxMs: z.number().positive().optional(),
@@ -170,6 +178,10 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     footprintOf: (label) => modelFootprintBytes(o.modelRepository, label),
     // The same budget the dispatcher is told: its safety net evicts by memory too.
     memoryBudgetBytes: o.memoryBudgetBytes ?? 0,
+    staleCheck: new StaleModelCheck({
+      stampOf: (label) => modelStamp(o.modelRepository, label),
+      intervalMs: o.modelRecheckMs ?? STALE_MODEL_CHECK_DEFAULTS.intervalMs,
+    }),
   });
   const models = new ModelCache({ client, modelRepository: o.modelRepository });
   labels.on('change', (c) => models.invalidate(c.label));

@@ -32,6 +32,7 @@ describe('loadWorkerConfig', () => {
       TRITON_PROTOCOL: 'grpc',
       TRITON_GRPC_URL: 'grpc://triton:9001',
       MODEL_REPOSITORY: '/models',
+      WORKER_MODEL_RECHECK_MS: '250',
       WORKER_TOKEN: 'tok',
       LOG_COLLECTOR_URL: 'http://logs:8001',
       LOG_LEVEL: 'debug',
@@ -47,6 +48,7 @@ describe('loadWorkerConfig', () => {
       tritonProtocol: 'grpc',
       tritonGrpcUrl: 'triton:9001',
       modelRepository: '/models',
+      modelRecheckMs: 250,
       workerToken: 'tok',
       logCollectorUrl: 'http://logs:8001',
       logLevel: 'debug',
@@ -65,6 +67,7 @@ describe('loadWorkerConfig', () => {
 
   it.each([
     [{ WORKER_SLOTS: '0' }, /WORKER_SLOTS must be an integer/],
+    [{ WORKER_MODEL_RECHECK_MS: '-1' }, /WORKER_MODEL_RECHECK_MS must be a non-negative integer/],
     [{ TRITON_PROTOCOL: 'websocket' }, /TRITON_PROTOCOL must be "http" or "grpc"/],
     [{ TRITON_GRPC_URL: 'http://triton:8001/' }, /TRITON_GRPC_URL must be host:port/],
     [{ TRITON_GRPC_URL: 'triton' }, /TRITON_GRPC_URL must be host:port/],

@@ -153,7 +153,7 @@ describe('inference deadline', () => {
         deadlineUnixMs: Date.now() + 300,
       },
     });
-    // Without the deadline the worker waits 120 s for the hanging model server (waitFor gives up at 10 s).
+    // Without the deadline the worker waits 120 s for the hanging model server (waitFor gives up at 20 s).
     const result = await dispatcher.result('late');
     expect(result.error?.code).toBe('inference_failed');
     expect(result.error?.message).toMatch(/timed out after \d+ ms/);

@@ -94,7 +94,7 @@ describe('result over the dispatcher frame limit', () => {
   it('regression: fails that task with result_too_large and keeps the link for the next task', async () => {
     const dispatcher = await FakeDispatcher.start({ maxFrameBytes: 128 * 1024 });
     cleanups.push(() => dispatcher.close());
-    const { logger } = memoryLogger();
+    const { logger, records } = memoryLogger();
     const worker = await startWorker({
       dispatcherUrl: dispatcher.url,
       workerId: 'w-bounds',
@@ -120,6 +120,16 @@ describe('result over the dispatcher frame limit', () => {
     const big = await dispatcher.result('big');
     expect(big.error).toMatchObject({ code: 'inference_failed' });
     expect(big.error?.message).toMatch(/result_too_large: the result has \d+ bytes/);
+    // Regression: logged once, as what the dispatcher got (it said ok: true, then result_too_large).
+    const lines = records.filter((r) => r.task_id === 'big');
+    expect(lines).toEqual([
+      expect.objectContaining({
+        event: 'task_completed',
+        ok: false,
+        error_code: 'inference_failed',
+        message: expect.stringMatching(/^result_too_large: /),
+      }),
+    ]);
     send('small', 'hi');
     const small = await dispatcher.result('small');
     expect(JSON.parse(small.resultJson!)).toEqual({ echo: { text: 'hi' } });

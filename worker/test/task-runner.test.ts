@@ -228,11 +228,24 @@ describe('TaskRunner', () => {
     const { runner } = setup({ logger });
     await runner.run(task({ taskId: 'kept' }), () => true);
     await runner.run(task({ taskId: 'dropped' }), () => false);
+    const replaced = await runner.run(task({ taskId: 'replaced' }), () => ({
+      code: 'inference_failed',
+      message: 'result_too_large: too big',
+    }));
+    expect(replaced).toMatchObject({ error: { code: 'inference_failed' } });
+    expect(replaced.resultJson).toBeUndefined();
     const done = records.filter((r) => r.event === 'task_completed');
     expect(done).toEqual([
       expect.objectContaining({ task_id: 'kept', worker_id: 'w-unit', ok: true, label_miss: true }),
       expect.objectContaining({ task_id: 'dropped', ok: true, label_miss: false, result_dropped: true }),
+      expect.objectContaining({
+        task_id: 'replaced',
+        ok: false,
+        error_code: 'inference_failed',
+        message: 'result_too_large: too big',
+      }),
     ]);
+    expect(done[2]).not.toHaveProperty('result_dropped');
     expect(done[0]).not.toHaveProperty('result_dropped');
     expect(records.filter((r) => r.event === 'label_miss')).toEqual([
       expect.objectContaining({ task_id: 'kept', label: 'label-1', load_ms: expect.any(Number) }),
@@ -344,7 +357,7 @@ describe('TaskRunner#cancel', () => {
     };
     const { runner, delivered, deliver } = setup({ slots: 1, handlers: [stubborn] });
     const running = runner.run(task({ taskId: 'c1', taskType: 'wait' }), deliver);
-    await vi.waitFor(() => expect(seen).toBeDefined());
+    await vi.waitFor(() => expect(seen).toBeDefined(), { timeout: 20_000 });
     expect(runner.inFlight).toBe(1);
     expect(runner.cancel('c1')).toBe(true);
     const outcome = await running;
@@ -355,7 +368,7 @@ describe('TaskRunner#cancel', () => {
     // The slot is free while the stubborn handler still has not returned.
     expect(g.pending).toHaveLength(1);
     const next = runner.run(task({ taskId: 'c2', taskType: 'wait' }), deliver);
-    await vi.waitFor(() => expect(g.pending).toHaveLength(2));
+    await vi.waitFor(() => expect(g.pending).toHaveLength(2), { timeout: 20_000 });
     g.release();
     expect((await next).resultJson).toBe('{"done":true}');
   });

@@ -163,7 +163,9 @@ describe.each(['http', 'grpc'] as const)('a worker speaking %s to its model serv
       /result_too_large: the result has \d+ bytes in its frame, more than the 65536 bytes the dispatcher accepts in one frame/,
     );
     expect(result.inferResponse).toBeUndefined();
-    expect(logs.records.some((r) => r.event === 'result_too_large')).toBe(true);
+    expect(logs.records.filter((r) => r.event === 'task_completed' && r.task_id === result.taskId)).toEqual([
+      expect.objectContaining({ ok: false, error_code: 'inference_failed' }),
+    ]);
     // Same connection, still serving.
     const next = await dispatcher.result(
       send(

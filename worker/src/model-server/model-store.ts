@@ -311,7 +311,12 @@ export class ModelStore {
       const modelPath = join(paths.dir, String(version), MODEL_FILE);
       const s = await stat(modelPath).catch(() => undefined);
       if (s?.isFile())
-        return { config, version, modelPath, fingerprint: `${text}\0${version}\0${s.size}\0${s.mtimeMs}` };
+        return {
+          config,
+          version,
+          modelPath,
+          fingerprint: `${text}\0${version}\0${s.size}\0${s.mtimeMs}\0${s.ctimeMs}`,
+        };
     }
     throw MODEL_SERVER_ERRORS.noVersion(name);
   }

@@ -81,7 +81,7 @@ export class FakeDispatcher {
   }
 
   /** Resolves with the first frame at index >= `from` that matches. */
-  waitFor(pred: (m: Received) => boolean, from = 0, timeoutMs = 10_000): Promise<Received> {
+  waitFor(pred: (m: Received) => boolean, from = 0, timeoutMs = 20_000): Promise<Received> {
     const found = this.received.slice(from).find(pred);
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {

@@ -84,7 +84,7 @@ export function alive(pid: number): boolean {
 }
 
 /** Polls `fn` until it returns true or `ms` pass. */
-export async function waitFor(fn: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+export async function waitFor(fn: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await fn())) {
     if (Date.now() > end) throw new Error('condition not met in time');
