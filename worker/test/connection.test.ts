@@ -250,6 +250,8 @@ describe('startWorker (none mode) on a real socket', () => {
       inFlight: 0,
       state: 'ready',
       loadedLabels: ['p'],
+      // Nothing runs now (issue 13: a new leader adopts the tasks listed here).
+      runningTaskIds: [],
     });
   });
 
