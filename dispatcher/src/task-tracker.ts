@@ -45,6 +45,18 @@ export interface RunTaskRequest {
 /** Called exactly once per submitted task with how it ended. */
 export type TaskReply = (outcome: TaskOutcome) => void;
 
+/**
+ * The outcome {@link TaskTracker.handOver} replies with (compare by identity): this replica stopped
+ * leading, the task stays unfinished in the task store and the new leader takes it over.
+ */
+export const HANDED_OVER: TaskOutcome = Object.freeze({
+  ok: false as const,
+  error: new DispatcherError('shutting_down', 'this replica stopped leading; the new leader has the task'),
+});
+
+/** Heartbeats of its worker that must miss an adopted task before it counts as not running there. */
+const ADOPTION_MISSES = 2;
+
 /** Retry-After for `no_capable_worker` and other transient 503s: long enough for a worker to restart. */
 const NO_WORKER_RETRY_AFTER_S = 5;
 
@@ -87,6 +99,11 @@ export interface TaskTrackerDeps {
   readonly workers: WorkerLink;
   /** Strikes and cool-downs of misbehaving workers [none: no quarantine]. */
   readonly quarantine?: WorkerQuarantine;
+  /**
+   * Replicated mode: a worker answered `stale_leader` (a newer leader exists). Called before the
+   * tracker does anything else with that result [unset: the result is rerouted like any other].
+   */
+  readonly onStaleLeader?: (workerId: string, taskId: string) => void;
 }
 
 /**
@@ -118,8 +135,74 @@ export class TaskTracker {
   /** Slot reclaims scheduled after in-flight timeouts (cleared by failAll). */
   private readonly reclaimTimers = new Set<NodeJS.Timeout>();
   private admitting = true;
+  /** Tasks taken over at a failover, not yet confirmed by their worker: task id -> heartbeats that missed it. */
+  private readonly adopted = new Map<string, number>();
 
   constructor(private readonly deps: TaskTrackerDeps) {}
+
+  /** Whether a producer (or the async service) waits for this task here. */
+  has(taskId: string): boolean {
+    return this.pending.has(taskId);
+  }
+
+  /**
+   * Failover (replicated mode): takes over a task the previous leader sent to `workerId`, without
+   * sending it again. Its slot is taken on the worker and its result accepted as if this replica had
+   * sent it. When the worker's heartbeats do not list it ({@link ADOPTION_MISSES} in a row) and no
+   * result came, it goes back to the queue with attempt + 1. False (nothing done) when the worker is
+   * not connected or the id is already known: the caller routes it as a queued task.
+   */
+  adopt(req: RunTaskRequest, workerId: string, attempt: number, reply: TaskReply): boolean {
+    const { router, options } = this.deps;
+    if (this.pending.has(req.taskId) || router.has(req.taskId) || router.worker(workerId) === undefined)
+      return false;
+    const timeoutMs = req.timeoutMs ?? options.taskTimeoutMs;
+    const task: PendingTask = {
+      spec: {
+        id: req.taskId,
+        label: router.isLabelFree(req.taskType) ? NO_LABEL : req.label,
+        taskType: req.taskType,
+        ...(req.tenant === undefined ? {} : { tenant: req.tenant }),
+        ...(req.priority ? { priority: req.priority } : {}),
+      },
+      label: req.label,
+      parametersJson: req.parametersJson,
+      inferRequest: undefined,
+      inferHeaderLength: 0,
+      reply,
+      receivedAt: performance.now(),
+      deadlineUnixMs: Date.now() + timeoutMs,
+      timer: setTimeout(() => this.onTimeout(req.taskId, timeoutMs), timeoutMs).unref(),
+      onSent: req.onSent,
+      attempt: Math.max(1, attempt),
+      workerId,
+      losses: 0,
+    };
+    if (!router.adopt(performance.now(), workerId, task.spec)) {
+      clearTimeout(task.timer);
+      return false;
+    }
+    this.pending.set(req.taskId, task);
+    this.adopted.set(req.taskId, 0);
+    return true;
+  }
+
+  /**
+   * This replica stopped leading: every waiting task is let go with {@link HANDED_OVER} (it stays
+   * unfinished in the task store for the new leader) and nothing of it is sent again from here.
+   */
+  handOver(): void {
+    for (const timer of this.reclaimTimers) clearTimeout(timer);
+    this.reclaimTimers.clear();
+    this.adopted.clear();
+    for (const task of [...this.pending.values()]) {
+      this.deps.router.cancel(task.spec.id);
+      clearTimeout(task.timer);
+      this.pending.delete(task.spec.id);
+      task.reply(HANDED_OVER);
+    }
+    if (this.idleWaiters.length > 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
 
   /** Tasks a producer is waiting for. */
   get size(): number {
@@ -304,6 +387,13 @@ export class TaskTracker {
     const { router, metrics, options } = this.deps;
     const now = performance.now();
     const code = result.error?.code;
+    if (code === 'stale_leader' && this.deps.onStaleLeader) {
+      // A newer leader exists: free the slot and let the replication step down (handOver follows).
+      this.apply(router.taskFinished(now, workerId, result.taskId, {}));
+      this.deps.onStaleLeader(workerId, result.taskId);
+      return;
+    }
+    if (this.adopted.size > 0) this.adopted.delete(result.taskId);
     const rule = code === undefined ? undefined : taskErrorRule(code);
     // Our own record of what was sent says whether the task went label-free (the worker's echo of
     // the label is not trusted for counting).
@@ -419,6 +509,7 @@ export class TaskTracker {
 
   /** A worker's Heartbeat. */
   onHeartbeat(workerId: string, beat: Heartbeat): void {
+    if (this.adopted.size > 0) this.checkAdopted(workerId, beat.runningTaskIds ?? []);
     const quarantined = this.deps.quarantine?.isQuarantined(workerId) === true;
     this.apply(
       this.deps.router.updateWorker(performance.now(), workerId, {
@@ -450,6 +541,36 @@ export class TaskTracker {
   }
 
   // ---------------------------------------------------------------- internals
+
+  /** Adopted tasks of `workerId` its heartbeat does not list: after enough misses, back to the queue. */
+  private checkAdopted(workerId: string, running: readonly string[]): void {
+    const now = performance.now();
+    for (const [taskId, misses] of this.adopted) {
+      const task = this.pending.get(taskId);
+      if (!task || task.workerId !== workerId) {
+        if (!task) this.adopted.delete(taskId);
+        continue;
+      }
+      if (running.includes(taskId)) {
+        this.adopted.delete(taskId); // confirmed: it runs there; its result will come
+        continue;
+      }
+      if (misses + 1 < ADOPTION_MISSES) {
+        this.adopted.set(taskId, misses + 1);
+        continue;
+      }
+      this.adopted.delete(taskId);
+      this.deps.logger.warn(
+        { event: 'adopted_task_missing', task_id: taskId, worker_id: workerId },
+        'an adopted task is not running on its worker; it is queued again',
+      );
+      this.apply(this.deps.router.taskFinished(now, workerId, taskId, {}));
+      task.workerId = undefined;
+      task.attempt++;
+      this.deps.metrics.taskRetries.inc();
+      this.resubmit(task, now);
+    }
+  }
 
   private afterLabelCheck(task: PendingTask, exists: boolean): void {
     if (this.pending.get(task.spec.id) !== task) return; // timed out or abandoned meanwhile
