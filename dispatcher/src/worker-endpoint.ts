@@ -344,8 +344,8 @@ export class WorkerEndpoint {
           labelCapacity,
           taskSlots,
           maxFrameBytes: options.maxPayloadBytes,
-          // Standalone: the Welcome stays as it was (role unspecified reads as standalone, token 0).
-          ...this.opts.replica?.(),
+          // Standalone: role standalone, token 0, no replica id (PROTOCOL.md, Several replicas).
+          ...(this.opts.replica ? this.opts.replica() : { role: 'standalone' as const }),
         },
       }),
     );
