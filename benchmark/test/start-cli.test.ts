@@ -75,7 +75,8 @@ function runDirOf(readyLine: string): string {
 /** Every pid the services logged (their own, and their model servers'). */
 async function loggedPids(runDir: string): Promise<Set<number>> {
   const pids = new Set<number>();
-  for (const file of await readdir(runDir)) {
+  // Log files only: with several dispatchers the run folder also holds redis-server's data folder.
+  for (const file of (await readdir(runDir)).filter((f) => f.endsWith('.log'))) {
     for (const line of (await readFile(join(runDir, file), 'utf8')).split('\n')) {
       if (!line.startsWith('{')) continue;
       const rec = JSON.parse(line) as { pid?: unknown; model_server_pid?: unknown };
@@ -382,7 +383,7 @@ describe('smart-routing-start --dispatchers (issue 13)', () => {
   }, 30_000);
 
   it.skipIf(findOnPath('redis-server') === undefined)(
-    'runs 2 replicas on a redis-server of its own, workers on both; Ctrl-C stops all, redis-server before the collector',
+    'runs 2 replicas on a redis-server of its own, workers on both; Ctrl-C stops all of them, redis-server included, the collector last',
     async () => {
       const dir = await tempDir();
       const env = launcherEnv({});
@@ -419,7 +420,7 @@ describe('smart-routing-start --dispatchers (issue 13)', () => {
       expect(collected.filter((e) => e === 'dispatcher_closed')).toHaveLength(2);
       expect(collected).toContain('worker_closed');
       // redis-server stopped after the replicas (they closed their Redis clients first).
-      expect(redisLog).toMatch(/Received SIGTERM/);
+      expect(await readFile(join(runDir, 'redis-server.log'), 'utf8')).toMatch(/Received SIGTERM/);
     },
     90_000,
   );
