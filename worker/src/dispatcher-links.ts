@@ -277,8 +277,9 @@ export class DispatcherLinks implements LinkOwner {
   welcomed(link: WorkerConnection, welcome: Welcome): void {
     const token = welcome.fencingToken ?? 0;
     if (welcome.role === 'leader' || welcome.role === 'standby' || token > 0) this.replicated = true;
-    if (welcome.role !== 'leader') return;
-    this.announce(link, token, welcome.replicaId);
+    if (welcome.role === 'leader') return this.announce(link, token, welcome.replicaId);
+    // The leader's replica came back as a standby (it lost its lease): it leads no more.
+    if (welcome.role === 'standby' && this.leader === link) this.leader = undefined;
   }
 
   /** @internal */
