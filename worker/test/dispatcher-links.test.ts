@@ -55,7 +55,7 @@ function holdHandler() {
 /** A worker's links to `replicas` (or to `urls` through `resolve`), with a `hold` task type. */
 function links(
   urls: string[],
-  options: { resolve?: HostResolver; pendingResultsMax?: number; slots?: number } = {},
+  options: { resolve?: HostResolver; pendingResultsMax?: number; slots?: number; resolveMs?: number } = {},
 ) {
   const hold = holdHandler();
   const { logger, records } = memoryLogger();
@@ -80,7 +80,7 @@ function links(
     logger,
     reconnectInitialMs: 20,
     reconnectMaxMs: 100,
-    resolveMs: 0,
+    resolveMs: options.resolveMs ?? 0,
     ...(options.resolve ? { resolve: options.resolve } : {}),
     ...(options.pendingResultsMax !== undefined ? { pendingResultsMax: options.pendingResultsMax } : {}),
   });
@@ -317,6 +317,16 @@ describe('DispatcherLinks with a DNS name of several addresses', () => {
     a.dropWorker();
     await expect.poll(() => asked.length).toBeGreaterThan(before);
     expect(asked.every((h) => h === 'replicas.test')).toBe(true);
+  });
+
+  it('resolves again every resolveMs on its own', async () => {
+    const { a, b, port } = await twoAddresses();
+    let answer: ResolvedAddress[] = [{ address: '127.0.0.1', family: 4 }];
+    const { set } = links([`ws://replicas.test:${port}`], { resolve: async () => answer, resolveMs: 20 });
+    await welcomed(a);
+    answer = [...answer, { address: '127.0.0.2', family: 4 }]; // a second replica appears
+    await welcomed(b);
+    expect(set.links).toHaveLength(2);
   });
 
   it('keeps its links when the name stops resolving, and starts with one link when it never did', async () => {
