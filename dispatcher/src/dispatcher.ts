@@ -374,6 +374,8 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
       endpoint.drainAll('dispatcher shutting down');
       if (replication) {
         // What is left stays unfinished in the shared store: the next leader takes it over.
+        // Stepping down hands waiting tasks to the next leader (through the stream) and releases the lease.
+        replication.role.stepDown('the replica shuts down');
         router.passive = true;
         tracker.handOver();
         await replicated?.close();

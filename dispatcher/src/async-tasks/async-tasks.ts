@@ -213,7 +213,8 @@ export class AsyncTasks {
 
   /** This replica stopped leading: the backlog is dropped (its tasks stay queued in the store for the new leader). */
   handOver(): void {
-    while (this.backlog.shift() !== undefined);
+    for (let r = this.backlog.shift(); r !== undefined; r = this.backlog.shift())
+      this.deps.forward?.(r.taskId);
   }
 
   /** GET /tasks/{id}. */
@@ -344,6 +345,13 @@ export class AsyncTasks {
         },
       },
       (outcome) => {
+        if (outcome === HANDED_OVER) {
+          // This replica stopped leading: the task goes to the new leader (adopted where it runs).
+          this.admitted.delete(taskId);
+          this.started.delete(taskId);
+          this.deps.forward?.(taskId);
+          return;
+        }
         const code = outcome.ok ? undefined : outcome.error.code;
         const waitsForWorkers = code === 'unknown_task_type' && router.workerCount === 0 && sync;
         if (code !== undefined && (NOT_NOW.has(code) || waitsForWorkers)) {
@@ -394,6 +402,7 @@ export class AsyncTasks {
     this.admitted.delete(record.taskId);
     if (outcome === HANDED_OVER) {
       this.started.delete(record.taskId);
+      this.deps.forward?.(record.taskId);
       return;
     }
     const code = outcome.ok ? undefined : outcome.error.code;

@@ -98,6 +98,10 @@ export class ReplicatedTasks {
   async onStreamEntry(taskId: string): Promise<void> {
     const { store, tracker, asyncTasks } = this.deps;
     const record = await store.get(taskId);
+    this.deps.logger.debug(
+      { event: 'forwarded_task_read', task_id: taskId, status: record?.status },
+      'forwarded task read from the stream',
+    );
     if (!record) return;
     if (isFinalStatus(record.status)) {
       // Cancelled (or ended) on another replica while it ran here: stop it.
@@ -105,8 +109,8 @@ export class ReplicatedTasks {
       return;
     }
     if (tracker.has(taskId) || asyncTasks.has(taskId)) return;
-    if (record.mode === 'async') asyncTasks.enqueue(record);
-    else this.run(record, undefined);
+    // Handed over by a replica that stopped leading: it may be running on its worker.
+    await this.takeOver(record);
   }
 
   /**
@@ -119,24 +123,31 @@ export class ReplicatedTasks {
     let adopted = 0;
     for (const record of await store.unfinished()) {
       if (tracker.has(record.taskId) || asyncTasks.has(record.taskId)) continue;
-      const workerId = record.status === 'running' ? record.workerId : undefined;
-      if (workerId !== undefined) {
-        const took =
-          record.mode === 'async'
-            ? asyncTasks.adoptRunning(record, workerId)
-            : this.adoptSync(record, workerId);
-        if (took) {
-          adopted++;
-          continue;
-        }
-        await store.markQueued(record.taskId);
-      }
-      queued++;
-      if (record.mode === 'async') asyncTasks.enqueue(record);
-      else this.run(record, undefined);
+      if (await this.takeOver(record)) adopted++;
+      else queued++;
     }
     logger.info({ event: 'tasks_adopted', queued, adopted }, 'unfinished tasks taken over');
     return { queued, adopted };
+  }
+
+  /** An unfinished task another replica had: adopted on its worker (true) or routed as queued. */
+  private async takeOver(record: TaskRecord): Promise<boolean> {
+    const workerId = record.status === 'running' ? record.workerId : undefined;
+    if (workerId !== undefined) {
+      const took =
+        record.mode === 'async'
+          ? this.deps.asyncTasks.adoptRunning(record, workerId)
+          : this.adoptSync(record, workerId);
+      this.deps.logger.info(
+        { event: 'task_adoption', task_id: record.taskId, worker_id: workerId, adopted: took },
+        took ? 'running task adopted on its worker' : 'running task could not be adopted; queued again',
+      );
+      if (took) return true;
+      await this.deps.store.markQueued(record.taskId);
+    }
+    if (record.mode === 'async') this.deps.asyncTasks.enqueue(record);
+    else this.run(record, undefined);
+    return false;
   }
 
   /** Stops waiting (the answers already given stand) and waits for store writes under way. Safe twice. */
@@ -192,8 +203,10 @@ export class ReplicatedTasks {
     reply: TaskReply | undefined,
   ): void {
     if (outcome === HANDED_OVER) {
-      // This replica stopped leading: the new leader finishes the task; a local producer waits for it.
+      // This replica stopped leading: the new leader finishes the task (the stream tells it); a
+      // local producer waits for it.
       if (reply) this.waitFor(record.taskId, deadlineAt, reply);
+      if (!this.closed) this.track(this.deps.stream.forward(record.taskId));
       return;
     }
     const write = this.deps.store.finish(record.taskId, { ...endingOf(outcome), finishedAt: Date.now() });
@@ -201,8 +214,8 @@ export class ReplicatedTasks {
     write.then(
       () => {
         const origin = record.origin;
-        if (origin !== undefined && origin !== this.deps.replicaId)
-          this.track(this.deps.stream.publishDone(origin, record.taskId));
+        if (origin === this.deps.replicaId) this.deps.stream.notifyLocal(record.taskId);
+        else if (origin !== undefined) this.track(this.deps.stream.publishDone(origin, record.taskId));
       },
       () => undefined,
     );

@@ -2,7 +2,7 @@
  * Tasks between replicas through Redis (issue 13). The task store is the truth; the stream only
  * wakes the leader, and the done channel only wakes the replica whose producer waits.
  *
- *   standby: store.create ─> XADD <prefix>tasks {id} ──> leader: XREADGROUP (group `leader`) ─> route
+ *   standby: store.create ─> XADD <prefix>task-stream {id} ──> leader: XREADGROUP (group `leader`) ─> route
  *   leader:  store.finish ─> PUBLISH <prefix>done:<origin> id ──> origin: re-reads the store, answers
  *
  * The leader reads on a connection of its own (XREADGROUP blocks), claims what a dead leader left
@@ -18,6 +18,8 @@ export const STREAM_GROUP = 'leader';
 const READ_COUNT = 100;
 /** How long one XREADGROUP blocks (ms): bounds how late a step-down stops the loop. */
 const BLOCK_MS = 500;
+/** Entries pending this long on another consumer (an old leader) are claimed (ms). */
+const CLAIM_IDLE_MS = 1000;
 /** The stream is trimmed to about this many entries (the store holds the tasks). */
 const STREAM_MAX_LEN = 100_000;
 
@@ -42,7 +44,8 @@ export class TaskStream {
   private closed = false;
 
   constructor(private readonly opts: TaskStreamOptions) {
-    this.streamKey = `${opts.keyPrefix}tasks`;
+    // Not `<prefix>tasks`: the task store's listing index already has that name.
+    this.streamKey = `${opts.keyPrefix}task-stream`;
   }
 
   /** Subscribes to this replica's done channel and makes sure the consumer group exists. */
@@ -64,6 +67,7 @@ export class TaskStream {
 
   /** Hands a task id to the leader (XADD). */
   async forward(taskId: string): Promise<void> {
+    this.opts.logger.debug({ event: 'task_forwarded', task_id: taskId }, 'task handed to the leader');
     await this.opts.redis.call('XADD', this.streamKey, 'MAXLEN', '~', STREAM_MAX_LEN, '*', 'id', taskId);
   }
 
@@ -114,6 +118,11 @@ export class TaskStream {
     return `${this.opts.keyPrefix}done:${replicaId}`;
   }
 
+  /** Wakes this replica's own waiters for `taskId` (the task ended here). */
+  notifyLocal(taskId: string): void {
+    this.wake(taskId);
+  }
+
   private wake(taskId: string): void {
     const set = this.waiters.get(taskId);
     if (set) for (const fn of [...set]) fn();
@@ -127,16 +136,29 @@ export class TaskStream {
       logger.warn({ err, event: 'redis_consumer_error' }, 'task stream connection error'),
     );
     const live = () => this.generation === generation;
+    logger.debug({ event: 'stream_consuming', replica_id: replicaId }, 'reading the task stream');
     let cursor = '0'; // this consumer's pending entries first, then '>' (new ones)
-    try {
-      // What a dead leader read and never acknowledged becomes ours.
-      await consumer.call('XAUTOCLAIM', this.streamKey, STREAM_GROUP, replicaId, 0, '0-0', 'COUNT', 1000);
-    } catch (err) {
-      if (live())
-        logger.warn({ err, event: 'stream_claim_failed' }, 'could not claim pending stream entries');
-    }
+    let claimedAt = 0;
     while (live()) {
       try {
+        // What an old leader read and never acknowledged becomes ours: all of it at the start, then
+        // entries idle past CLAIM_IDLE_MS (one delivered to a leader's read as it stepped down).
+        if (Date.now() - claimedAt >= CLAIM_IDLE_MS) {
+          const minIdle = claimedAt === 0 ? 0 : CLAIM_IDLE_MS;
+          claimedAt = Date.now();
+          const claimed = (await consumer.call(
+            'XAUTOCLAIM',
+            this.streamKey,
+            STREAM_GROUP,
+            replicaId,
+            minIdle,
+            '0-0',
+            'COUNT',
+            1000,
+            'JUSTID',
+          )) as [string, string[]] | null;
+          if ((claimed?.[1]?.length ?? 0) > 0) cursor = '0';
+        }
         const answer = (await consumer.call(
           'XREADGROUP',
           'GROUP',
