@@ -222,6 +222,24 @@ describe('DispatcherLinks with two replicas', () => {
     expect(b.bodies('taskResult').map((m) => m.taskResult.taskId)).toEqual([t2]);
   });
 
+  it('regression: a leader that comes back as a standby gets no rerouted results; the next leader does', async () => {
+    const a = await replica(LEADER_1);
+    const b = await replica(STANDBY);
+    const { set, release, calls } = links([a.url, b.url]);
+    await Promise.all([heartbeat(a), heartbeat(b)]);
+    const t = runTask(a, 1);
+    await expect.poll(() => calls).toEqual([t]);
+    a.welcome = { role: 'standby', replicaId: 'a', fencingToken: 0 }; // it lost its lease
+    a.dropWorker();
+    // Welcomed again (as a standby): its heartbeats on the new connection follow that Welcome.
+    await a.waitFor((m) => m.body === 'heartbeat' && m.connection === 2);
+    release(t);
+    await expect.poll(() => set.pendingResults).toBe(1);
+    b.send({ leadership: { fencingToken: 2, replicaId: 'b' } });
+    expect((await b.result(t)).resultJson).toBe(JSON.stringify({ held: t }));
+    expect(a.bodies('taskResult')).toEqual([]);
+  });
+
   it('drops a result whose link is gone with a standalone dispatcher (as one link always did)', async () => {
     const a = await replica({});
     const { set, release, calls, records } = links([a.url]);
