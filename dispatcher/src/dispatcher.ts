@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import type { TaskResult } from '@smart-routing/proto';
 import { listen, type ListeningServer } from '@smart-routing/service-kit';
 import { resolveAsyncTaskOptions } from './async-tasks/async-options.js';
 import { AsyncTasks } from './async-tasks/async-tasks.js';
@@ -201,7 +202,11 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     ),
     quarantine,
     ...(replicationOptions
-      ? { onStaleLeader: () => replication?.role.stepDown('a worker answered stale_leader') }
+      ? {
+          onStaleLeader: () => replication?.role.stepDown('a worker answered stale_leader'),
+          onUnknownResult: (workerId: string, result: TaskResult) =>
+            replicated?.relayResult(workerId, result),
+        }
       : {}),
   });
   const asyncTasks = new AsyncTasks({

@@ -54,6 +54,15 @@ export const HANDED_OVER: TaskOutcome = Object.freeze({
   error: new DispatcherError('shutting_down', 'this replica stopped leading; the new leader has the task'),
 });
 
+/**
+ * The outcome {@link TaskTracker.forget} replies with (compare by identity): the task ended on
+ * another replica (its outcome is in the task store); nothing is to be written from here.
+ */
+export const ENDED_ELSEWHERE: TaskOutcome = Object.freeze({
+  ok: false as const,
+  error: new DispatcherError('task_cancelled', 'the task ended on another replica'),
+});
+
 /** Heartbeats of its worker that must miss an adopted task before it counts as not running there. */
 const ADOPTION_MISSES = 2;
 
@@ -104,6 +113,11 @@ export interface TaskTrackerDeps {
    * tracker does anything else with that result [unset: the result is rerouted like any other].
    */
   readonly onStaleLeader?: (workerId: string, taskId: string) => void;
+  /**
+   * Replicated mode: a result for a task no one waits for here (a replica that stopped leading
+   * gets the results of what it had sent) [unset: ignored].
+   */
+  readonly onUnknownResult?: (workerId: string, result: TaskResult) => void;
 }
 
 /**
@@ -185,6 +199,24 @@ export class TaskTracker {
     this.pending.set(req.taskId, task);
     this.adopted.set(req.taskId, 0);
     return true;
+  }
+
+  /**
+   * The task ended on another replica (replicated mode): its slot is freed and it is dropped here,
+   * answered {@link ENDED_ELSEWHERE}, nothing sent.
+   */
+  forget(taskId: string): void {
+    const task = this.pending.get(taskId);
+    if (!task) return;
+    clearTimeout(task.timer);
+    this.pending.delete(taskId);
+    this.adopted.delete(taskId);
+    if (task.workerId !== undefined)
+      this.apply(this.deps.router.taskFinished(performance.now(), task.workerId, taskId, {}));
+    else this.deps.router.cancel(taskId);
+    task.reply(ENDED_ELSEWHERE);
+    if (this.pending.size === 0 && this.idleWaiters.length > 0)
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   /**
@@ -442,6 +474,7 @@ export class TaskTracker {
         this.fail(task, workerFailure(code, result.error?.message ?? '', workerId));
       }
     } else {
+      if (!task) this.deps.onUnknownResult?.(workerId, result);
       this.deps.logger.debug(
         { event: 'result_for_unknown_task', task_id: result.taskId, worker_id: workerId },
         'result for a task no one waits for: ignored',

@@ -22,7 +22,13 @@ import { DISPATCHER_ERRORS, DispatcherError, type DispatcherErrorCode } from '..
 import type { DispatcherMetrics } from '../metrics.js';
 import type { Router } from '../routing/router.js';
 import type { CompletedTask, TaskOutcome } from '../task-answer.js';
-import { HANDED_OVER, type RunTaskRequest, type TaskReply, type TaskTracker } from '../task-tracker.js';
+import {
+  ENDED_ELSEWHERE,
+  HANDED_OVER,
+  type RunTaskRequest,
+  type TaskReply,
+  type TaskTracker,
+} from '../task-tracker.js';
 import { isFinalStatus, type TaskRecord, type TaskStatus, type TaskStore } from '../task-store/task-store.js';
 import type { ResolvedAsyncTaskOptions } from './async-options.js';
 import { Backlog } from './backlog.js';
@@ -345,6 +351,11 @@ export class AsyncTasks {
         },
       },
       (outcome) => {
+        if (outcome === ENDED_ELSEWHERE) {
+          this.admitted.delete(taskId);
+          this.started.delete(taskId);
+          return;
+        }
         if (outcome === HANDED_OVER) {
           // This replica stopped leading: the task goes to the new leader (adopted where it runs).
           this.admitted.delete(taskId);
@@ -400,9 +411,9 @@ export class AsyncTasks {
   /** An adopted task's outcome: handed over again, put back (not now), or ended. */
   private afterOutcome(record: TaskRecord, outcome: TaskOutcome): void {
     this.admitted.delete(record.taskId);
-    if (outcome === HANDED_OVER) {
+    if (outcome === HANDED_OVER || outcome === ENDED_ELSEWHERE) {
       this.started.delete(record.taskId);
-      this.deps.forward?.(record.taskId);
+      if (outcome === HANDED_OVER) this.deps.forward?.(record.taskId);
       return;
     }
     const code = outcome.ok ? undefined : outcome.error.code;

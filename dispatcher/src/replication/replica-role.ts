@@ -89,6 +89,7 @@ export class ReplicaRole extends EventEmitter<{ leader: [token: number]; standby
   stepDown(reason: string): void {
     if (this.current !== 'leader') return;
     this.current = 'standby';
+    this.leaderId = ''; // unknown until the next poll reads the lease
     const lease = this.opts.lease;
     this.opts.logger.warn(
       { event: 'replica_stepped_down', replica_id: this.opts.replicaId, reason, token: lease.token },

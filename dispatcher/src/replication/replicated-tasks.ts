@@ -12,9 +12,16 @@ import type { Logger } from 'pino';
 import type { AsyncTasks } from '../async-tasks/async-tasks.js';
 import { DISPATCHER_ERRORS, DispatcherError, type DispatcherErrorCode } from '../errors.js';
 import type { DispatcherMetrics } from '../metrics.js';
-import type { TaskOutcome } from '../task-answer.js';
+import type { TaskResult } from '@smart-routing/proto';
+import { isJsonDocument, type TaskOutcome } from '../task-answer.js';
 import { isFinalStatus, type TaskRecord, type TaskStore } from '../task-store/task-store.js';
-import { HANDED_OVER, type RunTaskRequest, type TaskReply, type TaskTracker } from '../task-tracker.js';
+import {
+  ENDED_ELSEWHERE,
+  HANDED_OVER,
+  type RunTaskRequest,
+  type TaskReply,
+  type TaskTracker,
+} from '../task-tracker.js';
 import type { TaskStream } from './task-stream.js';
 
 /** How often a waiting replica re-reads the store besides the done channel (ms). */
@@ -104,8 +111,12 @@ export class ReplicatedTasks {
     );
     if (!record) return;
     if (isFinalStatus(record.status)) {
-      // Cancelled (or ended) on another replica while it ran here: stop it.
-      if (tracker.has(taskId)) tracker.cancel(taskId);
+      // Cancelled on another replica while it ran here: stop it on its worker. Ended there (its
+      // result reached an old leader): drop it here, it is not run again.
+      if (tracker.has(taskId)) {
+        if (record.status === 'cancelled') tracker.cancel(taskId);
+        else tracker.forget(taskId);
+      }
       return;
     }
     if (tracker.has(taskId) || asyncTasks.has(taskId)) return;
@@ -148,6 +159,38 @@ export class ReplicatedTasks {
     if (record.mode === 'async') this.deps.asyncTasks.enqueue(record);
     else this.run(record, undefined);
     return false;
+  }
+
+  /**
+   * A result reached this replica for a task it no longer tracks (it sent the task as the leader,
+   * then stepped down): the outcome is written to the store, the origin told, and the leader woken
+   * through the stream so it drops its adopted copy instead of running the task again.
+   */
+  relayResult(workerId: string, result: TaskResult): void {
+    if (this.deps.isLeader() || this.closed) return;
+    const { store } = this.deps;
+    const taskId = result.taskId;
+    this.track(
+      (async () => {
+        const record = await store.get(taskId);
+        if (!record || isFinalStatus(record.status) || record.mode === undefined) return;
+        const code = result.error?.code;
+        // stale_leader and other refusals did not run it: the leader routes it.
+        if (code !== undefined || (result.resultJson !== undefined && !isJsonDocument(result.resultJson)))
+          return;
+        const changed = await store.finish(taskId, {
+          status: 'completed',
+          finishedAt: Date.now(),
+          resultJson: result.resultJson ?? 'null',
+          workerId,
+          labelMiss: result.labelMiss,
+        });
+        if (!changed) return;
+        if (record.origin === this.deps.replicaId) this.deps.stream.notifyLocal(taskId);
+        else if (record.origin !== undefined) await this.deps.stream.publishDone(record.origin, taskId);
+        await this.deps.stream.forward(taskId);
+      })(),
+    );
   }
 
   /** Stops waiting (the answers already given stand) and waits for store writes under way. Safe twice. */
@@ -202,6 +245,10 @@ export class ReplicatedTasks {
     outcome: TaskOutcome,
     reply: TaskReply | undefined,
   ): void {
+    if (outcome === ENDED_ELSEWHERE) {
+      if (reply) this.waitFor(record.taskId, deadlineAt, reply);
+      return;
+    }
     if (outcome === HANDED_OVER) {
       // This replica stopped leading: the new leader finishes the task (the stream tells it); a
       // local producer waits for it.
