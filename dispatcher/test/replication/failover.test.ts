@@ -35,9 +35,10 @@ async function picture(url: string): Promise<unknown> {
 describe.skipIf(redisMissing !== undefined)('replicated dispatchers (real redis-server, real worker)', () => {
   it("one leads, the other is a warm standby whose picture of the fleet equals the leader's", async () => {
     const s = fresh();
-    const a = await s.replica('a');
+    // No failover wanted here: a lease no busy machine loses by itself.
+    const a = await s.replica('a', {}, 30_000);
     await until(async () => (await replicaOf(a.url)).role === 'leader', 'a to lead');
-    const b = await s.replica('b');
+    const b = await s.replica('b', {}, 30_000);
     const gate = new Gate();
     await s.worker('w1', [a.url, b.url], gate, 3);
     await s.worker('w2', [a.url, b.url], gate, 2);
@@ -128,7 +129,7 @@ describe.skipIf(redisMissing !== undefined)('replicated dispatchers (real redis-
     );
     expect(gate.runs.get('held-async')).toBe(1);
     expect(gate.runs.get('held-sync')).toBe(1);
-    expect(b.router.worker('w1')?.inFlight.size).toBe(0);
+    await until(() => b.router.worker('w1')?.inFlight.size === 0, 'both slots freed on b', 5000);
     const metrics = await (await fetch(`${b.url}/metrics`)).text();
     expect(metrics).toMatch(/dispatcher_failovers_total 1/);
   });
