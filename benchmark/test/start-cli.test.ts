@@ -390,40 +390,52 @@ describe('smart-routing-start --dispatchers (issue 13)', () => {
       delete env.REDIS_URL;
       const run = launch(process.execPath, args(dir, 2), env, true);
       launched.push(run.child);
-      const ready = await run.line(/smart-routing ready/);
-      const m =
-        /2 dispatchers dispatcher-1 (http:\S+)(?: \((\w+)\))?, dispatcher-2 (http:\S+)(?: \((\w+)\))? on redis:\/\/127\.0\.0\.1:\d+/.exec(
-          ready,
-        );
-      expect(m, ready).not.toBeNull();
-      const [, url1, role1, url2, role2] = m!;
-      expect(url1).not.toBe(url2);
-      // Once the dispatcher reports its role (HA-DISP), exactly one of the two leads.
-      if (role1 !== undefined || role2 !== undefined)
-        expect([role1, role2].sort()).toEqual(['leader', 'standby']);
-      // Both replicas see both workers (the launcher waited for it; check from here too).
-      for (const url of [url1!, url2!]) {
-        const list = (await (await fetch(`${url}/workers`)).json()) as { id: string }[];
-        expect(list.map((w) => w.id).sort()).toEqual(['worker-1', 'worker-2']);
+      try {
+        await twoReplicaRun(run);
+      } finally {
+        // A failed check must not leave the services running (afterEach's SIGKILL reaches the launcher only).
+        if (run.child.exitCode === null) {
+          run.child.kill('SIGTERM');
+          await run.exit;
+        }
       }
-      const runDir = runDirOf(ready);
-      const pids = await loggedPids(runDir);
-      const redisLog = await readFile(join(runDir, 'redis-server.log'), 'utf8');
-      const redisPid = Number(/pid=(\d+)/.exec(redisLog)?.[1]);
-      expect(alive(redisPid)).toBe(true);
-      expect(existsSync(join(runDir, 'redis'))).toBe(true); // its data lives in the run's folder
-      process.kill(-run.child.pid!, 'SIGINT');
-      expect(await run.exit).toEqual([0, null]);
-      for (const pid of [...pids, redisPid]) expect(alive(pid), `pid ${pid} still running`).toBe(false);
-      // The collector stopped last: it has both replicas' and the workers' final records.
-      const collected = await events(join(runDir, 'collector.log'));
-      expect(collected.filter((e) => e === 'dispatcher_closed')).toHaveLength(2);
-      expect(collected).toContain('worker_closed');
-      // redis-server stopped after the replicas (they closed their Redis clients first).
-      expect(await readFile(join(runDir, 'redis-server.log'), 'utf8')).toMatch(/Received SIGTERM/);
     },
     90_000,
   );
+
+  async function twoReplicaRun(run: Launch): Promise<void> {
+    const ready = await run.line(/smart-routing ready/);
+    const m =
+      /2 dispatchers dispatcher-1 (http:\S+)(?: \((\w+)\))?, dispatcher-2 (http:\S+)(?: \((\w+)\))? on redis:\/\/127\.0\.0\.1:\d+/.exec(
+        ready,
+      );
+    expect(m, ready).not.toBeNull();
+    const [, url1, role1, url2, role2] = m!;
+    expect(url1).not.toBe(url2);
+    // Once the dispatcher reports its role (HA-DISP), exactly one of the two leads.
+    if (role1 !== undefined || role2 !== undefined)
+      expect([role1, role2].sort()).toEqual(['leader', 'standby']);
+    // Both replicas see both workers (the launcher waited for it; check from here too).
+    for (const url of [url1!, url2!]) {
+      const list = (await (await fetch(`${url}/workers`)).json()) as { id: string }[];
+      expect(list.map((w) => w.id).sort()).toEqual(['worker-1', 'worker-2']);
+    }
+    const runDir = runDirOf(ready);
+    const pids = await loggedPids(runDir);
+    const redisLog = await readFile(join(runDir, 'redis-server.log'), 'utf8');
+    const redisPid = Number(/pid=(\d+)/.exec(redisLog)?.[1]);
+    expect(alive(redisPid)).toBe(true);
+    expect(existsSync(join(runDir, 'redis'))).toBe(true); // its data lives in the run's folder
+    process.kill(-run.child.pid!, 'SIGINT');
+    expect(await run.exit).toEqual([0, null]);
+    for (const pid of [...pids, redisPid]) expect(alive(pid), `pid ${pid} still running`).toBe(false);
+    // The collector stopped last: it has both replicas' and the workers' final records.
+    const collected = await events(join(runDir, 'collector.log'));
+    expect(collected.filter((e) => e === 'dispatcher_closed')).toHaveLength(2);
+    expect(collected).toContain('worker_closed');
+    // redis-server stopped after the replicas (they closed their Redis clients first).
+    expect(await readFile(join(runDir, 'redis-server.log'), 'utf8')).toMatch(/Received SIGTERM/);
+  }
 });
 
 async function loggedPidsOf(file: string): Promise<number[]> {

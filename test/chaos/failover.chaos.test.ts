@@ -41,7 +41,7 @@ const PRODUCERS = 2;
 /** How long a task runs on its worker: long enough that tasks are running at every kill. */
 const TASK_MS = 30;
 /** Completed tasks between two chaos events (steady state again, not a duration). */
-const BETWEEN_EVENTS = 150;
+const BETWEEN_EVENTS = Number(process.env.FAILOVER_CHAOS_BETWEEN ?? 60);
 const LEASE_TTL_MS = 2000;
 const SLEEP_HANDLER = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'sleep-handler.mjs');
 
@@ -183,7 +183,7 @@ describe.skipIf(redisMissing !== undefined)('failover: 3 replicas, the leader ki
         `${JSON.stringify({ command: 'npm run test:chaos -- failover', date: new Date().toISOString(), ...result }, null, 2)}\n`,
       );
     }
-    if (dir) await rm(dir, { recursive: true, force: true });
+    if (dir && !process.env.KEEP_CHAOS_LOGS) await rm(dir, { recursive: true, force: true });
   });
 
   it('loses no accepted task across 3 leader kills and 1 pause; measures the failover time', async () => {
@@ -340,6 +340,7 @@ describe.skipIf(redisMissing !== undefined)('failover: 3 replicas, the leader ki
         const id = `async-${n}`;
         let at = home;
         for (let attempt = 1; ; attempt++) {
+          if (stopping && attempt > 1) return;
           try {
             const { status } = await post(replicas[at]!, '/send-task', body(id, n));
             if (status === 202 || status === 200) {
@@ -356,60 +357,94 @@ describe.skipIf(redisMissing !== undefined)('failover: 3 replicas, the leader ki
           at = nextUp(at);
           await sleep(50);
         }
+        // A producer that polls for its outcome (on any replica), so the backlog stays bounded.
+        for (;;) {
+          try {
+            const res = await request(`${replicas[at]!.url}/tasks/${id}`, { dispatcher: agent });
+            const doc = (await res.body.json()) as { status?: string };
+            if (doc.status === 'completed' || doc.status === 'failed') {
+              completedSinceEvent++;
+              break;
+            }
+          } catch {
+            at = nextUp(at);
+          }
+          if (stopping) break;
+          await sleep(50);
+        }
       }
     };
-    const producers = replicas.flatMap((_, i) => [
+    const producing = replicas.flatMap((_, i) => [
       ...Array.from({ length: PRODUCERS }, () => syncProducer(i)),
       ...Array.from({ length: PRODUCERS }, () => asyncProducer(i)),
     ]);
 
+    // A producer's error fails the test, after the others stopped.
+    const producers = Promise.all(producing).finally(() => (stopping = true));
+    producers.catch(() => undefined);
+
     // ---- chaos: SIGKILL the leader 3 times, then SIGSTOP it past the lease ----
     const events: FailoverEvent[] = [];
+    const t0 = Date.now();
+    const progress = (what: string): void => {
+      process.stderr.write(`[failover chaos +${((Date.now() - t0) / 1000).toFixed(1)}s] ${what}\n`);
+    };
     const steady = async (): Promise<void> => {
       completedSinceEvent = 0;
       await until(
         `${BETWEEN_EVENTS} tasks completed`,
-        async () => completedSinceEvent >= BETWEEN_EVENTS,
-        90_000,
+        async () => completedSinceEvent >= BETWEEN_EVENTS || stopping,
+        60_000,
       );
+      progress(`${completedSinceEvent} tasks completed since the last step`);
     };
-    await steady();
-    for (const kind of ['SIGKILL', 'SIGKILL', 'SIGKILL', 'SIGSTOP'] as const) {
-      const [leader] = await leaders();
-      expect(leader, 'a leader before the event').toBeDefined();
-      const event: FailoverEvent = { kind, replica: leader!.id, at: Date.now() };
-      leader!.downSince = event.at;
-      leader!.downs++;
-      leader!.child.kill(kind);
-      events.push(event);
-      await until('a new leader', async () => (await leaders()).some((l) => l.id !== leader!.id), 30_000);
-      if (kind === 'SIGKILL') {
-        await stopProcess(leader!.child, 'SIGKILL');
-        leader!.incarnation++;
-        const { child, log } = launch(leader!.id, leader!.port, leader!.incarnation);
-        leader!.child = child;
-        leader!.log = log;
-        await until(`${leader!.id} back`, async () => (await fetch(`${leader!.url}/health`)).ok);
-        leader!.downSince = undefined;
-        await until('every replica lists every worker again', everyoneSeesTheFleet);
-        await steady();
-      } else {
-        // Stopped past the lease: the new leader routes meanwhile; then the old one wakes up.
-        await steady();
-        event.stoppedMs = Date.now() - event.at;
-        leader!.child.kill('SIGCONT');
-        leader!.downSince = undefined;
-        await until('one leader after the wake-up', async () => {
-          const now = await leaders();
-          return now.length === 1 && (await roleOf(leader!)) === 'standby';
-        });
-        await steady();
+    try {
+      await steady();
+      for (const kind of ['SIGKILL', 'SIGKILL', 'SIGKILL', 'SIGSTOP'] as const) {
+        const [leader] = await leaders();
+        expect(leader, 'a leader before the event').toBeDefined();
+        const event: FailoverEvent = { kind, replica: leader!.id, at: Date.now() };
+        leader!.downSince = event.at;
+        leader!.downs++;
+        leader!.child.kill(kind);
+        events.push(event);
+        progress(`${kind} ${leader!.id}`);
+        await until('a new leader', async () => (await leaders()).some((l) => l.id !== leader!.id), 30_000);
+        if (kind === 'SIGKILL') {
+          await stopProcess(leader!.child, 'SIGKILL');
+          leader!.incarnation++;
+          const { child, log } = launch(leader!.id, leader!.port, leader!.incarnation);
+          leader!.child = child;
+          leader!.log = log;
+          await until(`${leader!.id} back`, async () => (await fetch(`${leader!.url}/health`)).ok);
+          leader!.downSince = undefined;
+          await until('every replica lists every worker again', everyoneSeesTheFleet);
+          await steady();
+        } else {
+          // Stopped past the lease: the new leader routes meanwhile; then the old one wakes up.
+          await steady();
+          event.stoppedMs = Date.now() - event.at;
+          leader!.child.kill('SIGCONT');
+          leader!.downSince = undefined;
+          await until('one leader after the wake-up', async () => {
+            const now = await leaders();
+            return now.length === 1 && (await roleOf(leader!)) === 'standby';
+          });
+          await steady();
+        }
       }
+    } catch (err) {
+      // Keep the logs to look at: KEEP_CHAOS_LOGS=1.
+      progress(`failed: ${(err as Error).message}; logs in ${dir}`);
+      if (process.env.KEEP_CHAOS_LOGS) dir = '';
+      stopping = true;
+      await producers.catch(() => undefined);
+      throw err;
     }
     const leadersAfterWakeUp = (await leaders()).length;
 
     stopping = true;
-    await Promise.all(producers);
+    await producers;
     // Every async task ends (the store is the truth).
     const live = replicas.find((r) => r.downSince === undefined)!;
     const docOf = async (
@@ -534,5 +569,5 @@ describe.skipIf(redisMissing !== undefined)('failover: 3 replicas, the leader ki
     expect(syncCounts.lostOnSurvivors, JSON.stringify(syncCounts)).toBe(0);
     expect(asyncCounts.lost, JSON.stringify(asyncCounts)).toBe(0);
     expect(leadersAfterWakeUp).toBe(1);
-  }, 300_000);
+  }, 400_000);
 });
