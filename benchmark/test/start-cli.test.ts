@@ -412,9 +412,8 @@ describe('smart-routing-start --dispatchers (issue 13)', () => {
     expect(m, ready).not.toBeNull();
     const [, url1, role1, url2, role2] = m!;
     expect(url1).not.toBe(url2);
-    // Once the dispatcher reports its role (HA-DISP), exactly one of the two leads.
-    if (role1 !== undefined || role2 !== undefined)
-      expect([role1, role2].sort()).toEqual(['leader', 'standby']);
+    // Each replica's role from its /ready: exactly one of the two leads.
+    expect([role1, role2].sort(), ready).toEqual(['leader', 'standby']);
     // Both replicas see both workers (the launcher waited for it; check from here too).
     for (const url of [url1!, url2!]) {
       const list = (await (await fetch(`${url}/workers`)).json()) as { id: string }[];
