@@ -73,6 +73,11 @@ const RETIRE_TIMEOUT_MS = 10_000;
  *   workers  ─WS──> worker-endpoint ─────────────────┘   v
  *                   (Hello, TaskResult, LabelEvent, Heartbeat)
  *   KServe v2 clients ─HTTP /v2, gRPC─> kserve-front/ ─> TaskTracker (kserve_infer tasks)
+ *
+ * With `replication` (REDIS_URL, issue 13) the replica runs the lease loop (replication/): as the
+ * leader it routes as above, every order fenced with its token; as a standby its router only
+ * keeps the picture, and producers' tasks go through the Redis store and stream to the leader
+ * (replication/replicated-tasks.ts). Without it nothing of that exists (no Redis client).
  */
 export async function startDispatcher(options: DispatcherOptions = {}): Promise<DispatcherHandle> {
   const resolved = resolveOptions(options);

@@ -173,7 +173,7 @@ export class ReplicatedTasks {
     this.track(
       (async () => {
         const record = await store.get(taskId);
-        if (!record || isFinalStatus(record.status) || record.mode === undefined) return;
+        if (!record || isFinalStatus(record.status)) return;
         const code = result.error?.code;
         // stale_leader and other refusals did not run it: the leader routes it.
         if (code !== undefined || (result.resultJson !== undefined && !isJsonDocument(result.resultJson)))
