@@ -211,6 +211,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
           onStaleLeader: () => replication?.role.stepDown('a worker answered stale_leader'),
           onUnknownResult: (workerId: string, result: TaskResult) =>
             replicated?.relayResult(workerId, result),
+          onAbandoned: (taskId: string) => replicated?.abandoned(taskId),
         }
       : {}),
   });

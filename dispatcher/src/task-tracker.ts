@@ -118,6 +118,8 @@ export interface TaskTrackerDeps {
    * gets the results of what it had sent) [unset: ignored].
    */
   readonly onUnknownResult?: (workerId: string, result: TaskResult) => void;
+  /** Replicated mode: a producer went away (abandon); its stored task is ended [unset: nothing]. */
+  readonly onAbandoned?: (taskId: string) => void;
 }
 
 /**
@@ -349,6 +351,7 @@ export class TaskTracker {
     if (!task) return;
     this.deps.router.cancel(taskId);
     this.finish(task, 'abandoned');
+    this.deps.onAbandoned?.(taskId);
   }
 
   /**

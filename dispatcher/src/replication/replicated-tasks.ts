@@ -193,6 +193,20 @@ export class ReplicatedTasks {
     );
   }
 
+  /**
+   * The producer of a sync task went away (TaskTracker.abandon): the stored task ends `cancelled`,
+   * so no later leader adopts or re-runs it.
+   */
+  abandoned(taskId: string): void {
+    this.track(
+      this.deps.store.finish(taskId, {
+        status: 'cancelled',
+        finishedAt: Date.now(),
+        error: { code: 'task_cancelled', message: 'the producer went away before the task finished' },
+      }),
+    );
+  }
+
   /** Stops waiting (the answers already given stand) and waits for store writes under way. Safe twice. */
   async close(): Promise<void> {
     this.closed = true;

@@ -138,6 +138,25 @@ describe.skipIf(redisMissing !== undefined)('replicated dispatchers (real redis-
     expect(metrics).toMatch(/dispatcher_failovers_total 1/);
   });
 
+  it('a sync producer that goes away ends its stored task, so no later leader re-runs it', async () => {
+    const s = fresh();
+    const a = await s.replica('a');
+    await until(async () => (await replicaOf(a.url)).role === 'leader', 'a to lead');
+    const gate = new Gate();
+    await s.worker('w1', [a.url], gate);
+    await until(() => a.router.workerCount === 1, 'the worker on a');
+    const gone = new AbortController();
+    const pending = runTask(a.url, 'left', { hold: true }, gone.signal).catch(() => undefined);
+    await until(() => gate.isHeld('left'), 'left to run');
+    gone.abort();
+    await pending;
+    await until(
+      async () => (await taskStatus(a.url, 'left'))?.status === 'cancelled',
+      'left to end cancelled',
+    );
+    gate.release('left');
+  });
+
   it('a queued task of a dead leader is routed by the new leader', async () => {
     const s = fresh();
     const a = await s.replica('a');

@@ -113,9 +113,15 @@ export class ReplicaSet {
 }
 
 /** POST /run-task. */
-export async function runTask(url: string, taskId: string, parameters: unknown = {}): Promise<Response> {
+export async function runTask(
+  url: string,
+  taskId: string,
+  parameters: unknown = {},
+  signal?: AbortSignal,
+): Promise<Response> {
   return fetch(`${url}/run-task`, {
     method: 'POST',
+    ...(signal ? { signal } : {}),
     body: JSON.stringify({
       task_id: taskId,
       task_type: 'gate',
