@@ -212,6 +212,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
           onUnknownResult: (workerId: string, result: TaskResult) =>
             replicated?.relayResult(workerId, result),
           onAbandoned: (taskId: string) => replicated?.abandoned(taskId),
+          trackRunning: true,
         }
       : {}),
   });

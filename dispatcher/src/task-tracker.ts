@@ -120,6 +120,11 @@ export interface TaskTrackerDeps {
   readonly onUnknownResult?: (workerId: string, result: TaskResult) => void;
   /** Replicated mode: a producer went away (abandon); its stored task is ended [unset: nothing]. */
   readonly onAbandoned?: (taskId: string) => void;
+  /**
+   * Replicated mode: remember each worker's latest `running_task_ids`, so a new leader finds a task
+   * the old one sent before the store heard of it [false].
+   */
+  readonly trackRunning?: boolean;
 }
 
 /**
@@ -153,8 +158,16 @@ export class TaskTracker {
   private admitting = true;
   /** Tasks taken over at a failover, not yet confirmed by their worker: task id -> heartbeats that missed it. */
   private readonly adopted = new Map<string, number>();
+  /** trackRunning: worker id -> the task ids its latest heartbeat listed. */
+  private readonly runningOn = new Map<string, readonly string[]>();
 
   constructor(private readonly deps: TaskTrackerDeps) {}
+
+  /** trackRunning: the worker whose latest heartbeat lists `taskId` as running, if any. */
+  runningWorkerOf(taskId: string): string | undefined {
+    for (const [workerId, ids] of this.runningOn) if (ids.includes(taskId)) return workerId;
+    return undefined;
+  }
 
   /** Whether a producer (or the async service) waits for this task here. */
   has(taskId: string): boolean {
@@ -387,6 +400,7 @@ export class TaskTracker {
   /** A worker's connection ended (closed, timed out, protocol error): retry or fail its tasks. */
   onWorkerLeft(workerId: string, reason: string): void {
     const { router, options, metrics } = this.deps;
+    this.runningOn.delete(workerId);
     const now = performance.now();
     let orphans = 0;
     for (const orphan of router.removeWorker(now, workerId)) {
@@ -545,6 +559,7 @@ export class TaskTracker {
 
   /** A worker's Heartbeat. */
   onHeartbeat(workerId: string, beat: Heartbeat): void {
+    if (this.deps.trackRunning) this.runningOn.set(workerId, beat.runningTaskIds ?? []);
     if (this.adopted.size > 0) this.checkAdopted(workerId, beat.runningTaskIds ?? []);
     const quarantined = this.deps.quarantine?.isQuarantined(workerId) === true;
     this.apply(

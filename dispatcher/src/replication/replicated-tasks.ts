@@ -143,7 +143,10 @@ export class ReplicatedTasks {
 
   /** An unfinished task another replica had: adopted on its worker (true) or routed as queued. */
   private async takeOver(record: TaskRecord): Promise<boolean> {
-    const workerId = record.status === 'running' ? record.workerId : undefined;
+    // A queued one may be running all the same: the old leader died between its RunTask and the
+    // store write; the workers' heartbeats (sent to every replica) say where.
+    const workerId =
+      record.status === 'running' ? record.workerId : this.deps.tracker.runningWorkerOf(record.taskId);
     if (workerId !== undefined) {
       const took =
         record.mode === 'async'
