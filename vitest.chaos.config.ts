@@ -10,6 +10,7 @@ export default defineConfig({
       CHAOS_SECONDS: process.env.CHAOS_SECONDS ?? '60',
       CHAOS_OUT: process.env.CHAOS_OUT ?? 'benchmark/results/chaos.json',
       ASYNC_CHAOS_OUT: process.env.ASYNC_CHAOS_OUT ?? 'benchmark/results/async-chaos.json',
+      CHAOS_FAILOVER_OUT: process.env.CHAOS_FAILOVER_OUT ?? 'benchmark/results/failover-chaos.json',
     },
   },
 });

@@ -1,5 +1,6 @@
 export { startStack, freePort, StackStartError } from './stack.js';
-export type { ServiceFailure, Stack, StackOptions } from './stack.js';
+export type { ServiceFailure, Stack, StackOptions, StackReplica } from './stack.js';
+export { RedisMissingError, redisServerBinary } from './redis-binary.js';
 export { simulate } from './simulator.js';
 export type { SimulationOptions, SimulationResult } from './simulator.js';
 export { planTraffic, parseLabelDistribution } from './traffic.js';

@@ -3,9 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { redisServerBinary } from './redis-binary.js';
 
 /**
  * Starts a whole local stack as separate processes, the way a user runs it:
@@ -16,14 +17,21 @@ import { fileURLToPath } from 'node:url';
  *
  * Used by `npm start` and by the benchmark when no `--dispatcher-url` is given.
  *
- * Start-up: collector, dispatcher, uploader, workers, in that order. A service counts as up only
+ * With `dispatchers: N > 1` (issue 13) the stack runs N dispatcher replicas on one Redis (a
+ * `redis-server` child on a free port, data in the run's folder, unless `redisUrl` names one), each
+ * with its own REPLICA_ID and ports; every worker gets DISPATCHER_URLS listing all replicas:
+ *
+ *   log-collector ── redis-server ──┬── dispatcher-1 ──ws──┬── worker 1
+ *                                   └── dispatcher-N ──ws──┴── worker M
+ *
+ * Start-up: collector, redis-server, uploader, dispatcher(s), workers, in that order. A service counts as up only
  * when *its own* process logged that it listens (matched by pid, so a second stack on taken ports
  * cannot mistake the first stack's services for its own) and it answers; workers are up when the
  * dispatcher lists them. A child that exits first fails the start at once with the last lines of
  * its log.
  *
  * Shutdown order (close): workers first (they drain and stop their model servers), then the
- * dispatcher, then the uploader, then the collector last so it receives everyone's final logs.
+ * dispatcher replicas, then the uploader, then redis-server, then the collector last so it receives everyone's final logs.
  * Children run in their own process groups, so a Ctrl-C in the terminal reaches only the launcher,
  * which then stops them in that order.
  *
@@ -48,8 +56,21 @@ export interface StackOptions {
   memoryBudgetBytes?: number;
   /** Routing policy name. Default 'affinity'. */
   policy?: string;
-  /** Dispatcher port; 0 picks a free one. Default 0. */
+  /**
+   * Dispatcher port; 0 picks a free one. Default 0. With several replicas, replica i (from 0) listens
+   * on this port + 10 * i (8080, 8090, ...), or on free ones when it is 0.
+   */
   dispatcherPort?: number;
+  /**
+   * Dispatcher replicas sharing one Redis (REDIS_URL, REPLICA_ID `dispatcher-<i>`). Default 1: one
+   * dispatcher, no Redis, exactly as before.
+   */
+  dispatchers?: number;
+  /**
+   * The replicas' REDIS_URL. Default: with `dispatchers` > 1, a `redis-server` (found on PATH, else
+   * RedisMissingError) started by the stack on a free port, data under the run's folder.
+   */
+  redisUrl?: string;
   /** Log collector port; 0 picks a free one. Default 0. */
   collectorPort?: number;
   /** Start an uploader (the dispatcher forwards `POST /upload-model` to it). Default false. */
@@ -108,7 +129,7 @@ export interface StackOptions {
 
 /** A service of the stack that exited while the stack was running (not during close). */
 export interface ServiceFailure {
-  /** `log-collector`, `dispatcher`, `uploader` or `worker-<i>`. */
+  /** `log-collector`, `redis-server`, `dispatcher` (or `dispatcher-<i>`), `uploader` or `worker-<i>`. */
   readonly service: string;
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
@@ -116,9 +137,24 @@ export interface ServiceFailure {
   readonly lastLines: string[];
 }
 
+/** One dispatcher replica of a running stack. */
+export interface StackReplica {
+  /** Its REPLICA_ID (`dispatcher-<i>`), or `dispatcher` for a stack of one. */
+  readonly id: string;
+  readonly url: string;
+  /** `host:port` of its KServe v2 gRPC front; undefined when it is off. */
+  readonly grpcAddress?: string;
+  readonly pid: number;
+}
+
 /** A running stack. */
 export interface Stack {
+  /** The first replica's URL (the only one without `dispatchers`). */
   readonly dispatcherUrl: string;
+  /** Every dispatcher replica, in start order. */
+  readonly replicas: readonly StackReplica[];
+  /** The replicas' REDIS_URL; undefined for a single dispatcher without Redis. */
+  readonly redisUrl?: string;
   /** `host:port` of the dispatcher's KServe v2 gRPC front; undefined when it is off. */
   readonly dispatcherGrpcAddress?: string;
   readonly collectorUrl: string;
@@ -129,7 +165,15 @@ export interface Stack {
   readonly logFile: string;
   readonly workerIds: string[];
   /** Process ids, for CPU accounting. */
-  readonly pids: { dispatcher: number; collector: number; uploader?: number; workers: number[] };
+  readonly pids: {
+    dispatcher: number;
+    /** Every replica's pid (the first is `dispatcher`). */
+    dispatchers: number[];
+    collector: number;
+    redis?: number;
+    uploader?: number;
+    workers: number[];
+  };
   /** Resolves when a service exits on its own after start-up (never once `close()` was called). */
   readonly failed: Promise<ServiceFailure>;
   /** Stops every process, workers first, collector last. Safe to call twice. */
@@ -227,17 +271,20 @@ class Service {
   private readonly sink: WriteStream | NodeJS.WriteStream | undefined;
   private readonly waiters = new Map<string, () => void>();
   private readonly seen = new Set<string>();
+  private readonly lineWaiters = new Set<{ pattern: RegExp; resolve: () => void }>();
 
   constructor(
     readonly name: string,
     script: string,
     env: Record<string, string>,
     sink: WriteStream | NodeJS.WriteStream | undefined,
+    /** A binary to run instead of `node script` (redis-server); then `script` is unused. */
+    command?: { file: string; args: string[] },
   ) {
     this.sink = sink;
     // Own process group (detached): a terminal's Ctrl-C or hang-up reaches the launcher only, which
     // stops the children in order. Not unref'd: the launcher waits for them.
-    this.child = spawn(process.execPath, [script], {
+    this.child = spawn(command?.file ?? process.execPath, command?.args ?? [script], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
@@ -264,6 +311,7 @@ class Service {
     if (this.tail.length > TAIL_LINES) this.tail.shift();
     if (this.sink && this.sink.writable)
       this.sink.write(this.sink === process.stderr ? `[${this.name}] ${line}\n` : `${line}\n`);
+    for (const w of this.lineWaiters) if (w.pattern.test(line)) w.resolve();
     if (!line.startsWith('{')) return;
     try {
       const rec = JSON.parse(line) as { event?: unknown; pid?: unknown };
@@ -284,6 +332,20 @@ class Service {
       await this.orFail(logged, deadline, `logged ${event}`);
     } finally {
       this.waiters.delete(event);
+    }
+  }
+
+  /** Resolves when a line of its output matches `pattern` (a program that does not log pino JSON). */
+  async waitForLine(pattern: RegExp, deadline: number, what: string): Promise<void> {
+    let waiter: { pattern: RegExp; resolve: () => void } | undefined;
+    const matched = new Promise<void>((resolve) => {
+      waiter = { pattern, resolve };
+      this.lineWaiters.add(waiter);
+    });
+    try {
+      await this.orFail(matched, deadline, what);
+    } finally {
+      this.lineWaiters.delete(waiter!);
     }
   }
 
@@ -344,6 +406,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const host = options.host ?? '127.0.0.1';
   const listenHost = options.listenHost ?? host;
   const workers = options.workers ?? 2;
+  const replicaCount = options.dispatchers ?? 1;
+  if (!Number.isInteger(replicaCount) || replicaCount < 1)
+    throw new TypeError(`dispatchers must be an integer >= 1, got ${replicaCount}`);
+  // Before anything starts: a missing redis-server is the user's to fix, not a half-started stack.
+  const redisBinary = replicaCount > 1 && !options.redisUrl ? redisServerBinary() : undefined;
   const runId = options.runId ?? new Date().toISOString().replace(/[:.]/g, '-');
   const logDir = options.logDir ?? './logs';
   const runDir = join(logDir, runId);
@@ -360,7 +427,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
   const services: Service[] = [];
   const files: WriteStream[] = [];
-  const start = (name: string, script: string, env: Record<string, string>, baseEnv = BASE_ENV): Service => {
+  const start = (
+    name: string,
+    script: string,
+    env: Record<string, string>,
+    baseEnv = BASE_ENV,
+    command?: { file: string; args: string[] },
+  ): Service => {
     if (closed) throw new Error('the stack start was aborted');
     let sink: WriteStream | NodeJS.WriteStream | undefined;
     if (options.output === 'files') {
@@ -370,7 +443,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     } else if (options.output === 'inherit') {
       sink = process.stderr;
     }
-    const service = new Service(name, script, childEnv(baseEnv, { LOG_LEVEL: logLevel, ...env }), sink);
+    const service = new Service(
+      name,
+      script,
+      childEnv(baseEnv, { LOG_LEVEL: logLevel, ...env }),
+      sink,
+      command,
+    );
     services.push(service);
     // Before start-up is done, an exit fails startStack instead (StackStartError).
     service.child.once('exit', () => {
@@ -393,7 +472,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     closed ??= (async () => {
       const workerServices = services.filter((s) => s.name.startsWith('worker-'));
       await Promise.all(workerServices.map((w) => w.stop(15_000)));
-      // The rest in reverse start order: dispatcher, uploader, collector last.
+      // The rest in reverse start order: dispatchers, uploader, redis-server, collector last.
       for (const s of services.filter((x) => !workerServices.includes(x)).reverse()) await s.stop(10_000);
       await Promise.all(files.map((f) => new Promise((resolve) => f.end(resolve))));
       process.off('exit', killChildren);
@@ -422,10 +501,47 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       deadline,
     );
 
-    const dispatcherPort = options.dispatcherPort || (await freePort(host));
-    const dispatcherUrl = `http://${host}:${dispatcherPort}`;
-    const grpcPort =
-      options.dispatcherGrpcPort === false ? false : options.dispatcherGrpcPort || (await freePort(host));
+    let redisUrl = options.redisUrl;
+    let redis: Service | undefined;
+    if (redisBinary) {
+      const redisPort = await freePort(host);
+      const redisDir = resolve(runDir, 'redis');
+      mkdirSync(redisDir, { recursive: true });
+      redis = start('redis-server', '', {}, BASE_ENV, {
+        file: redisBinary,
+        // Loopback only, no config file; the append-only file keeps accepted tasks across a restart.
+        args: [
+          '--port',
+          String(redisPort),
+          '--bind',
+          host,
+          '--dir',
+          redisDir,
+          '--save',
+          '',
+          '--appendonly',
+          'yes',
+          '--daemonize',
+          'no',
+        ],
+      });
+      await redis.waitForLine(/Ready to accept connections/, deadline, 'accepted connections');
+      redisUrl = `redis://${host}:${redisPort}`;
+    }
+
+    const replicaPorts: { id: string; port: number; grpc: number | false }[] = [];
+    for (let i = 0; i < replicaCount; i++) {
+      const port = options.dispatcherPort ? options.dispatcherPort + 10 * i : await freePort(host);
+      const grpc =
+        options.dispatcherGrpcPort === false
+          ? false
+          : options.dispatcherGrpcPort
+            ? options.dispatcherGrpcPort + 10 * i
+            : await freePort(host);
+      replicaPorts.push({ id: replicaCount === 1 ? 'dispatcher' : `dispatcher-${i + 1}`, port, grpc });
+    }
+    const dispatcherUrl = `http://${host}:${replicaPorts[0]!.port}`;
+    const grpcPort = replicaPorts[0]!.grpc;
     let uploaderUrl: string | undefined;
     let uploader: Service | undefined;
     if (options.uploader) {
@@ -454,32 +570,53 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       );
     }
 
-    const dispatcher = start('dispatcher', join(packageDist('dispatcher'), 'cli.js'), {
-      PORT: String(dispatcherPort),
-      HOST: listenHost,
-      ROUTING_POLICY: options.policy ?? 'affinity',
-      TASK_STORE: options.taskStore ?? 'memory',
-      GRPC_PORT: grpcPort === false ? 'off' : String(grpcPort),
-      ...(options.dispatcherChecksRepository === false ? {} : { MODEL_REPOSITORY: options.modelRepository }),
-      LOG_COLLECTOR_URL: collectorUrl,
-      WORKER_TOKEN: workerToken,
-      ...(apiKeys.length > 0 ? { API_KEYS: apiKeys.join(',') } : {}),
-      ...(uploaderUrl ? { UPLOADER_URL: uploaderUrl } : {}),
-      ...options.dispatcherEnv,
-    });
-    if (readyEventsLogged) await dispatcher.waitForEvent('dispatcher_listening', deadline);
-    await dispatcher.orFail(
-      poll(
-        async () => (await fetch(`${dispatcherUrl}/health`)).ok,
-        () => !!closed,
-      ),
-      deadline,
-    );
+    const dispatchers: { service: Service; replica: StackReplica }[] = [];
+    for (const r of replicaPorts) {
+      const url = `http://${host}:${r.port}`;
+      const service = start(r.id, join(packageDist('dispatcher'), 'cli.js'), {
+        PORT: String(r.port),
+        HOST: listenHost,
+        ROUTING_POLICY: options.policy ?? 'affinity',
+        // Replicas share the Redis store (the dispatcher insists on it with REDIS_URL).
+        TASK_STORE: redisUrl ? redisUrl : (options.taskStore ?? 'memory'),
+        GRPC_PORT: r.grpc === false ? 'off' : String(r.grpc),
+        ...(redisUrl ? { REDIS_URL: redisUrl, REPLICA_ID: r.id } : {}),
+        ...(options.dispatcherChecksRepository === false
+          ? {}
+          : { MODEL_REPOSITORY: options.modelRepository }),
+        LOG_COLLECTOR_URL: collectorUrl,
+        WORKER_TOKEN: workerToken,
+        ...(apiKeys.length > 0 ? { API_KEYS: apiKeys.join(',') } : {}),
+        ...(uploaderUrl ? { UPLOADER_URL: uploaderUrl } : {}),
+        ...options.dispatcherEnv,
+      });
+      if (readyEventsLogged) await service.waitForEvent('dispatcher_listening', deadline);
+      await service.orFail(
+        poll(
+          async () => (await fetch(`${url}/health`)).ok,
+          () => !!closed,
+        ),
+        deadline,
+      );
+      dispatchers.push({
+        service,
+        replica: {
+          id: r.id,
+          url,
+          ...(r.grpc === false ? {} : { grpcAddress: `${host}:${r.grpc}` }),
+          pid: service.child.pid ?? 0,
+        },
+      });
+    }
+    const replicaUrls = dispatchers.map((d) => d.replica.url);
 
     const workerIds = Array.from({ length: workers }, (_, i) => `worker-${i + 1}`);
     const workerServices = workerIds.map((id) =>
       start(id, join(packageDist('worker'), 'cli.js'), {
-        DISPATCHER_URL: dispatcherUrl.replace(/^http/, 'ws'),
+        // Several replicas: the worker links to every one (only the leader's orders count).
+        ...(replicaUrls.length > 1
+          ? { DISPATCHER_URLS: replicaUrls.map((u) => u.replace(/^http/, 'ws')).join(',') }
+          : { DISPATCHER_URL: dispatcherUrl.replace(/^http/, 'ws') }),
         WORKER_ID: id,
         WORKER_MAX_LABELS: String(options.labelCapacity ?? 2),
         WORKER_SLOTS: String(options.slots ?? 1),
@@ -494,11 +631,15 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       }),
     );
     let registered = false;
+    // Up when every replica lists every worker: a standby's picture is warm before the user starts.
     const allRegistered = poll(
       async () => {
-        const res = await fetch(`${dispatcherUrl}/workers`, { headers: authHeaders });
-        const list = (await res.json()) as { id: string }[];
-        return workerIds.every((id) => list.some((w) => w.id === id));
+        for (const url of replicaUrls) {
+          const res = await fetch(`${url}/workers`, { headers: authHeaders });
+          const list = (await res.json()) as { id: string }[];
+          if (!workerIds.every((id) => list.some((w) => w.id === id))) return false;
+        }
+        return true;
       },
       () => registered || !!closed,
     );
@@ -506,7 +647,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     try {
       await Promise.race([
         ...workerServices.map((w) => w.orFail(allRegistered, deadline, 'registered')),
-        dispatcher.orFail(allRegistered, deadline),
+        ...dispatchers.map((d) => d.service.orFail(allRegistered, deadline)),
+        ...(redis ? [redis.orFail(allRegistered, deadline)] : []),
       ]);
     } finally {
       registered = true;
@@ -522,6 +664,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
     return {
       dispatcherUrl,
+      replicas: dispatchers.map((d) => d.replica),
+      ...(redisUrl ? { redisUrl } : {}),
       ...(grpcPort === false ? {} : { dispatcherGrpcAddress: `${host}:${grpcPort}` }),
       collectorUrl,
       ...(uploaderUrl ? { uploaderUrl } : {}),
@@ -529,8 +673,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       logFile: join(runDir, 'collector.log'),
       workerIds,
       pids: {
-        dispatcher: dispatcher.child.pid ?? 0,
+        dispatcher: dispatchers[0]!.replica.pid,
+        dispatchers: dispatchers.map((d) => d.replica.pid),
         collector: collector.child.pid ?? 0,
+        ...(redis ? { redis: redis.child.pid ?? 0 } : {}),
         ...(uploader ? { uploader: uploader.child.pid ?? 0 } : {}),
         workers: workerServices.map((w) => w.child.pid ?? 0),
       },

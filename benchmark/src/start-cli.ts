@@ -9,12 +9,16 @@
  *
  * The launcher reads only its own settings (flags, or NUM_WORKERS, WORKER_MAX_LABELS, WORKER_SLOTS,
  * ROUTING_POLICY, RANDOM_DISPATCH, MODEL_REPOSITORY, LOG_LEVEL, LOG_KEEP_RUNS, API_KEYS, WORKER_TOKEN, WORKER_HANDLERS,
- * HF_ENDPOINT, HF_TOKEN); each service gets exactly its own environment.
+ * HF_ENDPOINT, HF_TOKEN, REDIS_URL); each service gets exactly its own environment.
+ *
+ * `--dispatchers N` (N > 1): N dispatcher replicas on one Redis, REDIS_URL's or a redis-server the
+ * launcher starts (missing: an error naming the package, before anything starts).
  */
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { generateDemoModels } from '@smart-routing/model-repo';
 import { pruneRunLogs } from './log-retention.js';
+import { RedisMissingError, redisServerBinary } from './redis-binary.js';
 import { StackStartError, startStack, type Stack } from './stack.js';
 
 function intArg(min: number) {
@@ -43,6 +47,12 @@ const program = new Command('smart-routing-start')
   )
   // Not PORT: that is every service's own variable, and the launcher starts several services.
   .option('--port <n>', 'dispatcher port (0 = any free port)', intArg(0), 8080)
+  .option(
+    '--dispatchers <n>',
+    'dispatcher replicas on one Redis (REDIS_URL, else a local redis-server); replica i on --port + 10*i',
+    intArg(1),
+    1,
+  )
   .option(
     '--grpc-port <n>',
     "the dispatcher's KServe v2 gRPC port (0 = any free port)",
@@ -84,6 +94,7 @@ const program = new Command('smart-routing-start')
 
 const opts = program.opts<{
   port: number;
+  dispatchers: number;
   grpcPort: number;
   collectorPort: number;
   uploaderPort: number;
@@ -109,6 +120,17 @@ if (listenHost && !process.env.WORKER_TOKEN) {
     'smart-routing-start: --host needs WORKER_TOKEN, the token workers on other machines present',
   );
   process.exit(2);
+}
+
+const redisUrl = process.env.REDIS_URL || undefined;
+if (opts.dispatchers > 1 && !redisUrl) {
+  try {
+    redisServerBinary();
+  } catch (err) {
+    if (!(err instanceof RedisMissingError)) throw err;
+    console.error(`smart-routing-start: ${err.message}`);
+    process.exit(1);
+  }
 }
 
 const modelRepository = resolve(opts.models);
@@ -147,7 +169,9 @@ const stop = (why: string, code: number): void => {
   }
   stopping = true;
   exitCode = code;
-  console.log(`\n${why}: stopping workers, dispatcher, uploader, log collector...`);
+  console.log(
+    `\n${why}: stopping workers, ${opts.dispatchers > 1 ? 'dispatchers, uploader, redis-server' : 'dispatcher, uploader'}, log collector...`,
+  );
   // Still starting: startStack stops what it started, then rejects (handled below).
   if (!stack) return starting.abort();
   stack.close().then(
@@ -177,6 +201,8 @@ try {
     slots: opts.slots,
     policy,
     dispatcherPort: opts.port,
+    dispatchers: opts.dispatchers,
+    ...(redisUrl && opts.dispatchers > 1 ? { redisUrl } : {}),
     // As the dispatcher's own rule: with --port 0 (tests, side-by-side stacks) gRPC takes a free port too.
     dispatcherGrpcPort:
       opts.port === 0 && program.getOptionValueSource('grpcPort') === 'default' ? 0 : opts.grpcPort,
@@ -214,8 +240,29 @@ if (stopping) {
 const s = stack;
 const auth = apiKeys.length > 0 ? ` -H 'authorization: Bearer <one of API_KEYS>'` : '';
 const example = `curl -s ${s.dispatcherUrl}/run-task -H 'content-type: application/json'${auth} -d '{"task_id":"t1","task_type":"embed_texts","label":"label-1","parameters_json":"{\\"texts\\":[\\"hello world\\"]}"}'`;
+/** `id url (role)` per replica; the role from its /ready once the dispatcher reports one. */
+async function describeReplicas(): Promise<string> {
+  const parts = await Promise.all(
+    s.replicas.map(async (r) => {
+      let role: string | undefined;
+      try {
+        const res = await fetch(`${r.url}/ready`, { signal: AbortSignal.timeout(2000) });
+        const body = (await res.json()) as { replica?: { role?: unknown } };
+        if (typeof body.replica?.role === 'string') role = body.replica.role;
+      } catch {
+        // an older dispatcher without /ready: the URL alone
+      }
+      return `${r.id} ${r.url}${role ? ` (${role})` : ''}`;
+    }),
+  );
+  return parts.join(', ');
+}
+const dispatchersText =
+  s.replicas.length > 1
+    ? `${s.replicas.length} dispatchers ${await describeReplicas()} on ${s.redisUrl}`
+    : `dispatcher ${s.dispatcherUrl}`;
 console.log(
-  `\nsmart-routing ready: dispatcher ${s.dispatcherUrl} (policy ${policy}; KServe v2 at ${s.dispatcherUrl}/v2, gRPC ${s.dispatcherGrpcAddress ?? 'off'}), ${s.workerIds.length} workers, log collector ${s.collectorUrl} -> ${s.logFile} (each service's own log beside it)${s.uploaderUrl ? `, uploader ${s.uploaderUrl}` : ''}`,
+  `\nsmart-routing ready: ${dispatchersText} (policy ${policy}; KServe v2 at ${s.dispatcherUrl}/v2, gRPC ${s.dispatcherGrpcAddress ?? 'off'}), ${s.workerIds.length} workers, log collector ${s.collectorUrl} -> ${s.logFile} (each service's own log beside it)${s.uploaderUrl ? `, uploader ${s.uploaderUrl}` : ''}`,
 );
 console.log(
   `try:\n  ${example}\n  curl -s ${s.dispatcherUrl}/labels${auth}\n  curl -s ${s.dispatcherUrl}/metrics | grep smart_routing_label\nCtrl-C to stop.`,

@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { generateDemoModels } from '@smart-routing/model-repo';
 import { afterEach, describe, expect, it } from 'vitest';
+import { findOnPath } from '../src/redis-binary.js';
 import { freePort } from '../src/stack.js';
 
 // `npm start` is `npm run build && exec node benchmark/dist/start-cli.js`; these tests run the built
@@ -74,7 +75,8 @@ function runDirOf(readyLine: string): string {
 /** Every pid the services logged (their own, and their model servers'). */
 async function loggedPids(runDir: string): Promise<Set<number>> {
   const pids = new Set<number>();
-  for (const file of await readdir(runDir)) {
+  // Log files only: with several dispatchers the run folder also holds redis-server's data folder.
+  for (const file of (await readdir(runDir)).filter((f) => f.endsWith('.log'))) {
     for (const line of (await readFile(join(runDir, file), 'utf8')).split('\n')) {
       if (!line.startsWith('{')) continue;
       const rec = JSON.parse(line) as { pid?: unknown; model_server_pid?: unknown };
@@ -329,6 +331,110 @@ describe('smart-routing-start (npm start)', () => {
     expect(await run.exit).toEqual([1, null]);
     expect(run.stderr.join('\n')).toMatch(/worker-1 exited with signal SIGKILL/);
   }, 60_000);
+});
+
+describe('smart-routing-start --dispatchers (issue 13)', () => {
+  const dirs: string[] = [];
+  const launched: ChildProcess[] = [];
+  afterEach(async () => {
+    for (const child of launched.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+    for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+  });
+  const tempDir = async (): Promise<string> => {
+    const dir = await mkdtemp(join(tmpdir(), 'sr-start-ha-'));
+    dirs.push(dir);
+    return dir;
+  };
+  const args = (dir: string, dispatchers: number): string[] => [
+    startCli,
+    '--dispatchers',
+    String(dispatchers),
+    '--models',
+    join(dir, 'models'),
+    '--labels',
+    '0',
+    '--port',
+    '0',
+    '--collector-port',
+    '0',
+    '--no-uploader',
+    '--workers',
+    '2',
+    '--triton-url',
+    'none',
+    '--log-dir',
+    join(dir, 'logs'),
+  ];
+
+  it('without redis-server on PATH and no REDIS_URL: names the package and REDIS_URL, exits 1 before starting anything', async () => {
+    const dir = await tempDir();
+    const env = launcherEnv({ PATH: join(dir, 'empty-bin') }); // a folder without redis-server
+    delete env.REDIS_URL;
+    const run = launch(process.execPath, args(dir, 2), env);
+    launched.push(run.child);
+    expect(await run.exit).toEqual([1, null]);
+    const err = run.stderr.join('\n');
+    expect(err).toMatch(/redis-server is not on PATH/);
+    expect(err).toMatch(/apt-get install redis-server/);
+    expect(err).toMatch(/REDIS_URL/);
+    // Nothing started: no demo models, no run folder.
+    expect(run.stdout.join('\n')).not.toMatch(/model repository/);
+    expect(existsSync(join(dir, 'logs'))).toBe(false);
+  }, 30_000);
+
+  it.skipIf(findOnPath('redis-server') === undefined)(
+    'runs 2 replicas on a redis-server of its own, workers on both; Ctrl-C stops all of them, redis-server included, the collector last',
+    async () => {
+      const dir = await tempDir();
+      const env = launcherEnv({});
+      delete env.REDIS_URL;
+      const run = launch(process.execPath, args(dir, 2), env, true);
+      launched.push(run.child);
+      try {
+        await twoReplicaRun(run);
+      } finally {
+        // A failed check must not leave the services running (afterEach's SIGKILL reaches the launcher only).
+        if (run.child.exitCode === null) {
+          run.child.kill('SIGTERM');
+          await run.exit;
+        }
+      }
+    },
+    90_000,
+  );
+
+  async function twoReplicaRun(run: Launch): Promise<void> {
+    const ready = await run.line(/smart-routing ready/);
+    const m =
+      /2 dispatchers dispatcher-1 (http:\S+)(?: \((\w+)\))?, dispatcher-2 (http:\S+)(?: \((\w+)\))? on redis:\/\/127\.0\.0\.1:\d+/.exec(
+        ready,
+      );
+    expect(m, ready).not.toBeNull();
+    const [, url1, role1, url2, role2] = m!;
+    expect(url1).not.toBe(url2);
+    // Each replica's role from its /ready: exactly one of the two leads.
+    expect([role1, role2].sort(), ready).toEqual(['leader', 'standby']);
+    // Both replicas see both workers (the launcher waited for it; check from here too).
+    for (const url of [url1!, url2!]) {
+      const list = (await (await fetch(`${url}/workers`)).json()) as { id: string }[];
+      expect(list.map((w) => w.id).sort()).toEqual(['worker-1', 'worker-2']);
+    }
+    const runDir = runDirOf(ready);
+    const pids = await loggedPids(runDir);
+    const redisLog = await readFile(join(runDir, 'redis-server.log'), 'utf8');
+    const redisPid = Number(/pid=(\d+)/.exec(redisLog)?.[1]);
+    expect(alive(redisPid)).toBe(true);
+    expect(existsSync(join(runDir, 'redis'))).toBe(true); // its data lives in the run's folder
+    process.kill(-run.child.pid!, 'SIGINT');
+    expect(await run.exit).toEqual([0, null]);
+    for (const pid of [...pids, redisPid]) expect(alive(pid), `pid ${pid} still running`).toBe(false);
+    // The collector stopped last: it has both replicas' and the workers' final records.
+    const collected = await events(join(runDir, 'collector.log'));
+    expect(collected.filter((e) => e === 'dispatcher_closed')).toHaveLength(2);
+    expect(collected).toContain('worker_closed');
+    // redis-server stopped after the replicas (they closed their Redis clients first).
+    expect(await readFile(join(runDir, 'redis-server.log'), 'utf8')).toMatch(/Received SIGTERM/);
+  }
 });
 
 async function loggedPidsOf(file: string): Promise<number[]> {

@@ -13,6 +13,11 @@ import type { TaskStore } from './task-store/task-store.js';
 import { POLICY_NAMES, type PolicyName } from './routing/types.js';
 import { parseTaskStoreSpec, type TaskStoreSpec } from './task-store/open-task-store.js';
 import { DEFAULT_REDIS_KEY_PREFIX } from './task-store/redis-store.js';
+import {
+  resolveReplicationOptions,
+  type ReplicationOptions,
+  type ResolvedReplicationOptions,
+} from './replication/replication-options.js';
 
 export { ConfigError } from '@smart-routing/service-kit';
 export type { LogLevel } from '@smart-routing/service-kit';
@@ -142,6 +147,12 @@ export interface DispatcherOptions {
   taskStore?: TaskStore;
   /** Options of /send-task, /tasks and callbacks (see async-tasks/async-options.ts) [defaults]. */
   asyncTasks?: AsyncTaskOptions;
+  /**
+   * Several replicas on one Redis (REDIS_URL, issue 13) [unset: standalone, no Redis client]. The
+   * task store must then be a Redis store on the same server (opened from `redisUrl` when
+   * `taskStore` is not given).
+   */
+  replication?: ReplicationOptions;
 }
 
 /** The routing knobs a user may need (affinity policy); defaults in brackets. */
@@ -306,7 +317,14 @@ const optionsSchema = z.object({
  * @throws ConfigError naming the option.
  */
 export function resolveOptions(options: DispatcherOptions = {}): ResolvedOptions {
-  const { logger: _logger, random: _random, taskStore: _store, asyncTasks: _async, ...plain } = options;
+  const {
+    logger: _logger,
+    random: _random,
+    taskStore: _store,
+    asyncTasks: _async,
+    replication: _replication,
+    ...plain
+  } = options;
   const parsed = optionsSchema.safeParse(plain);
   if (!parsed.success) throw configErrorFrom(parsed.error);
   const o = parsed.data;
@@ -397,6 +415,9 @@ export const ENV_VARS = [
   'TASK_STORE_KEY_PREFIX',
   'RESULT_TTL_S',
   'RESULT_MAX_COUNT',
+  'REDIS_URL',
+  'LEASE_TTL_MS',
+  'REPLICA_ID',
 ] as const;
 
 /** One of {@link ENV_VARS}. */
@@ -505,6 +526,9 @@ const envSchema = z.object({
   TASK_STORE_KEY_PREFIX: z.string().min(1).default(DEFAULT_REDIS_KEY_PREFIX),
   RESULT_TTL_S: int(1).default(86_400),
   RESULT_MAX_COUNT: int(0).default(100_000),
+  REDIS_URL: z.string().optional(),
+  LEASE_TTL_MS: z.coerce.number().optional(),
+  REPLICA_ID: z.string().optional(),
 });
 
 /** The dispatcher process configuration: options for `startDispatcher` plus process-level settings. */
@@ -521,6 +545,8 @@ export interface DispatcherConfig extends ResolvedOptions {
   readonly resultTtlMs: number;
   /** RESULT_MAX_COUNT [100000]: most ended tasks kept; the oldest beyond are pruned. */
   readonly maxStoredResults: number;
+  /** REDIS_URL, LEASE_TTL_MS, REPLICA_ID: replicated mode [unset: standalone]. */
+  readonly replication: ResolvedReplicationOptions | undefined;
 }
 
 /**
@@ -571,15 +597,51 @@ export function loadConfig(
     uploaderUrl: e.UPLOADER_URL,
     modelRepository: e.MODEL_REPOSITORY,
   });
+  const replication = replicationFromEnv(e.REDIS_URL, e.LEASE_TTL_MS, e.REPLICA_ID, e.TASK_STORE_KEY_PREFIX);
+  // With REDIS_URL the task store is Redis on that URL: the replicas share their tasks there.
+  if (replication && e.TASK_STORE && e.TASK_STORE.trim() !== replication.redisUrl)
+    throw new ConfigError(
+      'TASK_STORE',
+      `must be unset or equal REDIS_URL when REDIS_URL is set (replicas share the Redis task store): TASK_STORE=${e.TASK_STORE}, REDIS_URL=${replication.redisUrl}`,
+    );
   return Object.freeze({
     ...options,
     logCollectorUrl: e.LOG_COLLECTOR_URL,
     logLevel: e.LOG_LEVEL,
-    taskStore: Object.freeze(parseTaskStoreSpec(e.TASK_STORE)),
+    replication,
+    taskStore: Object.freeze(parseTaskStoreSpec(replication ? replication.redisUrl : e.TASK_STORE)),
     taskStoreKeyPrefix: e.TASK_STORE_KEY_PREFIX,
     resultTtlMs: e.RESULT_TTL_S * 1000,
     maxStoredResults: e.RESULT_MAX_COUNT,
   });
+}
+
+/** Replication options from REDIS_URL / LEASE_TTL_MS / REPLICA_ID (undefined without REDIS_URL). */
+function replicationFromEnv(
+  redisUrl: string | undefined,
+  leaseTtlMs: number | undefined,
+  replicaId: string | undefined,
+  keyPrefix: string,
+): ResolvedReplicationOptions | undefined {
+  if (redisUrl === undefined || redisUrl.trim() === '') return undefined;
+  const names: Record<string, string> = {
+    redisUrl: 'REDIS_URL',
+    leaseTtlMs: 'LEASE_TTL_MS',
+    replicaId: 'REPLICA_ID',
+    keyPrefix: 'TASK_STORE_KEY_PREFIX',
+  };
+  try {
+    return resolveReplicationOptions({
+      redisUrl: redisUrl.trim(),
+      keyPrefix,
+      ...(leaseTtlMs !== undefined ? { leaseTtlMs } : {}),
+      ...(replicaId ? { replicaId } : {}),
+    });
+  } catch (err) {
+    // The option names become the variables' names in the message.
+    if (err instanceof ConfigError) throw new ConfigError(names[err.variable] ?? err.variable, err.detail);
+    throw err;
+  }
 }
 
 /** The object without its undefined fields, so zod's defaults apply to them. */

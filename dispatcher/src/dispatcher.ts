@@ -1,9 +1,17 @@
 import { createServer, type Server } from 'node:http';
+import type { TaskResult } from '@smart-routing/proto';
 import { listen, type ListeningServer } from '@smart-routing/service-kit';
 import { resolveAsyncTaskOptions } from './async-tasks/async-options.js';
 import { AsyncTasks } from './async-tasks/async-tasks.js';
 import { timedStore } from './async-tasks/timed-store.js';
-import { checkWorkerTrust, resolveOptions, type DispatcherOptions, type ResolvedOptions } from './config.js';
+import {
+  checkWorkerTrust,
+  ConfigError,
+  resolveOptions,
+  type DispatcherOptions,
+  type ResolvedOptions,
+} from './config.js';
+import { DispatcherError } from './errors.js';
 import { installHttpEdges, isAnsweredSocket } from './http-edges.js';
 import { answerClientError, createHttpApp } from './http-routes.js';
 import { serviceLogger } from './logger.js';
@@ -15,7 +23,13 @@ import { RepositoryLabels } from './repository-labels.js';
 import { Router } from './routing/router.js';
 import { createRunTaskHandler, isRunTaskRequest } from './run-task-route.js';
 import { WorkerQuarantine } from './quarantine.js';
+import { ReplicatedTasks } from './replication/replicated-tasks.js';
+import { connectReplication, type ReplicationHandle } from './replication/replication.js';
+import type { ReplicaState } from './replication/replica-role.js';
+import { resolveReplicationOptions } from './replication/replication-options.js';
 import { MemoryTaskStore } from './task-store/memory-store.js';
+import { RedisTaskStore } from './task-store/redis-store.js';
+import type { TaskStore } from './task-store/task-store.js';
 import { TaskTracker } from './task-tracker.js';
 import { createLiveView } from './ui/live-view.js';
 import { WorkerEndpoint } from './worker-endpoint.js';
@@ -34,6 +48,8 @@ export interface DispatcherHandle {
   readonly options: ResolvedOptions;
   /** The routing core (read its picture; do not drive it from outside). */
   readonly router: Router;
+  /** This replica's id, role, leader and lease epoch (role `standalone` without replication). */
+  replica(): ReplicaState;
   /**
    * Graceful shutdown, in this order: stop admitting (503 shutting_down), let queued and in-flight
    * tasks finish for up to `graceMs` [shutdownGraceMs], send Drain to the workers, answer what is
@@ -57,6 +73,11 @@ const RETIRE_TIMEOUT_MS = 10_000;
  *   workers  ─WS──> worker-endpoint ─────────────────┘   v
  *                   (Hello, TaskResult, LabelEvent, Heartbeat)
  *   KServe v2 clients ─HTTP /v2, gRPC─> kserve-front/ ─> TaskTracker (kserve_infer tasks)
+ *
+ * With `replication` (REDIS_URL, issue 13) the replica runs the lease loop (replication/): as the
+ * leader it routes as above, every order fenced with its token; as a standby its router only
+ * keeps the picture, and producers' tasks go through the Redis store and stream to the leader
+ * (replication/replicated-tasks.ts). Without it nothing of that exists (no Redis client).
  */
 export async function startDispatcher(options: DispatcherOptions = {}): Promise<DispatcherHandle> {
   const resolved = resolveOptions(options);
@@ -86,8 +107,29 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     cooldownMs: resolved.quarantineMs,
     maxCooldownMs: resolved.quarantineMs * 10,
   });
+  const replicationOptions = options.replication ? resolveReplicationOptions(options.replication) : undefined;
+  if (replicationOptions && options.taskStore && options.taskStore.kind !== 'redis')
+    throw new ConfigError(
+      'TASK_STORE',
+      `must be the Redis store on REDIS_URL when replication is on (got a ${options.taskStore.kind} store)`,
+    );
   const ownStore = options.taskStore === undefined;
-  const rawStore = options.taskStore ?? new MemoryTaskStore();
+  // Replicas share their tasks: without a store passed in, the Redis store on the replication URL.
+  const rawStore: TaskStore =
+    options.taskStore ??
+    (replicationOptions
+      ? await RedisTaskStore.connect({
+          url: replicationOptions.redisUrl,
+          keyPrefix: replicationOptions.keyPrefix,
+          logger,
+        })
+      : new MemoryTaskStore());
+  // Set once the replication is connected (below); undefined: standalone.
+  let replication: ReplicationHandle | undefined;
+  const replicaState = (): ReplicaState =>
+    replication ? replication.role.state() : { id: '', role: 'standalone', leader_id: '', epoch: 0 };
+  // A standby keeps the fleet's picture but decides nothing until it leads.
+  if (replicationOptions) router.passive = true;
   const metrics = createMetrics(
     {
       queueDepths: () => router.queueDepths(),
@@ -98,7 +140,11 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
         return quarantine.size;
       },
     },
-    { logRecordsDropped: options.logRecordsDropped, storedTasks: () => rawStore.countByStatus() },
+    {
+      logRecordsDropped: options.logRecordsDropped,
+      storedTasks: () => rawStore.countByStatus(),
+      ...(replicationOptions ? { replica: replicaState } : {}),
+    },
   );
   const store = timedStore(rawStore, metrics.taskStoreSeconds);
   const repository = resolved.modelRepository
@@ -123,6 +169,18 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     options: resolved,
     logger,
     isAccepting: () => !draining,
+    ...(replicationOptions
+      ? {
+          replica: () => {
+            const role = replication?.role;
+            return {
+              fencingToken: role?.token ?? 0,
+              replicaId: replicationOptions.replicaId,
+              role: role?.role ?? 'standby',
+            };
+          },
+        }
+      : {}),
     events: {
       // The live view's feed hears each event after the tracker applied it.
       joined: (info) => (tracker.onWorkerJoined(info), feed.workerJoined(info)),
@@ -138,15 +196,42 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     metrics,
     logger,
     repository,
-    workers: createWorkerLink((id, message) => endpoint.send(id, message)),
+    workers: createWorkerLink(
+      (id, message) => endpoint.send(id, message),
+      replicationOptions
+        ? {
+            token: () => replication?.role.token ?? 0,
+            mayOrder: () => replication?.role.mayOrder() === true,
+          }
+        : undefined,
+    ),
     quarantine,
+    ...(replicationOptions
+      ? {
+          onStaleLeader: () => replication?.role.stepDown('a worker answered stale_leader'),
+          onUnknownResult: (workerId: string, result: TaskResult) =>
+            replicated?.relayResult(workerId, result),
+          onAbandoned: (taskId: string) => replicated?.abandoned(taskId),
+          trackRunning: true,
+        }
+      : {}),
   });
-  const asyncTasks = new AsyncTasks({ store, tracker, router, options: asyncOptions, metrics, logger });
+  const asyncTasks = new AsyncTasks({
+    store,
+    tracker,
+    router,
+    options: asyncOptions,
+    metrics,
+    logger,
+    ...(replicationOptions ? { forward: (taskId: string) => replicated!.forwardAsync(taskId) } : {}),
+  });
   const runTask = createRunTaskHandler({
     options: resolved,
     tracker,
     logger,
-    submit: (req, reply) => asyncTasks.submitSync(req, reply),
+    submit: replicationOptions
+      ? (req, reply) => replicated!.submitSync(req, reply)
+      : (req, reply) => asyncTasks.submitSync(req, reply),
   });
   const app = createHttpApp({
     options: resolved,
@@ -160,6 +245,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     isQuarantined: (id) => quarantine.isQuarantined(id),
     retireLabel: (label) => tracker.retireLabel(label, RETIRE_TIMEOUT_MS),
     asyncTasks,
+    ...(replicationOptions ? { replica: replicaState } : {}),
   });
   const fleet = new KServeFleet({
     options: resolved,
@@ -168,6 +254,19 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     repository,
     logger,
     isDraining: () => draining,
+    ...(replicationOptions
+      ? {
+          notLeader: () => {
+            const state = replicaState();
+            if (state.role === 'leader') return undefined;
+            return new DispatcherError(
+              'no_capable_worker',
+              `replica ${state.id} is a standby: send KServe v2 requests to the leader (${state.leader_id || 'unknown'})`,
+              1,
+            );
+          },
+        }
+      : {}),
   });
   const v2 = createKServeHttpHandler({ options: resolved, fleet, logger });
   // POST /run-task and the KServe v2 routes skip Express (hot paths); every other request goes to it.
@@ -196,15 +295,51 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     }
   }, resolved.tickIntervalMs).unref();
 
+  let replicated: ReplicatedTasks | undefined;
   let http: ListeningServer;
   try {
-    // Accepted tasks of a previous run go back in line before anything new is accepted.
-    await asyncTasks.recover();
+    if (replicationOptions) {
+      const replicaId = replicationOptions.replicaId;
+      replication = await connectReplication(replicationOptions, logger, {
+        promote: async (token) => {
+          metrics.failovers.inc();
+          router.passive = false;
+          // (2) the store's unfinished tasks, (3) Leadership on every link, (4) the stream.
+          await replicated!.adoptUnfinished();
+          if (!replication?.role.mayOrder() || replication.lease.token !== token) return;
+          endpoint.broadcast({ leadership: { fencingToken: token, replicaId } });
+          replication.stream.startConsuming((taskId) => replicated!.onStreamEntry(taskId));
+          logger.info({ event: 'replica_leader', replica_id: replicaId, token }, 'replica leads');
+        },
+        demote: () => {
+          router.passive = true;
+          replication?.stream.stopConsuming();
+          tracker.handOver();
+          asyncTasks.handOver();
+        },
+      });
+      replicated = new ReplicatedTasks({
+        replicaId,
+        store,
+        stream: replication.stream,
+        tracker,
+        asyncTasks,
+        metrics,
+        logger,
+        isLeader: () => replication?.role.mayOrder() === true,
+        taskTimeoutMs: resolved.taskTimeoutMs,
+      });
+    } else {
+      // Accepted tasks of a previous run go back in line before anything new is accepted (with
+      // replication, the leader takes them over when it takes the lease).
+      await asyncTasks.recover();
+    }
     http = await listen(server, { port: resolved.port, host: resolved.host, closeGraceMs: 1000 });
   } catch (err) {
     clearInterval(ticker);
     liveView.close();
     await asyncTasks.close();
+    await replication?.close();
     if (ownStore) await rawStore.close();
     await endpoint.close();
     throw err;
@@ -222,11 +357,13 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
       });
     } catch (err) {
       clearInterval(ticker);
+      await replication?.close();
       await endpoint.close();
       await http.close();
       throw err;
     }
   }
+  replication?.start();
 
   let shutdown: Promise<void> | undefined;
   let cutGrace: () => void = () => {};
@@ -236,6 +373,8 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     shutdown ??= (async () => {
       draining = true;
       tracker.stopAdmitting();
+      // Forwarded tasks wait in the stream for the next leader; in-flight ones finish here.
+      replication?.stream.stopConsuming();
       logger.info({ event: 'dispatcher_draining', pending: tracker.size, grace_ms: graceMs }, 'draining');
       let graceTimer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -245,8 +384,18 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
       ]);
       clearTimeout(graceTimer);
       endpoint.drainAll('dispatcher shutting down');
-      // Async tasks given back here stay unfinished in the store: the next start re-queues them.
-      tracker.failAll('shutting_down', 'the dispatcher shut down before the task finished');
+      if (replication) {
+        // What is left stays unfinished in the shared store: the next leader takes it over.
+        // Stepping down hands waiting tasks to the next leader (through the stream) and releases the lease.
+        replication.role.stepDown('the replica shuts down');
+        router.passive = true;
+        tracker.handOver();
+        await replicated?.close();
+        await replication.close();
+      } else {
+        // Async tasks given back here stay unfinished in the store: the next start re-queues them.
+        tracker.failAll('shutting_down', 'the dispatcher shut down before the task finished');
+      }
       await asyncTasks.close();
       if (ownStore) await rawStore.close();
       clearInterval(ticker);
@@ -271,6 +420,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     grpcPort: grpcFront?.port,
     options: resolved,
     router,
+    replica: replicaState,
     drain,
     close: () => {
       cutGrace();

@@ -4,6 +4,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { createAuthorizer, createKeyIdentifier } from './api-keys.js';
+import type { ReplicaState } from './replication/replica-role.js';
 import type { AsyncTasks } from './async-tasks/async-tasks.js';
 import { mountTaskRoutes, TASK_ROUTES } from './async-tasks/task-routes.js';
 import type { ResolvedOptions } from './config.js';
@@ -38,7 +39,12 @@ export interface HttpRoutesDeps {
   readonly isQuarantined?: (workerId: string) => boolean;
   /** The async task service: mounts /send-task and /tasks (async-tasks/task-routes.ts). */
   readonly asyncTasks?: AsyncTasks;
+  /** Replicated mode: the replica's role and leader, on /ready and /workers [standalone]. */
+  readonly replica?: () => ReplicaState;
 }
+
+/** `/ready`'s `replica` when the dispatcher runs alone. */
+const STANDALONE: ReplicaState = Object.freeze({ id: '', role: 'standalone', leader_id: '', epoch: 0 });
 
 /**
  * POST /upload-model's body, checked before anything else (a bad body is 400 even with no uploader
@@ -65,6 +71,7 @@ const ROUTES: Record<string, string[]> = {
   '/run-task': ['POST'],
   '/upload-model': ['POST'],
   '/health': ['GET', 'HEAD'],
+  '/ready': ['GET', 'HEAD'],
   '/workers': ['GET', 'HEAD'],
   '/labels': ['GET', 'HEAD'],
   '/metrics': ['GET', 'HEAD'],
@@ -119,7 +126,26 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
       .json({ status: draining ? 'draining' : 'ok', workers: router.workerCount });
   });
 
+  // Readiness: accepting producers (every replica does, a standby forwards), and which replica leads.
+  app.get('/ready', (_req, res) => {
+    const draining = deps.isDraining();
+    res.status(draining ? 503 : 200).json({
+      status: draining ? 'draining' : 'ready',
+      workers: router.workerCount,
+      replica: deps.replica?.() ?? STANDALONE,
+    });
+  });
+
   app.get('/workers', requireKey, (_req, res) => {
+    // The body stays the list it always was; the replica's view of the lease rides in headers.
+    const replica = deps.replica?.();
+    if (replica)
+      res.set({
+        'Replica-Id': replica.id,
+        'Replica-Role': replica.role,
+        'Replica-Leader-Id': replica.leader_id,
+        'Replica-Epoch': String(replica.epoch),
+      });
     const list = [];
     for (const w of router.workers()) {
       list.push({

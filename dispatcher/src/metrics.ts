@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ReplicaState } from './replication/replica-role.js';
 import { COMMON_QUEUE } from './routing/queues.js';
 
 /** What the gauges read at scrape time. */
@@ -15,6 +16,8 @@ export interface ExternalCounts {
   logRecordsDropped?: () => number;
   /** Tasks in the task store by status (async tasks and stored sync results), read at scrape time. */
   storedTasks?: () => Promise<Record<string, number>>;
+  /** Replicated mode only: the replica's role and lease epoch [unset: the replica metrics are not exported]. */
+  replica?: () => ReplicaState;
 }
 
 /** The dispatcher's Prometheus metrics, on a registry of their own (several dispatchers may share a process). */
@@ -44,12 +47,39 @@ export interface DispatcherMetrics {
   readonly callbacksSent: Counter;
   /** Callbacks given up on after the last retry (or refused for good by the receiver). */
   readonly callbacksFailed: Counter;
+  /** Times this replica took over as the leader (replicated mode; not exported when standalone). */
+  readonly failovers: Counter;
+  /** Tasks this replica accepted and handed to the leader through Redis (replicated mode). */
+  readonly forwardedTasks: Counter;
 }
 
 /** Creates the metrics the README lists (`GET /metrics`) on a new registry. */
 export function createMetrics(source: MetricsSource, external: ExternalCounts = {}): DispatcherMetrics {
   const registry = new Registry();
   const registers = [registry];
+  const replica = external.replica;
+  // Standalone, /metrics lists what it always did.
+  const replicaRegisters = replica ? [registry] : [];
+  if (replica) {
+    new Gauge({
+      name: 'dispatcher_replica_role',
+      help: "This replica's role: 1 on the current one (leader or standby).",
+      labelNames: ['role'],
+      registers,
+      collect() {
+        const role = replica().role;
+        for (const r of ['leader', 'standby'] as const) this.set({ role: r }, r === role ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'dispatcher_lease_epoch',
+      help: 'The newest fencing token this replica has seen (the lease epoch).',
+      registers,
+      collect() {
+        this.set(replica().epoch);
+      },
+    });
+  }
   const logRecordsDropped = external.logRecordsDropped;
   if (logRecordsDropped) {
     new Gauge({
@@ -167,6 +197,16 @@ export function createMetrics(source: MetricsSource, external: ExternalCounts = 
       name: 'smart_routing_callbacks_failed_total',
       help: 'Callbacks given up on after the last retry or refused for good (4xx).',
       registers,
+    }),
+    failovers: new Counter({
+      name: 'dispatcher_failovers_total',
+      help: 'Times this replica took the leader lease.',
+      registers: replicaRegisters,
+    }),
+    forwardedTasks: new Counter({
+      name: 'dispatcher_forwarded_tasks_total',
+      help: 'Tasks accepted by this replica as a standby and handed to the leader through Redis.',
+      registers: replicaRegisters,
     }),
   };
 }

@@ -45,6 +45,27 @@ export interface RunTaskRequest {
 /** Called exactly once per submitted task with how it ended. */
 export type TaskReply = (outcome: TaskOutcome) => void;
 
+/**
+ * The outcome {@link TaskTracker.handOver} replies with (compare by identity): this replica stopped
+ * leading, the task stays unfinished in the task store and the new leader takes it over.
+ */
+export const HANDED_OVER: TaskOutcome = Object.freeze({
+  ok: false as const,
+  error: new DispatcherError('shutting_down', 'this replica stopped leading; the new leader has the task'),
+});
+
+/**
+ * The outcome {@link TaskTracker.forget} replies with (compare by identity): the task ended on
+ * another replica (its outcome is in the task store); nothing is to be written from here.
+ */
+export const ENDED_ELSEWHERE: TaskOutcome = Object.freeze({
+  ok: false as const,
+  error: new DispatcherError('task_cancelled', 'the task ended on another replica'),
+});
+
+/** Heartbeats of its worker that must miss an adopted task before it counts as not running there. */
+const ADOPTION_MISSES = 2;
+
 /** Retry-After for `no_capable_worker` and other transient 503s: long enough for a worker to restart. */
 const NO_WORKER_RETRY_AFTER_S = 5;
 
@@ -87,6 +108,23 @@ export interface TaskTrackerDeps {
   readonly workers: WorkerLink;
   /** Strikes and cool-downs of misbehaving workers [none: no quarantine]. */
   readonly quarantine?: WorkerQuarantine;
+  /**
+   * Replicated mode: a worker answered `stale_leader` (a newer leader exists). Called before the
+   * tracker does anything else with that result [unset: the result is rerouted like any other].
+   */
+  readonly onStaleLeader?: (workerId: string, taskId: string) => void;
+  /**
+   * Replicated mode: a result for a task no one waits for here (a replica that stopped leading
+   * gets the results of what it had sent) [unset: ignored].
+   */
+  readonly onUnknownResult?: (workerId: string, result: TaskResult) => void;
+  /** Replicated mode: a producer went away (abandon); its stored task is ended [unset: nothing]. */
+  readonly onAbandoned?: (taskId: string) => void;
+  /**
+   * Replicated mode: remember each worker's latest `running_task_ids`, so a new leader finds a task
+   * the old one sent before the store heard of it [false].
+   */
+  readonly trackRunning?: boolean;
 }
 
 /**
@@ -118,8 +156,100 @@ export class TaskTracker {
   /** Slot reclaims scheduled after in-flight timeouts (cleared by failAll). */
   private readonly reclaimTimers = new Set<NodeJS.Timeout>();
   private admitting = true;
+  /** Tasks taken over at a failover, not yet confirmed by their worker: task id -> heartbeats that missed it. */
+  private readonly adopted = new Map<string, number>();
+  /** trackRunning: worker id -> the task ids its latest heartbeat listed. */
+  private readonly runningOn = new Map<string, readonly string[]>();
 
   constructor(private readonly deps: TaskTrackerDeps) {}
+
+  /** trackRunning: the worker whose latest heartbeat lists `taskId` as running, if any. */
+  runningWorkerOf(taskId: string): string | undefined {
+    for (const [workerId, ids] of this.runningOn) if (ids.includes(taskId)) return workerId;
+    return undefined;
+  }
+
+  /** Whether a producer (or the async service) waits for this task here. */
+  has(taskId: string): boolean {
+    return this.pending.has(taskId);
+  }
+
+  /**
+   * Failover (replicated mode): takes over a task the previous leader sent to `workerId`, without
+   * sending it again. Its slot is taken on the worker and its result accepted as if this replica had
+   * sent it. When the worker's heartbeats do not list it ({@link ADOPTION_MISSES} in a row) and no
+   * result came, it goes back to the queue with attempt + 1. False (nothing done) when the worker is
+   * not connected or the id is already known: the caller routes it as a queued task.
+   */
+  adopt(req: RunTaskRequest, workerId: string, attempt: number, reply: TaskReply): boolean {
+    const { router, options } = this.deps;
+    if (this.pending.has(req.taskId) || router.has(req.taskId) || router.worker(workerId) === undefined)
+      return false;
+    const timeoutMs = req.timeoutMs ?? options.taskTimeoutMs;
+    const task: PendingTask = {
+      spec: {
+        id: req.taskId,
+        label: router.isLabelFree(req.taskType) ? NO_LABEL : req.label,
+        taskType: req.taskType,
+        ...(req.tenant === undefined ? {} : { tenant: req.tenant }),
+        ...(req.priority ? { priority: req.priority } : {}),
+      },
+      label: req.label,
+      parametersJson: req.parametersJson,
+      inferRequest: undefined,
+      inferHeaderLength: 0,
+      reply,
+      receivedAt: performance.now(),
+      deadlineUnixMs: Date.now() + timeoutMs,
+      timer: setTimeout(() => this.onTimeout(req.taskId, timeoutMs), timeoutMs).unref(),
+      onSent: req.onSent,
+      attempt: Math.max(1, attempt),
+      workerId,
+      losses: 0,
+    };
+    if (!router.adopt(performance.now(), workerId, task.spec)) {
+      clearTimeout(task.timer);
+      return false;
+    }
+    this.pending.set(req.taskId, task);
+    this.adopted.set(req.taskId, 0);
+    return true;
+  }
+
+  /**
+   * The task ended on another replica (replicated mode): its slot is freed and it is dropped here,
+   * answered {@link ENDED_ELSEWHERE}, nothing sent.
+   */
+  forget(taskId: string): void {
+    const task = this.pending.get(taskId);
+    if (!task) return;
+    clearTimeout(task.timer);
+    this.pending.delete(taskId);
+    this.adopted.delete(taskId);
+    if (task.workerId !== undefined)
+      this.apply(this.deps.router.taskFinished(performance.now(), task.workerId, taskId, {}));
+    else this.deps.router.cancel(taskId);
+    task.reply(ENDED_ELSEWHERE);
+    if (this.pending.size === 0 && this.idleWaiters.length > 0)
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /**
+   * This replica stopped leading: every waiting task is let go with {@link HANDED_OVER} (it stays
+   * unfinished in the task store for the new leader) and nothing of it is sent again from here.
+   */
+  handOver(): void {
+    for (const timer of this.reclaimTimers) clearTimeout(timer);
+    this.reclaimTimers.clear();
+    this.adopted.clear();
+    for (const task of [...this.pending.values()]) {
+      this.deps.router.cancel(task.spec.id);
+      clearTimeout(task.timer);
+      this.pending.delete(task.spec.id);
+      task.reply(HANDED_OVER);
+    }
+    if (this.idleWaiters.length > 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
 
   /** Tasks a producer is waiting for. */
   get size(): number {
@@ -234,6 +364,7 @@ export class TaskTracker {
     if (!task) return;
     this.deps.router.cancel(taskId);
     this.finish(task, 'abandoned');
+    this.deps.onAbandoned?.(taskId);
   }
 
   /**
@@ -269,6 +400,7 @@ export class TaskTracker {
   /** A worker's connection ended (closed, timed out, protocol error): retry or fail its tasks. */
   onWorkerLeft(workerId: string, reason: string): void {
     const { router, options, metrics } = this.deps;
+    this.runningOn.delete(workerId);
     const now = performance.now();
     let orphans = 0;
     for (const orphan of router.removeWorker(now, workerId)) {
@@ -304,6 +436,13 @@ export class TaskTracker {
     const { router, metrics, options } = this.deps;
     const now = performance.now();
     const code = result.error?.code;
+    if (code === 'stale_leader' && this.deps.onStaleLeader) {
+      // A newer leader exists: free the slot and let the replication step down (handOver follows).
+      this.apply(router.taskFinished(now, workerId, result.taskId, {}));
+      this.deps.onStaleLeader(workerId, result.taskId);
+      return;
+    }
+    if (this.adopted.size > 0) this.adopted.delete(result.taskId);
     const rule = code === undefined ? undefined : taskErrorRule(code);
     // Our own record of what was sent says whether the task went label-free (the worker's echo of
     // the label is not trusted for counting).
@@ -352,6 +491,7 @@ export class TaskTracker {
         this.fail(task, workerFailure(code, result.error?.message ?? '', workerId));
       }
     } else {
+      if (!task) this.deps.onUnknownResult?.(workerId, result);
       this.deps.logger.debug(
         { event: 'result_for_unknown_task', task_id: result.taskId, worker_id: workerId },
         'result for a task no one waits for: ignored',
@@ -419,6 +559,8 @@ export class TaskTracker {
 
   /** A worker's Heartbeat. */
   onHeartbeat(workerId: string, beat: Heartbeat): void {
+    if (this.deps.trackRunning) this.runningOn.set(workerId, beat.runningTaskIds ?? []);
+    if (this.adopted.size > 0) this.checkAdopted(workerId, beat.runningTaskIds ?? []);
     const quarantined = this.deps.quarantine?.isQuarantined(workerId) === true;
     this.apply(
       this.deps.router.updateWorker(performance.now(), workerId, {
@@ -450,6 +592,36 @@ export class TaskTracker {
   }
 
   // ---------------------------------------------------------------- internals
+
+  /** Adopted tasks of `workerId` its heartbeat does not list: after enough misses, back to the queue. */
+  private checkAdopted(workerId: string, running: readonly string[]): void {
+    const now = performance.now();
+    for (const [taskId, misses] of this.adopted) {
+      const task = this.pending.get(taskId);
+      if (!task || task.workerId !== workerId) {
+        if (!task) this.adopted.delete(taskId);
+        continue;
+      }
+      if (running.includes(taskId)) {
+        this.adopted.delete(taskId); // confirmed: it runs there; its result will come
+        continue;
+      }
+      if (misses + 1 < ADOPTION_MISSES) {
+        this.adopted.set(taskId, misses + 1);
+        continue;
+      }
+      this.adopted.delete(taskId);
+      this.deps.logger.warn(
+        { event: 'adopted_task_missing', task_id: taskId, worker_id: workerId },
+        'an adopted task is not running on its worker; it is queued again',
+      );
+      this.apply(this.deps.router.taskFinished(now, workerId, taskId, {}));
+      task.workerId = undefined;
+      task.attempt++;
+      this.deps.metrics.taskRetries.inc();
+      this.resubmit(task, now);
+    }
+  }
 
   private afterLabelCheck(task: PendingTask, exists: boolean): void {
     if (this.pending.get(task.spec.id) !== task) return; // timed out or abandoned meanwhile

@@ -43,6 +43,11 @@ export interface WorkerEndpointOptions {
   readonly events: WorkerEvents;
   /** False once the dispatcher shuts down: upgrades get 503. */
   readonly isAccepting: () => boolean;
+  /**
+   * Replicated mode: what Welcome says about this replica (its token while it leads, id, role)
+   * [unset: standalone, token 0, no id].
+   */
+  readonly replica?: () => { fencingToken: number; replicaId: string; role: 'leader' | 'standby' };
 }
 
 const WORKER_ID = /^[\w.:@-]{1,200}$/;
@@ -129,6 +134,11 @@ export class WorkerEndpoint {
     if (!conn || conn.closing || conn.ws.readyState !== conn.ws.OPEN) return false;
     conn.ws.send(encodeDispatcherMessage(message));
     return true;
+  }
+
+  /** Sends a frame to every registered worker (Leadership after a failover). */
+  broadcast(message: DispatcherMessageInput): void {
+    for (const conn of this.connections.values()) if (conn.registered) this.send(conn.id, message);
   }
 
   /** Tells every registered worker to stop taking tasks. */
@@ -364,6 +374,8 @@ export class WorkerEndpoint {
           labelCapacity,
           taskSlots,
           maxFrameBytes: options.maxPayloadBytes,
+          // Standalone: role standalone, token 0, no replica id (PROTOCOL.md, Several replicas).
+          ...(this.opts.replica ? this.opts.replica() : { role: 'standalone' as const }),
         },
       }),
     );

@@ -3,7 +3,7 @@
  * `load` / `unload` a LabelOrder. The task tracker speaks decisions; this module and the worker
  * endpoint speak the wire.
  */
-import type { DispatcherMessageInput } from '@smart-routing/proto';
+import type { DispatcherMessageInput, RunTask } from '@smart-routing/proto';
 import type { Decision } from './routing/types.js';
 
 /** A `send` decision. */
@@ -56,10 +56,40 @@ export function labelOrderFrame(decision: LabelOrderDecision): DispatcherMessage
   return { labelOrder: { action: decision.type, label: decision.label } };
 }
 
-/** A {@link WorkerLink} over `send` (the worker endpoint's). */
+/** Replicated mode: the leader's token on every order, and the lease guard before each send. */
+export interface OrderFence {
+  /** The fencing token orders carry now. */
+  token(): number;
+  /** False on a standby, or once the leader's local lease guard ran out: the order is not sent. */
+  mayOrder(): boolean;
+}
+
+/**
+ * A {@link WorkerLink} over `send` (the worker endpoint's). With a `fence` (replicated mode) every
+ * order carries the leader's token and none goes out unless the fence allows it; without one
+ * (standalone) the frames are exactly as before.
+ */
 export function createWorkerLink(
   send: (workerId: string, message: DispatcherMessageInput) => boolean,
+  fence?: OrderFence,
 ): WorkerLink {
+  if (fence) {
+    return {
+      runTask: (decision, task) => {
+        if (!fence.mayOrder()) return false;
+        const frame = runTaskFrame(decision, task) as { runTask: RunTask };
+        frame.runTask.fencingToken = fence.token();
+        return send(decision.workerId, frame);
+      },
+      labelOrder: (decision) =>
+        fence.mayOrder() &&
+        send(decision.workerId, {
+          labelOrder: { action: decision.type, label: decision.label, fencingToken: fence.token() },
+        }),
+      cancelTask: (workerId, taskId) =>
+        fence.mayOrder() && send(workerId, { cancelTask: { taskId, fencingToken: fence.token() } }),
+    };
+  }
   return {
     runTask: (decision, task) => send(decision.workerId, runTaskFrame(decision, task)),
     labelOrder: (decision) => send(decision.workerId, labelOrderFrame(decision)),

@@ -159,3 +159,40 @@ describe('resolveOptions', () => {
     expect(Object.isFrozen(resolveOptions({}).apiKeys)).toBe(true);
   });
 });
+
+describe('loadConfig: replication (REDIS_URL, LEASE_TTL_MS, REPLICA_ID)', () => {
+  it('is off without REDIS_URL', () => {
+    expect(loadConfig({}).replication).toBeUndefined();
+  });
+
+  it('turns on with REDIS_URL, the task store becoming the Redis store on it', () => {
+    const c = loadConfig({ REDIS_URL: 'redis://r:6379/2', REPLICA_ID: 'east-1', LEASE_TTL_MS: '900' });
+    expect(c.replication).toEqual({
+      redisUrl: 'redis://r:6379/2',
+      leaseTtlMs: 900,
+      replicaId: 'east-1',
+      keyPrefix: 'smart-routing:',
+    });
+    expect(c.taskStore).toEqual({ kind: 'redis', url: 'redis://r:6379/2' });
+  });
+
+  it('defaults: a 2000 ms lease, <hostname>-<pid>, the store key prefix', () => {
+    const c = loadConfig({ REDIS_URL: 'redis://r:6379', TASK_STORE_KEY_PREFIX: '{sr}:' });
+    expect(c.replication?.leaseTtlMs).toBe(2000);
+    expect(c.replication?.replicaId).toMatch(new RegExp(`-${process.pid}$`));
+    expect(c.replication?.keyPrefix).toBe('{sr}:');
+  });
+
+  it('accepts TASK_STORE equal to REDIS_URL and refuses another store, naming both', () => {
+    expect(loadConfig({ REDIS_URL: 'redis://r:1', TASK_STORE: 'redis://r:1' }).taskStore.kind).toBe('redis');
+    expect(() => loadConfig({ REDIS_URL: 'redis://r:1', TASK_STORE: 'memory' })).toThrow(
+      /TASK_STORE.*REDIS_URL=redis:\/\/r:1/,
+    );
+  });
+
+  it('names the variable of a bad value', () => {
+    expect(() => loadConfig({ REDIS_URL: 'http://r:1' })).toThrow(/REDIS_URL/);
+    expect(() => loadConfig({ REDIS_URL: 'redis://r:1', LEASE_TTL_MS: '100' })).toThrow(/LEASE_TTL_MS/);
+    expect(() => loadConfig({ REDIS_URL: 'redis://r:1', REPLICA_ID: 'a:b' })).toThrow(/REPLICA_ID/);
+  });
+});

@@ -54,6 +54,10 @@ describe('worker protocol', () => {
         labelCapacity: 4,
         taskSlots: 3,
         maxFrameBytes: 1 << 20,
+        // A standalone dispatcher: no replica id, token 0 (issue 13).
+        fencingToken: 0,
+        replicaId: '',
+        role: 'standalone',
       },
     });
     expect(d.router.worker('w1')).toMatchObject({

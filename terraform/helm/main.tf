@@ -98,6 +98,11 @@ resource "helm_release" "smart_routing" {
       dispatcher = {
         routingPolicy  = var.routing_policy
         randomDispatch = var.random_dispatch
+        replicas       = var.dispatcher_replicas
+      }
+      redis = {
+        enabled = var.redis_enabled
+        url     = var.redis_url
       }
       worker = {
         replicas      = var.worker_replicas

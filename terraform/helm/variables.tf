@@ -91,6 +91,24 @@ variable "random_dispatch" {
   default     = false
 }
 
+variable "dispatcher_replicas" {
+  description = "dispatcher.replicas: dispatcher replicas (null: 2 with Redis, else 1; more than 1 needs Redis)."
+  type        = number
+  default     = null
+}
+
+variable "redis_enabled" {
+  description = "redis.enabled: run a Redis StatefulSet for the dispatcher replicas (REDIS_URL)."
+  type        = bool
+  default     = false
+}
+
+variable "redis_url" {
+  description = "redis.url: redis://host:port of your own Redis instead (e.g. ElastiCache, highly available). Empty: none."
+  type        = string
+  default     = ""
+}
+
 variable "demo_models" {
   description = "Generate the demo models label-1 ... label-N into the model repository (0: none)."
   type        = number

@@ -9,14 +9,11 @@
  * Once with the SQLite store (a file), once with Redis (a real redis-server, when installed).
  * `npm run test:chaos` runs it and writes ASYNC_CHAOS_OUT (benchmark/results/async-chaos.json).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateDemoModels } from '@smart-routing/model-repo';
@@ -26,12 +23,11 @@ import {
   startRedisServer,
   type RedisServerHandle,
 } from '../../dispatcher/test/support/redis-server.js';
+import { startService, stopProcess as stop, until } from './chaos-kit.js';
 
 const TASKS = Number(process.env.ASYNC_CHAOS_TASKS ?? 1200);
 const PRODUCERS = 16;
 const LABELS = ['label-1', 'label-2', 'label-3'];
-const cli = (pkg: string): string =>
-  join(dirname(fileURLToPath(import.meta.resolve(`@smart-routing/${pkg}`))), 'cli.js');
 
 interface Counts {
   store: string;
@@ -54,36 +50,7 @@ const children = new Set<ChildProcess>();
 const results: Counts[] = [];
 
 function start(pkg: string, env: Record<string, string>, logFile?: string): ChildProcess {
-  const child = spawn(process.execPath, [cli(pkg)], {
-    env: { ...process.env, LOG_LEVEL: logFile ? 'info' : 'error', ...env },
-    stdio: ['ignore', 'ignore', logFile ? 'pipe' : 'inherit'],
-  });
-  if (logFile && child.stderr) child.stderr.pipe(createWriteStream(logFile, { flags: 'a' }));
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return child;
-}
-
-async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
+  return startService(pkg, env, { ...(logFile ? { logFile } : {}), children });
 }
 
 async function runScenario(store: string, taskStore: string): Promise<Counts> {

@@ -30,7 +30,7 @@ const OUR_CONTAINERS: Record<string, string> = {
   'demo-models': 'uploader',
 };
 /** Containers from other projects' images; their settings are theirs (flags, AWS env). */
-const THIRD_PARTY_CONTAINERS = ['triton', 'model-sync'];
+const THIRD_PARTY_CONTAINERS = ['triton', 'model-sync', 'redis'];
 
 /** Env vars a container sets that its package's source never names. */
 function unreadEnv(container: Pick<ContainerSpec, 'name' | 'env'>, source: string): string[] {
@@ -62,6 +62,10 @@ describe('chart templates', () => {
         'uploader-deployment.yaml',
         'uploader-service.yaml',
         'secret.yaml',
+        'dispatcher-workers-service.yaml',
+        'dispatcher-pdb.yaml',
+        'redis-statefulset.yaml',
+        'redis-service.yaml',
       ]),
     );
   });
@@ -156,7 +160,7 @@ describe('chart templates', () => {
       expect([...names].sort()).toEqual(
         [...Object.keys(OUR_CONTAINERS), ...THIRD_PARTY_CONTAINERS].filter((n) => names.has(n)).sort(),
       );
-      for (const name of ['dispatcher', 'worker', 'log-collector', 'uploader', 'triton'])
+      for (const name of ['dispatcher', 'worker', 'log-collector', 'uploader', 'triton', 'redis'])
         expect(names).toContain(name);
     });
 
@@ -231,6 +235,112 @@ describe('chart templates', () => {
         const needed = Number(w.preStopSleepSeconds) + Number(d.taskTimeoutMs) / 1000;
         expect(Number(w.terminationGracePeriodSeconds), file).toBeGreaterThanOrEqual(needed);
       }
+    });
+  });
+
+  // Issue 13: several dispatcher replicas on one Redis.
+  describe('several dispatchers', () => {
+    const deployment = templates.get('dispatcher-deployment.yaml')!;
+    const dispatcher = containers.find((c) => c.name === 'dispatcher')!;
+    const helpers = templates.get('_helpers.tpl')!;
+    const skeleton = (name: string): JsonObject =>
+      parseDocument(templateSkeleton(templates.get(name)!)).toJS() as JsonObject;
+
+    it('replicas: dispatcher.replicas, else 2 with Redis and 1 without; more than 1 without Redis fails', () => {
+      expect(values).toMatchObject({ dispatcher: { replicas: null, leaseTtlMs: 2000 } });
+      expect(values).toMatchObject({ redis: { enabled: false, url: '' } });
+      expect(deployment).toContain('replicas: {{ include "smart-routing.dispatcherReplicas" . }}');
+      expect(helpers).toMatch(
+        /define "smart-routing.dispatcherReplicas"[\s\S]*?if \.Values\.dispatcher\.replicas \}\}\n\{\{- \.Values\.dispatcher\.replicas \| int \}\}\n\{\{- else if include "smart-routing.redisUrl" \. \}\}2\n\{\{- else \}\}1\n/,
+      );
+      expect(helpers).toContain(
+        'fail "dispatcher.replicas > 1 needs a Redis the replicas share: redis.enabled or redis.url"',
+      );
+      expect(helpers).toContain(
+        'fail "set redis.enabled (the chart runs Redis) or redis.url (your own Redis), not both"',
+      );
+      // Rolling updates only with Redis; a lone dispatcher is replaced (never two without a lease).
+      expect(deployment).toContain('type: {{ if $redisUrl }}RollingUpdate{{ else }}Recreate{{ end }}');
+    });
+
+    it('REDIS_URL is the chart Redis Service or redis.url, and the replicas get REDIS_URL, LEASE_TTL_MS, REPLICA_ID only with it', () => {
+      expect(helpers).toContain(
+        '{{- printf "redis://%s-redis:%d" (include "smart-routing.fullname" .) (int .Values.redis.port) }}',
+      );
+      expect(helpers).toMatch(/else if \.Values\.redis\.url \}\}\n\{\{- \.Values\.redis\.url \}\}/);
+      for (const name of ['REDIS_URL', 'LEASE_TTL_MS', 'REPLICA_ID']) expect(dispatcher.env).toContain(name);
+      const block = /\{\{- if \$redisUrl \}\}([\s\S]*?)\{\{- end \}\}/.exec(dispatcher.body)?.[1] ?? '';
+      expect(block).toMatch(/- name: REDIS_URL\s+value: \{\{ \$redisUrl \| quote \}\}/);
+      expect(block).toMatch(/- name: LEASE_TTL_MS\s+value: \{\{ \.Values\.dispatcher\.leaseTtlMs/);
+      expect(block).toMatch(/- name: REPLICA_ID\s+valueFrom:\s+fieldRef:\s+fieldPath: metadata\.name/);
+    });
+
+    it('workers reach every replica through a headless Service that lists not-ready pods too', () => {
+      const svc = skeleton('dispatcher-workers-service.yaml') as {
+        kind: string;
+        spec: { clusterIP: string; publishNotReadyAddresses: boolean; ports: { name: string }[] };
+      };
+      expect(svc.kind).toBe('Service');
+      expect(svc.spec.clusterIP).toBe('None');
+      expect(svc.spec.publishNotReadyAddresses).toBe(true);
+      expect(svc.spec.ports.map((p) => p.name)).toEqual(['http']);
+      expect(templates.get('dispatcher-workers-service.yaml')).toMatch(
+        /^\{\{- if include "smart-routing.redisUrl" \. \}\}/,
+      );
+      // The workers' DISPATCHER_URL names that Service (with Redis) at the container port.
+      expect(helpers).toContain(
+        '{{- printf "ws://%s-dispatcher-workers:%d" (include "smart-routing.fullname" .) (int .Values.dispatcher.port) }}',
+      );
+      expect(containers.find((c) => c.name === 'worker')!.env).toContain('DISPATCHER_URL');
+    });
+
+    it('producers keep the dispatcher Service, with HTTP and the KServe gRPC port', () => {
+      const svc = skeleton('dispatcher-service.yaml') as {
+        spec: { ports: { name: string; targetPort: string }[] };
+      };
+      expect(svc.spec.ports.map((p) => [p.name, p.targetPort])).toEqual([
+        ['http', 'http'],
+        ['grpc', 'grpc'],
+      ]);
+      expect(values).toMatchObject({ dispatcher: { grpcPort: 8081 } });
+      expect(dispatcher.body).toMatch(
+        /- name: grpc\s+containerPort: \{\{ \.Values\.dispatcher\.grpcPort \| int \}\}/,
+      );
+      expect(dispatcher.env).toContain('GRPC_PORT');
+    });
+
+    it('a PodDisruptionBudget keeps one replica when there are several', () => {
+      const pdb = templates.get('dispatcher-pdb.yaml')!;
+      expect(pdb).toMatch(/^\{\{- if gt \(int \(include "smart-routing.dispatcherReplicas" \.\)\) 1 \}\}/);
+      expect(skeleton('dispatcher-pdb.yaml')).toMatchObject({
+        kind: 'PodDisruptionBudget',
+        spec: { minAvailable: 1 },
+      });
+    });
+
+    it('Redis: a StatefulSet from the official image with a PVC and a Service', () => {
+      const sts = skeleton('redis-statefulset.yaml') as {
+        kind: string;
+        spec: {
+          replicas: number;
+          template: { spec: { containers: { name: string; args: string[] }[] } };
+          volumeClaimTemplates: { metadata: { name: string } }[];
+        };
+      };
+      expect(sts.kind).toBe('StatefulSet');
+      expect(sts.spec.replicas).toBe(1);
+      expect(sts.spec.template.spec.containers[0]!.args).toEqual(
+        expect.arrayContaining(['redis-server', '--appendonly', 'yes']),
+      );
+      expect(sts.spec.volumeClaimTemplates.map((v) => v.metadata.name)).toEqual(['data']);
+      // Docker Hub's official image (library/redis), not one of ours under image.registry.
+      expect(values).toMatchObject({ redis: { image: { repository: 'redis' } } });
+      expect(containers.find((c) => c.name === 'redis')!.body).not.toContain('smart-routing.image');
+      const svc = skeleton('redis-service.yaml') as { kind: string; spec: { ports: { name: string }[] } };
+      expect(svc.kind).toBe('Service');
+      expect(svc.spec.ports.map((p) => p.name)).toEqual(['redis']);
+      for (const name of ['redis-statefulset.yaml', 'redis-service.yaml'])
+        expect(templates.get(name)).toMatch(/^\{\{- if \.Values\.redis\.enabled \}\}/);
     });
   });
 

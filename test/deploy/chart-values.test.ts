@@ -92,9 +92,23 @@ describe('values.schema.json', () => {
       ['a relative mount path', { modelRepository: { mountPath: 'models' } }],
       ['a probe without a period', { dispatcher: { readinessProbe: { periodSeconds: 0 } } }],
       ['a bad log level', { logLevel: 'verbose' }],
+      ['two dispatchers without Redis', { dispatcher: { replicas: 2 } }],
+      ['zero dispatchers', { dispatcher: { replicas: 0 } }],
+      ['a lease shorter than the dispatcher accepts', { dispatcher: { leaseTtlMs: 100 } }],
+      ['the chart Redis and an external one', { redis: { enabled: true, url: 'redis://r:6379' } }],
+      ['a Redis URL that is not redis://', { redis: { url: 'http://r:6379' } }],
     ];
     it.each(bad)('%s', (_name, overlay) => {
       expect(check(overlay)).not.toEqual([]);
+    });
+
+    it('but accepts several dispatchers on the chart Redis or an external one', () => {
+      expect(check({ redis: { enabled: true } })).toEqual([]);
+      expect(check({ dispatcher: { replicas: 3 }, redis: { enabled: true } })).toEqual([]);
+      expect(check({ dispatcher: { replicas: 2 }, redis: { url: 'rediss://redis.example:6380/1' } })).toEqual(
+        [],
+      );
+      expect(check({ dispatcher: { replicas: 1 } })).toEqual([]);
     });
 
     it('but accepts a valid s3 setup', () => {

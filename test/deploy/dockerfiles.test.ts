@@ -218,7 +218,9 @@ describe.each(IMAGE_PACKAGES)('%s/Dockerfile', (pkg) => {
       expect(readText(path)).toMatch(/# No HEALTHCHECK: the worker serves no HTTP port/);
       return;
     }
-    expect(expose).toEqual([port]);
+    // The dispatcher also serves KServe v2 gRPC on its own port (GRPC_PORT), as the chart does.
+    const grpcPort = pkg === 'dispatcher' ? (chartValues().dispatcher as JsonObject).grpcPort : undefined;
+    expect(expose).toEqual(grpcPort === undefined ? [port] : [port, grpcPort]);
     expect(envOf(final)).toContain(`PORT=${port}`);
     expect(health?.args).toContain('/health');
     expect(health?.args).toContain('fetch(');

@@ -16,6 +16,18 @@ const program = new Command()
     'smart-routing worker agent: runs tasks from the dispatcher on a Triton-compatible model server',
   )
   .option('--dispatcher-url <url>', 'dispatcher base URL (env DISPATCHER_URL, default ws://127.0.0.1:8080)')
+  .option(
+    '--dispatcher-urls <urls>',
+    'comma-separated base URLs of several dispatcher replicas; replaces --dispatcher-url (env DISPATCHER_URLS)',
+  )
+  .option(
+    '--dispatcher-resolve-ms <ms>',
+    'resolve dispatcher host names again this often, 0 = only on reconnect (env DISPATCHER_RESOLVE_MS, default 5000)',
+  )
+  .option(
+    '--pending-results-max <n>',
+    'results kept while no dispatcher replica leads (env PENDING_RESULTS_MAX, default 1000)',
+  )
   .option('--worker-id <id>', 'worker id (env WORKER_ID, default random)')
   .option('--max-labels <n>', 'labels held at once (env WORKER_MAX_LABELS, default 2)')
   .option('--slots <n>', 'tasks run at once (env WORKER_SLOTS, default 1)')
@@ -92,7 +104,9 @@ try {
       'task handler modules loaded',
     );
   const worker = await startWorker({
-    dispatcherUrl: config.dispatcherUrl,
+    dispatcherUrls: config.dispatcherUrls,
+    resolveMs: config.dispatcherResolveMs,
+    pendingResultsMax: config.pendingResultsMax,
     workerId: config.workerId,
     maxLabels: config.maxLabels,
     slots: config.slots,

@@ -7,6 +7,21 @@ import { z } from 'zod';
 export interface WorkerConfig {
   /** DISPATCHER_URL: http(s):// or ws(s):// base of the dispatcher. Default `ws://127.0.0.1:8080`. */
   dispatcherUrl: string;
+  /**
+   * DISPATCHER_URLS: comma-separated bases of several dispatcher replicas (issue 13); the worker
+   * links to every one. When set it replaces DISPATCHER_URL. Default: `[dispatcherUrl]`.
+   */
+  dispatcherUrls: string[];
+  /**
+   * DISPATCHER_RESOLVE_MS: how often host names in the dispatcher URLs are resolved again (one link
+   * per address; also on every reconnect). 0 = only on reconnect. Default 5000.
+   */
+  dispatcherResolveMs: number;
+  /**
+   * PENDING_RESULTS_MAX: task results kept while no dispatcher link can take them, sent when a
+   * replica announces leadership (oldest dropped first). Default 1000.
+   */
+  pendingResultsMax: number;
   /** WORKER_ID. Default `<hostname>-<6 random hex>`. */
   workerId: string;
   /** WORKER_MAX_LABELS: labels the model server holds at once. Default 2. */
@@ -83,8 +98,48 @@ const positiveInt = (name: string, fallback: number) =>
       return n;
     });
 
+/** A whole number in [min, max]; unset or blank -> `fallback`. */
+const intInRange = (name: string, min: number, max: number, fallback: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return fallback;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`,
+        });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+/** `a,b,c` -> trimmed, non-empty items, each an http(s)/ws(s) URL. */
+const urlList = (name: string) =>
+  optionalString.transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    const urls = v
+      .split(',')
+      .map((u) => u.trim())
+      .filter((u) => u !== '');
+    for (const u of urls)
+      if (!httpOrWs(name).safeParse(u).success) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name} must be a comma-separated list of http(s):// or ws(s):// URLs, got ${JSON.stringify(u)}`,
+        });
+        return z.NEVER;
+      }
+    return urls.length > 0 ? urls : undefined;
+  });
+
 const envSchema = z.object({
   DISPATCHER_URL: optionalString.pipe(httpOrWs('DISPATCHER_URL').optional()),
+  DISPATCHER_URLS: urlList('DISPATCHER_URLS'),
+  DISPATCHER_RESOLVE_MS: intInRange('DISPATCHER_RESOLVE_MS', 0, 86_400_000, 5000),
+  PENDING_RESULTS_MAX: intInRange('PENDING_RESULTS_MAX', 0, 1_000_000, 1000),
   WORKER_ID: optionalString.pipe(
     z
       .string()
@@ -158,6 +213,9 @@ const envSchema = z.object({
 /** The environment variable behind each setting (CLI flags map to the same names). */
 export const WORKER_ENV = {
   dispatcherUrl: 'DISPATCHER_URL',
+  dispatcherUrls: 'DISPATCHER_URLS',
+  dispatcherResolveMs: 'DISPATCHER_RESOLVE_MS',
+  pendingResultsMax: 'PENDING_RESULTS_MAX',
   workerId: 'WORKER_ID',
   maxLabels: 'WORKER_MAX_LABELS',
   slots: 'WORKER_SLOTS',
@@ -192,9 +250,11 @@ export function loadWorkerConfig(
   overrides: Partial<Record<keyof WorkerConfig, string>> = {},
 ): Readonly<WorkerConfig> {
   const s = loadSettings(envSchema, WORKER_ENV, { env, flags: overrides, trim: true });
+  const dispatcherUrl = s.dispatcherUrl ?? 'ws://127.0.0.1:8080';
   return Object.freeze({
     ...s,
-    dispatcherUrl: s.dispatcherUrl ?? 'ws://127.0.0.1:8080',
+    dispatcherUrl,
+    dispatcherUrls: Object.freeze(s.dispatcherUrls ?? [dispatcherUrl]) as string[],
     workerId: s.workerId ?? randomWorkerId(),
     tritonProtocol: s.tritonProtocol ?? 'http',
     tritonGrpcUrl: s.tritonGrpcUrl ?? 'localhost:8001',

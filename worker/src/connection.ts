@@ -1,10 +1,15 @@
+import type { LookupAddress, LookupOptions } from 'node:dns';
 import { performance } from 'node:perf_hooks';
 import {
   decodeDispatcherMessage,
   encodeWorkerMessage,
   PROTOCOL_VERSION,
+  type DispatcherRole,
+  type Leadership,
   type LabelOrder,
   type RunTask,
+  type TaskError,
+  type Welcome,
   type WorkerMessageInput,
   type WorkerState,
 } from '@smart-routing/proto';
@@ -27,6 +32,10 @@ import type { TaskOutcome, TaskRunner } from './task-runner.js';
  *   RunTask ─ draining? ─ yes ─> runner.refuse('draining') ─┐
  *                       └ no ──> runner.run ────────────────┴─> TaskResult (+ loaded_labels)
  *
+ * With an `owner` (DispatcherLinks: one link per dispatcher replica) the fencing check and where a
+ * result goes are the owner's: orders with an old token are refused, a result whose link is gone
+ * goes to the leader's link. Without one, a link works alone as it always did.
+ *
  * A TaskResult larger than the dispatcher's frame limit (`Welcome.max_frame_bytes`) would only
  * get the link closed (1009) and the task retried or lost; it is replaced by a `bad_parameters`
  * error that says so (as a model server answers a response over its MAX_RESPONSE_BYTES).
@@ -34,6 +43,38 @@ import type { TaskOutcome, TaskRunner } from './task-runner.js';
 
 /** Longest delay a Node timer accepts. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** One address of a dispatcher host name (from `dns.lookup`). */
+export interface ResolvedAddress {
+  address: string;
+  /** 4 or 6. */
+  family: number;
+}
+
+/** Which orders the fencing check sees. */
+export type FencedOrder = 'run_task' | 'label_order' | 'cancel_task';
+
+/** How `sendResult` ended: sent; no open socket for it; or the `too large` error sent instead. */
+export type ResultDelivery = 'sent' | 'no_link' | TaskError;
+
+/**
+ * What a link asks of the set of links it belongs to (`DispatcherLinks`): the fencing check and
+ * where results go. Every call comes from the link's own socket events.
+ */
+export interface LinkOwner {
+  /** True once the worker drains for good (SIGTERM): a link opened later starts draining too. */
+  readonly drainingForGood: boolean;
+  /** A Welcome arrived on `link` (its role and token are on it). */
+  welcomed(link: WorkerConnection, welcome: Welcome): void;
+  /** A Leadership frame arrived on `link`. */
+  leadership(link: WorkerConnection, leadership: Leadership): void;
+  /** Records `token`; true when it is older than the newest seen (the order is then refused). */
+  isStale(link: WorkerConnection, token: number, order: FencedOrder, subject: string): boolean;
+  /** Sends the outcome of a task `link` delivered on its socket number `generation` (see `deliveredAs`). */
+  deliver(link: WorkerConnection, generation: number, outcome: TaskOutcome): boolean | TaskError;
+  /** `link`'s socket closed; the link reconnects by itself unless it was closed. */
+  disconnected(link: WorkerConnection): void;
+}
 
 /** Options of `WorkerConnection`. */
 export interface WorkerConnectionOptions {
@@ -59,13 +100,27 @@ export interface WorkerConnectionOptions {
   maxPayload?: number;
   /** Whether the model server answers (see `ModelServerWatch`); false: reported draining, label tasks refused. Default always. */
   modelServerHealthy?: () => boolean;
+  /**
+   * Connect to this address instead of resolving the URL's host (one of several addresses of a
+   * DNS name); the Host header and TLS name stay the URL's. Default: resolve at each connect.
+   */
+  address?: ResolvedAddress;
+  /** The set of links this one belongs to (fencing, result routing). Default none: a lone link. */
+  owner?: LinkOwner;
 }
 
 /** The worker side of `/worker-listen`. */
 export class WorkerConnection {
-  private readonly o: Required<Omit<WorkerConnectionOptions, 'token' | 'modelServerHealthy'>> &
-    Pick<WorkerConnectionOptions, 'token' | 'modelServerHealthy'>;
-  private readonly url: string;
+  private readonly o: Required<
+    Omit<WorkerConnectionOptions, 'token' | 'modelServerHealthy' | 'address' | 'owner'>
+  > &
+    Pick<WorkerConnectionOptions, 'token' | 'modelServerHealthy' | 'address' | 'owner'>;
+  /** The `ws(s)://.../worker-listen` URL this link opens. */
+  readonly url: string;
+  /** Bumped on every new socket: a result goes back only on the socket its task came on. */
+  private generation = 0;
+  /** What the replica at the other end said in its last Welcome (`unspecified` before one). */
+  private peer: { role: DispatcherRole; replicaId: string } = { role: 'unspecified', replicaId: '' };
   private ws: WebSocket | undefined;
   private closed = false;
   private state: WorkerState = 'ready';
@@ -100,6 +155,16 @@ export class WorkerConnection {
   /** Tasks running now. */
   get tasksInFlight(): number {
     return this.o.runner.inFlight;
+  }
+
+  /** The pinned address this link connects to (undefined: the URL's host, resolved at connect). */
+  get address(): string | undefined {
+    return this.o.address?.address;
+  }
+
+  /** The role and replica id from the last Welcome on this link. */
+  get replica(): { readonly role: DispatcherRole; readonly replicaId: string } {
+    return this.peer;
   }
 
   /** True while a WebSocket to the dispatcher is open. */
@@ -158,12 +223,25 @@ export class WorkerConnection {
   private connect(): void {
     const headers: Record<string, string> = { 'Worker-Id': this.o.workerId };
     if (this.o.token) headers.Authorization = `Bearer ${this.o.token}`;
-    const ws = new WebSocket(this.url, { headers, maxPayload: this.o.maxPayload, perMessageDeflate: false });
+    const pinned = this.o.address;
+    const ws = new WebSocket(this.url, {
+      headers,
+      maxPayload: this.o.maxPayload,
+      perMessageDeflate: false,
+      ...(pinned ? { lookup: pinnedLookup(pinned) } : {}),
+    });
     this.ws = ws;
+    this.generation++;
+    this.peer = { role: 'unspecified', replicaId: '' };
     ws.binaryType = 'nodebuffer';
     ws.on('open', () => {
-      this.o.logger.info({ event: 'dispatcher_connected', url: this.url }, 'connected to the dispatcher');
-      if (this.state === 'draining' && !this.drainingForGood) {
+      this.o.logger.info(
+        { event: 'dispatcher_connected', url: this.url, ...(pinned ? { address: pinned.address } : {}) },
+        'connected to the dispatcher',
+      );
+      if (this.o.owner?.drainingForGood) this.drainingForGood = true;
+      if (this.drainingForGood) this.state = 'draining';
+      else if (this.state === 'draining') {
         // Regression (chaos test): a restarted dispatcher found every worker still draining for its predecessor.
         this.state = 'ready';
         this.o.logger.info({ event: 'worker_ready', reason: 'new dispatcher link' }, 'taking tasks again');
@@ -198,6 +276,7 @@ export class WorkerConnection {
     ws.on('close', (code, reason) => {
       if (this.ws === ws) this.ws = undefined;
       this.stopHeartbeat();
+      this.o.owner?.disconnected(this);
       if (this.closed) return;
       const delay = this.nextDelay();
       this.o.logger.warn(
@@ -281,6 +360,7 @@ export class WorkerConnection {
     this.send({
       heartbeat: {
         inFlight: this.o.runner.inFlight,
+        runningTaskIds: this.o.runner.runningTaskIds,
         // A dead model server is reported as draining: the dispatcher routes elsewhere until it is back.
         state: this.state === 'draining' || !this.modelServerHealthy() ? 'draining' : 'ready',
         loadedLabels: this.o.labels.loaded(),
@@ -334,12 +414,28 @@ export class WorkerConnection {
         this.heartbeatMs =
           heartbeatIntervalMs > 0 ? Math.min(Math.max(heartbeatIntervalMs, 10), MAX_TIMER_MS) : 1000;
         this.startHeartbeat();
+        this.peer = { role: msg.welcome.role, replicaId: msg.welcome.replicaId };
         this.o.logger.info(
-          { event: 'dispatcher_welcome', heartbeat_interval_ms: this.heartbeatMs },
+          {
+            event: 'dispatcher_welcome',
+            heartbeat_interval_ms: this.heartbeatMs,
+            ...(msg.welcome.replicaId
+              ? {
+                  replica_id: msg.welcome.replicaId,
+                  role: msg.welcome.role,
+                  fencing_token: msg.welcome.fencingToken ?? 0,
+                }
+              : {}),
+          },
           'welcomed',
         );
+        this.o.owner?.welcomed(this, msg.welcome);
         return;
       }
+      case 'leadership':
+        // A lone link has no other replica to prefer: nothing to do.
+        this.o.owner?.leadership(this, msg.leadership);
+        return;
       case 'ping':
         this.sendHeartbeat(msg.ping.pingId);
         return;
@@ -347,6 +443,7 @@ export class WorkerConnection {
         this.drainLink(msg.drain.reason || 'dispatcher asked').catch(() => undefined);
         return;
       case 'labelOrder':
+        if (this.isStale(msg.labelOrder.fencingToken, 'label_order', msg.labelOrder.label)) return;
         this.onLabelOrder(msg.labelOrder).catch((err: unknown) =>
           this.o.logger.error(
             { event: 'label_order_failed', message: errorMessage(err) },
@@ -358,6 +455,7 @@ export class WorkerConnection {
         this.onRunTask(msg.runTask);
         return;
       case 'cancelTask': {
+        if (this.isStale(msg.cancelTask.fencingToken, 'cancel_task', msg.cancelTask.taskId)) return;
         const cancelled = this.o.runner.cancel(msg.cancelTask.taskId);
         this.o.logger.info(
           { event: 'task_cancel', task_id: msg.cancelTask.taskId, running: cancelled },
@@ -393,8 +491,29 @@ export class WorkerConnection {
 
   // ------------------------------------------------------------------ tasks
 
+  /** The fencing check (issue 13): the owner's; a lone link takes every order. */
+  private isStale(token: number | undefined, order: FencedOrder, subject: string): boolean {
+    return this.o.owner?.isStale(this, token ?? 0, order, subject) ?? false;
+  }
+
   private onRunTask(task: RunTask): void {
-    const deliver = (outcome: TaskOutcome) => this.sendResult(outcome);
+    const owner = this.o.owner;
+    const generation = this.generation;
+    const deliver = owner
+      ? (outcome: TaskOutcome) => owner.deliver(this, generation, outcome)
+      : (outcome: TaskOutcome) => deliveredAs(this.sendResult(outcome, generation));
+    if (this.isStale(task.fencingToken, 'run_task', task.taskId)) {
+      // Answered, not run: the old leader learns it no longer leads, and nothing runs twice.
+      this.o.runner.refuse(
+        task,
+        {
+          code: 'stale_leader',
+          message: `fencing token ${task.fencingToken ?? 0} is older than the newest this worker has seen`,
+        },
+        deliver,
+      );
+      return;
+    }
     if (this.state === 'draining' || this.closed) {
       this.o.runner.refuse(task, { code: 'draining', message: 'worker is draining' }, deliver);
       return;
@@ -419,14 +538,16 @@ export class WorkerConnection {
   }
 
   /**
-   * Sends a task's result; false when there is no link, or the error sent instead of a result too
-   * large for one frame (the runner logs the task's outcome once, with that error).
+   * Sends a task's result on this link: `no_link` when no socket is open (or, with `generation`,
+   * when the socket is not that one any more), or the error sent instead of a result too large for
+   * one frame (the runner logs the task's outcome once, with that error).
    */
-  private sendResult(outcome: TaskOutcome): boolean | { code: 'inference_failed'; message: string } {
+  sendResult(outcome: TaskOutcome, generation?: number): ResultDelivery {
     const { taskId, resultJson, inferResponse, inferHeaderLength, error, label, labelMiss, loadMs, runMs } =
       outcome;
     const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return 'no_link';
+    if (generation !== undefined && generation !== this.generation) return 'no_link';
     const common = { taskId, label, labelMiss, loadMs, runMs, loadedLabels: this.o.labels.loaded() };
     const result = error
       ? { error }
@@ -441,7 +562,7 @@ export class WorkerConnection {
         { event: 'frame_encode_failed', task_id: taskId, message: errorMessage(err) },
         'could not send a frame',
       );
-      return false;
+      return { code: 'internal', message: `the result could not be encoded: ${errorMessage(err)}` };
     }
     // A frame over the dispatcher's limit would close the link (1009) and lose every task on it:
     // such a result is reported as a failure of this task alone.
@@ -452,8 +573,24 @@ export class WorkerConnection {
       return error;
     }
     ws.send(frame);
-    return true;
+    return 'sent';
   }
+}
+
+/**
+ * A `lookup` for the socket that always answers `pinned`: the link reaches that one address of a
+ * name with several (Host header and TLS server name stay the name's).
+ */
+function pinnedLookup(pinned: ResolvedAddress) {
+  return (
+    _host: string,
+    options: LookupOptions,
+    callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+  ): void => {
+    // Node 20's happy-eyeballs connect asks with `all: true` and wants a list.
+    if (options.all) callback(null, [{ address: pinned.address, family: pinned.family }]);
+    else callback(null, pinned.address, pinned.family);
+  };
 }
 
 /** `http://h:p` / `ws://h:p/` / `wss://h/base` -> `ws(s)://.../worker-listen`. */
@@ -471,4 +608,9 @@ export function workerListenUrl(base: string): string {
   const pathname = url.pathname.replace(/\/+$/, '');
   url.pathname = pathname.endsWith('/worker-listen') ? pathname : `${pathname}/worker-listen`;
   return url.toString();
+}
+
+/** A delivery as the task runner's sink reports it: sent, not sent, or the error sent instead. */
+export function deliveredAs(delivery: ResultDelivery): boolean | TaskError {
+  return delivery === 'sent' ? true : delivery === 'no_link' ? false : delivery;
 }

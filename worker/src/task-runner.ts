@@ -106,6 +106,11 @@ export class TaskRunner {
     return this.running;
   }
 
+  /** Ids of the tasks running now (Heartbeat.running_task_ids: a new leader adopts them). */
+  get runningTaskIds(): string[] {
+    return [...this.active.keys()];
+  }
+
   /** Resolves once no task holds a slot (at once when none does). */
   whenIdle(): Promise<void> {
     if (this.running === 0) return Promise.resolve();

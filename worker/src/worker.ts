@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { randomWorkerId } from './config.js';
-import { WorkerConnection } from './connection.js';
+import { DispatcherLinks } from './dispatcher-links.js';
 import { errorMessage } from './errors.js';
 import { GrpcInferTransport } from './grpc-infer-transport.js';
 import { ModelCache } from './handlers/model-cache.js';
@@ -24,7 +24,8 @@ import { TritonClient } from './triton-client.js';
  *                 or gRPC (tritonProtocol 'grpc': the embedded child's own gRPC port, or tritonGrpcUrl)
  *               ─ LabelManager (what is loaded) ─ ModelCache (metadata, tokenizers)
  *               ─ TaskRunner (slots, labels per task, handlers)
- *               ─ WorkerConnection (dispatcher link: frames <-> runner calls)
+ *               ─ DispatcherLinks (one WorkerConnection per dispatcher replica: frames <-> runner
+ *                 calls; fencing and where results go)
  *
  * Shutdown (cli.ts): drain() [heartbeat draining, finish in-flight] -> close() [socket 1000,
  * then the model server child, last].
@@ -32,8 +33,17 @@ import { TritonClient } from './triton-client.js';
 
 /** Options of `startWorker`. */
 export interface WorkerOptions {
-  /** Dispatcher base URL (`http(s)://` or `ws(s)://`). Required. */
-  dispatcherUrl: string;
+  /** Dispatcher base URL (`http(s)://` or `ws(s)://`). Required unless `dispatcherUrls` is given. */
+  dispatcherUrl?: string;
+  /**
+   * Base URLs of several dispatcher replicas (issue 13): one link to each (and to each address of a
+   * host name). Replaces `dispatcherUrl` when given. Default `[dispatcherUrl]`.
+   */
+  dispatcherUrls?: readonly string[];
+  /** How often dispatcher host names are resolved again, ms (0: only on reconnect). Default 5000. */
+  resolveMs?: number;
+  /** Results kept while no dispatcher link can take them (several replicas only). Default 1000. */
+  pendingResultsMax?: number;
   /** Worker id. Default `<hostname>-<random>`. */
   workerId?: string;
   /** Labels the model server holds at once. Default 2. */
@@ -96,7 +106,10 @@ export interface WorkerHandle {
 }
 
 const optionsSchema = z.object({
-  dispatcherUrl: z.string().min(1, 'dispatcherUrl is required'),
+  dispatcherUrl: z.string().min(1, 'dispatcherUrl is required').optional(),
+  dispatcherUrls: z.array(z.string().min(1)).min(1, 'dispatcherUrls needs at least one URL').optional(),
+  resolveMs: z.number().int().min(0, 'resolveMs must be >= 0').optional(),
+  pendingResultsMax: z.number().int().min(0, 'pendingResultsMax must be >= 0').optional(),
   workerId: z
     .string()
     .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'workerId must be 1-128 letters, digits, ".", "_", ":" or "-"')
@@ -120,6 +133,9 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   const { logger: givenLogger, taskHandlers = [], ...rest } = options;
   const parsed = optionsSchema.safeParse(rest);
   if (!parsed.success) throw new TypeError(`startWorker: ${parsed.error.issues[0]!.message}`);
+  const dispatcherUrls =
+    parsed.data.dispatcherUrls ?? (parsed.data.dispatcherUrl ? [parsed.data.dispatcherUrl] : []);
+  if (dispatcherUrls.length === 0) throw new TypeError('startWorker: dispatcherUrl is required');
   const withModelServer = parsed.data.tritonUrl !== 'none';
   // Built before anything starts, so a clashing task type throws with nothing to clean up.
   let handlers: ReadonlyMap<string, TaskHandler>;
@@ -226,8 +242,10 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     client,
     logger,
   });
-  const connection = new WorkerConnection({
-    dispatcherUrl: o.dispatcherUrl,
+  const connection = new DispatcherLinks({
+    dispatcherUrls,
+    ...(o.resolveMs !== undefined ? { resolveMs: o.resolveMs } : {}),
+    ...(o.pendingResultsMax !== undefined ? { pendingResultsMax: o.pendingResultsMax } : {}),
     workerId: o.workerId,
     token: o.workerToken,
     runner,
@@ -244,7 +262,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   logger.info(
     {
       event: 'worker_started',
-      dispatcher_url: o.dispatcherUrl,
+      dispatcher_url: dispatcherUrls.join(','),
       model_server: server ? 'embedded' : client ? 'triton' : 'none',
       model_server_url: client?.url,
       infer_protocol: client?.protocol,

@@ -71,6 +71,27 @@ describe('smart-routing-worker CLI', () => {
     });
   });
 
+  it('links to every replica in DISPATCHER_URLS (--dispatcher-urls overrides it) and drains both on SIGTERM', async () => {
+    const a = await FakeDispatcher.start({ heartbeatIntervalMs: 5000 });
+    cleanups.push(() => a.close());
+    const b = await FakeDispatcher.start({ heartbeatIntervalMs: 5000 });
+    cleanups.push(() => b.close());
+    const unused = await FakeDispatcher.start({ heartbeatIntervalMs: 5000 });
+    cleanups.push(() => unused.close());
+    const { child, exit } = run({ DISPATCHER_URLS: unused.url, TRITON_URL: 'none', WORKER_ID: 'cli-ha' }, [
+      '--dispatcher-urls',
+      `${a.url},${b.url}`,
+    ]);
+    for (const d of [a, b]) {
+      const hello = await d.waitFor((m) => m.body === 'hello', 0, 20_000);
+      expect(hello.body === 'hello' && hello.hello.workerId).toBe('cli-ha');
+    }
+    child.kill('SIGTERM');
+    expect(await exit).toBe(0);
+    for (const d of [a, b]) await expect.poll(() => d.closeCodes).toEqual([1000]);
+    expect(unused.upgrades).toEqual([]);
+  });
+
   it('exits 2 with a message naming the bad variable', async () => {
     const { exit, stderr } = run({ WORKER_SLOTS: 'many', TRITON_URL: 'none' });
     expect(await exit).toBe(2);

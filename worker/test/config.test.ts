@@ -40,6 +40,9 @@ describe('loadWorkerConfig', () => {
     };
     expect(loadWorkerConfig(env)).toEqual({
       dispatcherUrl: 'http://d:8080',
+      dispatcherUrls: ['http://d:8080'],
+      dispatcherResolveMs: 5000,
+      pendingResultsMax: 1000,
       workerId: 'w-1',
       maxLabels: 3,
       slots: 4,
@@ -58,6 +61,25 @@ describe('loadWorkerConfig', () => {
     expect(c).toMatchObject({ slots: 8, tritonUrl: 'http://triton:8000', workerId: 'w-1' });
   });
 
+  it('reads several dispatcher URLs (DISPATCHER_URLS replaces DISPATCHER_URL), resolve interval and pending bound', () => {
+    const c = loadWorkerConfig({
+      DISPATCHER_URL: 'http://ignored:1',
+      DISPATCHER_URLS: ' ws://a:8080, http://b:8090 ,',
+      DISPATCHER_RESOLVE_MS: '0',
+      PENDING_RESULTS_MAX: '5',
+    });
+    expect(c).toMatchObject({
+      dispatcherUrls: ['ws://a:8080', 'http://b:8090'],
+      dispatcherResolveMs: 0,
+      pendingResultsMax: 5,
+    });
+    expect(loadWorkerConfig({}, { dispatcherUrls: 'ws://x:1,ws://y:2' }).dispatcherUrls).toEqual([
+      'ws://x:1',
+      'ws://y:2',
+    ]);
+    expect(loadWorkerConfig({}).dispatcherUrls).toEqual(['ws://127.0.0.1:8080']);
+  });
+
   it('treats empty variables as unset', () => {
     expect(loadWorkerConfig({ TRITON_URL: '', WORKER_SLOTS: ' ' })).toMatchObject({
       tritonUrl: undefined,
@@ -73,6 +95,12 @@ describe('loadWorkerConfig', () => {
     [{ TRITON_GRPC_URL: 'triton' }, /TRITON_GRPC_URL must be host:port/],
     [{ WORKER_MAX_LABELS: '1.5' }, /WORKER_MAX_LABELS must be an integer/],
     [{ DISPATCHER_URL: 'localhost:8080' }, /DISPATCHER_URL must be an http\(s\):\/\/ or ws\(s\):\/\/ URL/],
+    [
+      { DISPATCHER_URLS: 'ws://a:1,b:2' },
+      /DISPATCHER_URLS must be a comma-separated list of http\(s\):\/\/ or ws\(s\):\/\/ URLs, got "b:2"/,
+    ],
+    [{ DISPATCHER_RESOLVE_MS: '-1' }, /DISPATCHER_RESOLVE_MS must be an integer from 0/],
+    [{ PENDING_RESULTS_MAX: 'many' }, /PENDING_RESULTS_MAX must be an integer from 0/],
     [{ TRITON_URL: 'triton:8000' }, /TRITON_URL must be an http\(s\):\/\/ URL or "none"/],
     [{ WORKER_ID: 'a b' }, /WORKER_ID must be/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],

@@ -250,7 +250,7 @@ describe('startWorker (none mode) on a real socket', () => {
       inFlight: 0,
       state: 'ready',
       loadedLabels: ['p'],
-      // In the protocol since the replica contract (c6e5333); the worker does not fill it yet.
+      // Nothing runs now (issue 13: a new leader adopts the tasks listed here).
       runningTaskIds: [],
     });
   });

@@ -88,7 +88,34 @@ The Secret holding WORKER_TOKEN, API_KEYS and HF_TOKEN.
 In-cluster URLs the services use to find each other.
 */}}
 {{- define "smart-routing.dispatcherUrl" -}}
+{{- if include "smart-routing.redisUrl" . }}
+{{- /* Several replicas: the headless Service's name resolves to every replica's pod IP. */}}
+{{- printf "ws://%s-dispatcher-workers:%d" (include "smart-routing.fullname" .) (int .Values.dispatcher.port) }}
+{{- else }}
 {{- printf "ws://%s-dispatcher:%d" (include "smart-routing.fullname" .) (int .Values.dispatcher.service.port) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The dispatchers' REDIS_URL: the chart's Redis StatefulSet, or redis.url; empty without Redis.
+*/}}
+{{- define "smart-routing.redisUrl" -}}
+{{- if .Values.redis.enabled }}
+{{- printf "redis://%s-redis:%d" (include "smart-routing.fullname" .) (int .Values.redis.port) }}
+{{- else if .Values.redis.url }}
+{{- .Values.redis.url }}
+{{- end }}
+{{- end }}
+
+{{/*
+Dispatcher replicas: dispatcher.replicas, else 2 with Redis and 1 without.
+*/}}
+{{- define "smart-routing.dispatcherReplicas" -}}
+{{- if .Values.dispatcher.replicas }}
+{{- .Values.dispatcher.replicas | int }}
+{{- else if include "smart-routing.redisUrl" . }}2
+{{- else }}1
+{{- end }}
 {{- end }}
 
 {{- define "smart-routing.logCollectorUrl" -}}
@@ -137,6 +164,12 @@ Checks that the schema cannot express. Rendered (empty) by the dispatcher templa
 {{- end }}
 {{- if and .Values.uploader.enabled (eq .Values.modelRepository.type "s3") }}
 {{- fail "uploader.enabled needs modelRepository.type pvc: the uploader writes into the PVC" }}
+{{- end }}
+{{- if and .Values.redis.enabled .Values.redis.url }}
+{{- fail "set redis.enabled (the chart runs Redis) or redis.url (your own Redis), not both" }}
+{{- end }}
+{{- if and (gt (int (include "smart-routing.dispatcherReplicas" .)) 1) (not (include "smart-routing.redisUrl" .)) }}
+{{- fail "dispatcher.replicas > 1 needs a Redis the replicas share: redis.enabled or redis.url" }}
 {{- end }}
 {{- $grace := add .Values.dispatcher.preStopSleepSeconds (div .Values.dispatcher.shutdownGraceMs 1000) }}
 {{- if lt (int .Values.dispatcher.terminationGracePeriodSeconds) (int $grace) }}

@@ -22,7 +22,13 @@ import { DISPATCHER_ERRORS, DispatcherError, type DispatcherErrorCode } from '..
 import type { DispatcherMetrics } from '../metrics.js';
 import type { Router } from '../routing/router.js';
 import type { CompletedTask, TaskOutcome } from '../task-answer.js';
-import type { RunTaskRequest, TaskReply, TaskTracker } from '../task-tracker.js';
+import {
+  ENDED_ELSEWHERE,
+  HANDED_OVER,
+  type RunTaskRequest,
+  type TaskReply,
+  type TaskTracker,
+} from '../task-tracker.js';
 import { isFinalStatus, type TaskRecord, type TaskStatus, type TaskStore } from '../task-store/task-store.js';
 import type { ResolvedAsyncTaskOptions } from './async-options.js';
 import { Backlog } from './backlog.js';
@@ -57,6 +63,11 @@ export interface AsyncTasksDeps {
   readonly options: ResolvedAsyncTaskOptions;
   readonly metrics: DispatcherMetrics;
   readonly logger: Logger;
+  /**
+   * Replicated mode: called after a task was persisted; true when this replica is a standby and
+   * handed the task to the leader (then it stays out of the local backlog) [unset: never forwards].
+   */
+  readonly forward?: (taskId: string) => boolean;
 }
 
 // Refusals that mean "not now": the task stays in the backlog and is offered again.
@@ -162,6 +173,7 @@ export class AsyncTasks {
     });
     if (!created.created) return { accepted: false, existing: created.existing };
     const record = (await store.get(req.taskId))!;
+    if (this.deps.forward?.(req.taskId) === true) return { accepted: true, record };
     this.backlog.add(record);
     this.deps.logger.info(
       { event: 'async_task_accepted', task_id: req.taskId, label: req.label, priority: req.priority },
@@ -170,6 +182,45 @@ export class AsyncTasks {
     // After the caller's 202 is on its way.
     setImmediate(() => this.pump());
     return { accepted: true, record };
+  }
+
+  /** Whether this replica holds the task (in its backlog or handed to its tracker). */
+  has(taskId: string): boolean {
+    return this.backlog.has(taskId) || this.admitted.has(taskId);
+  }
+
+  /** Replicated mode, the leader: a queued task from the store (forwarded, or left by a dead leader) joins the backlog. */
+  enqueue(record: TaskRecord): void {
+    if (this.stopped || this.has(record.taskId)) return;
+    this.backlog.add({ ...record, status: 'queued' });
+    setImmediate(() => this.pump());
+  }
+
+  /**
+   * Failover: takes over an async task the previous leader sent to `workerId` (see
+   * TaskTracker.adopt); false when it cannot be adopted there (the caller queues it).
+   */
+  adoptRunning(record: TaskRecord, workerId: string): boolean {
+    if (this.stopped || this.has(record.taskId)) return false;
+    this.admitted.add(record.taskId);
+    this.started.add(record.taskId);
+    const adopted = this.deps.tracker.adopt(
+      this.request(record, Date.now()),
+      workerId,
+      record.attempts,
+      (outcome) => this.afterOutcome(record, outcome),
+    );
+    if (!adopted) {
+      this.admitted.delete(record.taskId);
+      this.started.delete(record.taskId);
+    }
+    return adopted;
+  }
+
+  /** This replica stopped leading: the backlog is dropped (its tasks stay queued in the store for the new leader). */
+  handOver(): void {
+    for (let r = this.backlog.shift(); r !== undefined; r = this.backlog.shift())
+      this.deps.forward?.(r.taskId);
   }
 
   /** GET /tasks/{id}. */
@@ -193,11 +244,14 @@ export class AsyncTasks {
     if (!record || isFinalStatus(record.status)) return record;
     this.backlog.delete(taskId);
     // The tracker's reply (task_cancelled) ends the record; a task not in the tracker is ended here.
-    if (tracker.cancel(taskId) === 'unknown')
+    if (tracker.cancel(taskId) === 'unknown') {
       await this.end(record, {
         status: 'cancelled',
         error: { code: 'task_cancelled', message: `task ${taskId} was cancelled` },
       });
+      // A standby tells the leader, which may be running it (it reads the ending from the store).
+      this.deps.forward?.(taskId);
+    }
     await Promise.allSettled([...this.writes]);
     return store.get(taskId);
   }
@@ -297,6 +351,18 @@ export class AsyncTasks {
         },
       },
       (outcome) => {
+        if (outcome === ENDED_ELSEWHERE) {
+          this.admitted.delete(taskId);
+          this.started.delete(taskId);
+          return;
+        }
+        if (outcome === HANDED_OVER) {
+          // This replica stopped leading: the task goes to the new leader (adopted where it runs).
+          this.admitted.delete(taskId);
+          this.started.delete(taskId);
+          this.deps.forward?.(taskId);
+          return;
+        }
         const code = outcome.ok ? undefined : outcome.error.code;
         const waitsForWorkers = code === 'unknown_task_type' && router.workerCount === 0 && sync;
         if (code !== undefined && (NOT_NOW.has(code) || waitsForWorkers)) {
@@ -315,6 +381,49 @@ export class AsyncTasks {
     );
     sync = false;
     return notNow;
+  }
+
+  /** The tracker's request for a stored task. */
+  private request(record: TaskRecord, now: number): RunTaskRequest {
+    const taskId = record.taskId;
+    const timeoutMs = Math.max(
+      1,
+      Math.min(
+        2 ** 31 - 1,
+        record.expiresAt !== undefined ? record.expiresAt - now : this.deps.options.asyncTimeoutMs,
+      ),
+    );
+    return {
+      taskId,
+      taskType: record.taskType,
+      label: record.label,
+      parametersJson: record.parametersJson,
+      priority: record.priority,
+      ...(record.tenant !== undefined ? { tenant: record.tenant } : {}),
+      timeoutMs,
+      onSent: (workerId) => {
+        this.started.add(taskId);
+        this.track(this.deps.store.markRunning(taskId, workerId, Date.now()));
+      },
+    };
+  }
+
+  /** An adopted task's outcome: handed over again, put back (not now), or ended. */
+  private afterOutcome(record: TaskRecord, outcome: TaskOutcome): void {
+    this.admitted.delete(record.taskId);
+    if (outcome === HANDED_OVER || outcome === ENDED_ELSEWHERE) {
+      this.started.delete(record.taskId);
+      if (outcome === HANDED_OVER) this.deps.forward?.(record.taskId);
+      return;
+    }
+    const code = outcome.ok ? undefined : outcome.error.code;
+    if (code !== undefined && NOT_NOW.has(code)) {
+      this.started.delete(record.taskId);
+      if (!this.stopped && code !== 'shutting_down') this.backlog.add(record);
+      return;
+    }
+    void this.onOutcome(record, outcome);
+    this.pump();
   }
 
   private async onOutcome(record: TaskRecord, outcome: TaskOutcome): Promise<void> {

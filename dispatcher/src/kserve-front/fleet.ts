@@ -35,6 +35,11 @@ export interface KServeFleetDeps {
   readonly logger: Logger;
   /** True once shutdown began. */
   readonly isDraining: () => boolean;
+  /**
+   * Replicated mode: the error a standby answers v2 calls with (503 naming the leader), undefined
+   * while this replica leads [unset: standalone, always served here].
+   */
+  readonly notLeader?: () => DispatcherError | undefined;
 }
 
 /** How an infer ended. */
@@ -82,6 +87,11 @@ export class KServeFleet {
     reply: (outcome: InferOutcome) => void,
     tenant?: string,
   ): () => void {
+    const refused = this.deps.notLeader?.();
+    if (refused) {
+      reply({ ok: false, error: refused });
+      return () => {};
+    }
     const taskId = `v2-${randomUUID()}`;
     this.deps.tracker.submit(
       {
@@ -118,6 +128,8 @@ export class KServeFleet {
       const fromRepo = await repositoryMetadata(repository.dir, model);
       if (fromRepo) return { ok: true, json: JSON.stringify(fromRepo) };
     }
+    const refused = this.deps.notLeader?.();
+    if (refused) return { ok: false, error: refused };
     return new Promise((resolve) => {
       this.deps.tracker.submit(
         {
@@ -141,7 +153,11 @@ export class KServeFleet {
 
   /** Ready to serve infers: not shutting down, and a connected worker runs `kserve_infer`. */
   isServerReady(): boolean {
-    return !this.deps.isDraining() && this.deps.router.taskTypeStatus(KSERVE_INFER_TASK) === 'served';
+    return (
+      !this.deps.isDraining() &&
+      !this.deps.notLeader?.() &&
+      this.deps.router.taskTypeStatus(KSERVE_INFER_TASK) === 'served'
+    );
   }
 
   /**

@@ -95,6 +95,11 @@ export class Router {
   private readonly maxQueue: number;
   private readonly maxQueuePerLabel: number;
   private readonly failureBackoffMs: number;
+  /**
+   * A standby's router (replicated mode): it keeps the fleet's picture from the workers' reports
+   * but decides nothing (no sends, loads or unloads) [false].
+   */
+  passive = false;
 
   constructor(options: RouterOptions = {}) {
     const policy = options.policy ?? 'affinity';
@@ -269,6 +274,17 @@ export class Router {
   }
 
   /**
+   * Records a task another replica already sent to `workerId` (a failover takes it over): its slot
+   * is taken, nothing is sent. False when the worker is unknown or the task is already known.
+   */
+  adopt(now: number, workerId: string, task: TaskSpec): boolean {
+    const w = this.registry.get(workerId);
+    if (!w || this.queues.has(task.id) || this.registry.inFlight(task.id)) return false;
+    this.registry.startTask(w, task, undefined, now);
+    return true;
+  }
+
+  /**
    * Forgets a task whose producer stopped waiting (timeout, disconnect). A queued task is removed;
    * an in-flight one keeps its slot until the worker reports. Returns where it was.
    */
@@ -289,6 +305,7 @@ export class Router {
    */
   tick(now: number): Decision[] {
     const out: Decision[] = [];
+    if (this.passive) return out;
     if (this.registry.availableCount === 0 || this.queues.size === 0) return out;
     for (const queued of [...this.queues.inOrder(this.ctx.scanLimit)]) {
       if (this.registry.availableCount === 0) break;
@@ -409,6 +426,7 @@ export class Router {
   /** Fills `w`'s free slots with the waiting tasks the policy picks for it. */
   private pump(now: number, w: WorkerRecord): Decision[] {
     const out: Decision[] = [];
+    if (this.passive) return out;
     while (this.registry.isAvailable(w)) {
       const pick = this.policy.pick(w, this.ctx, now);
       if (!pick) break;

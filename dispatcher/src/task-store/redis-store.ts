@@ -188,6 +188,8 @@ export class RedisTaskStore implements TaskStore {
     put(fields, 'tenant', task.tenant);
     put(fields, 'queuedAt', task.queuedAt);
     put(fields, 'expiresAt', task.expiresAt);
+    put(fields, 'origin', task.origin);
+    put(fields, 'deadlineAt', task.deadlineAt);
     const answer = await this.scripts.create(
       this.taskKey(task.taskId),
       this.key('tasks'),
@@ -394,6 +396,8 @@ function fromHash(hash: Record<string, string>): TaskRecord {
   if (hash.callbackUrl !== undefined) record.callbackUrl = hash.callbackUrl;
   if (hash.tenant !== undefined) record.tenant = hash.tenant;
   if (hash.expiresAt !== undefined) record.expiresAt = Number(hash.expiresAt);
+  if (hash.origin !== undefined) record.origin = hash.origin;
+  if (hash.deadlineAt !== undefined) record.deadlineAt = Number(hash.deadlineAt);
   if (hash.workerId !== undefined) record.workerId = hash.workerId;
   if (hash.labelMiss !== undefined) record.labelMiss = hash.labelMiss === '1';
   if (hash.startedAt !== undefined) record.startedAt = Number(hash.startedAt);

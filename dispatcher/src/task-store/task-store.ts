@@ -41,6 +41,10 @@ export interface NewTaskRecord {
   readonly queuedAt: number;
   /** Unix ms after which a task that has not started ends `expired`; undefined: never. */
   readonly expiresAt?: number;
+  /** Replicated mode: the replica whose producer waits (told through Redis when it ends) [none]. */
+  readonly origin?: string;
+  /** Replicated mode, sync tasks: Unix ms by which the task must have finished (its producer's deadline) [none]. */
+  readonly deadlineAt?: number;
 }
 
 /** A persisted task, as `GET /tasks/{id}` reports it. */

@@ -2,6 +2,13 @@
 
 Hello -> Welcome -> heartbeats; RunTask -> exactly one TaskResult; LabelOrder -> LabelEvent;
 Drain lasts one link, SIGTERM drains for good; reconnect with backoff + jitter.
+
+Several dispatcher replicas (PROTOCOL.md "Several replicas"): one link per URL, each with its own
+reconnect; Hello, label events and heartbeats on every link; the newest fencing token wins (an
+older RunTask is answered stale_leader and not run, an older LabelOrder is ignored); a result goes
+on the link its task came on, else the leader's link, else it is kept (bounded) until a replica
+announces leadership. Host names are not expanded to several addresses here (the TypeScript
+worker does that): list every replica's URL.
 """
 
 import asyncio
@@ -10,7 +17,7 @@ import logging
 import random
 import signal
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 import websockets
 
@@ -30,7 +37,42 @@ ERROR_CODES = {
     "draining": pb.TASK_ERROR_CODE_DRAINING,
     "no_slot": pb.TASK_ERROR_CODE_NO_SLOT,
     "model_server_unavailable": pb.TASK_ERROR_CODE_MODEL_SERVER_UNAVAILABLE,
+    "cancelled": pb.TASK_ERROR_CODE_CANCELLED,
+    "stale_leader": pb.TASK_ERROR_CODE_STALE_LEADER,
 }
+
+
+class _Link:
+    """One dispatcher link: its URL, its socket while open, what its replica said in Welcome."""
+
+    def __init__(self, url):
+        self.url = url
+        self.ws = None
+        self.draining = False
+        self.role = pb.DISPATCHER_ROLE_UNSPECIFIED
+        self.replica_id = ""
+
+    @property
+    def open(self):
+        return self.ws is not None and self.ws.open
+
+    async def send(self, msg):
+        """True when the frame went out on an open socket."""
+        ws = self.ws
+        if ws is None or not ws.open:
+            return False
+        try:
+            await ws.send(msg.SerializeToString())
+            return True
+        except websockets.ConnectionClosed:
+            return False
+
+
+def _listen_url(base):
+    base = base.strip().rstrip("/")
+    if base.startswith("http"):
+        base = "ws" + base[4:]
+    return base + "/worker-listen"
 
 
 class TaskFailed(Exception):
@@ -46,15 +88,19 @@ class TaskFailed(Exception):
 class Worker:
     """One worker. Register handlers with decorators, then call run().
 
-    dispatcher_url: base URL (http(s):// or ws(s)://); worker_id; token: optional bearer token;
-    label_capacity (default 2); task_slots (default 1).
+    dispatcher_url: base URL (http(s):// or ws(s)://), or several (a list, or one comma-separated
+    string) for several dispatcher replicas; worker_id; token: optional bearer token;
+    label_capacity (default 2); task_slots (default 1); pending_results_max: results kept while
+    no replica's link can take them (default 1000).
     """
 
-    def __init__(self, dispatcher_url, worker_id, token=None, label_capacity=2, task_slots=1):
-        base = dispatcher_url.rstrip("/")
-        if base.startswith("http"):
-            base = "ws" + base[4:]
-        self.url = base + "/worker-listen"
+    def __init__(self, dispatcher_url, worker_id, token=None, label_capacity=2, task_slots=1,
+                 pending_results_max=1000):
+        bases = dispatcher_url.split(",") if isinstance(dispatcher_url, str) else list(dispatcher_url)
+        self.urls = list(OrderedDict.fromkeys(_listen_url(b) for b in bases if b.strip()))
+        if not self.urls:
+            raise ValueError("dispatcher_url names no URL")
+        self.url = self.urls[0]
         self.worker_id = worker_id
         self.token = token
         self.label_capacity = max(1, label_capacity)
@@ -65,9 +111,16 @@ class Worker:
         self._loaded = OrderedDict()  # label -> None, most recently used first
         self._label_lock = asyncio.Lock()
         self._in_flight = 0
+        self._running = OrderedDict()  # task ids running now (Heartbeat.running_task_ids)
         self._shutting_down = False
-        self._link_draining = False
+        self._link_draining = False  # a lone link's Drain (unit tests drive the worker without links)
         self._stop = None
+        self._links = [_Link(u) for u in self.urls]
+        self._newest_token = 0
+        self._leader = None
+        self._replicated = False
+        self._pending = deque(maxlen=max(0, pending_results_max))
+        self._stale_logged_at = 0.0
 
     # ------------------------------------------------------------ registration
 
@@ -99,9 +152,60 @@ class Worker:
     def loaded_labels(self):
         return list(self._loaded.keys())
 
-    def _state(self):
-        draining = self._shutting_down or self._link_draining
+    def _state(self, link=None):
+        draining = self._shutting_down or (link.draining if link is not None else self._link_draining)
         return pb.WORKER_STATE_DRAINING if draining else pb.WORKER_STATE_READY
+
+    # ------------------------------------------------------------ replicas
+
+    def _is_stale(self, token, link, what):
+        """Fencing: records token; True when it is older than the newest seen (the order is refused)."""
+        if token < self._newest_token:
+            now = time.monotonic()
+            if now - self._stale_logged_at >= 5.0:  # one warning per 5 s: a paused old leader may flood
+                self._stale_logged_at = now
+                log.warning("%s with fencing token %d, older than %d: refused", what, token,
+                            self._newest_token)
+            return True
+        if token > self._newest_token:
+            self._newest_token = token
+            self._replicated = True
+            if link is not None:
+                self._leader = link
+        return False
+
+    async def _announce(self, link, token):
+        """A replica says it leads with token: it does unless a newer one was seen."""
+        self._replicated = True
+        if token < self._newest_token:
+            log.warning("leadership with fencing token %d, older than %d: ignored", token,
+                        self._newest_token)
+            return
+        self._newest_token = token
+        self._leader = link
+        while self._pending:
+            if not await link.send(self._pending[0]):
+                return
+            self._pending.popleft()
+
+    async def _deliver(self, link, msg):
+        """A task's result: on link, else on the leader's link, else kept until a leader announces."""
+        if link is not None and await link.send(msg):
+            return
+        leader = self._leader
+        if leader is not None and leader is not link and await leader.send(msg):
+            return
+        if not self._replicated or self._pending.maxlen == 0:
+            log.warning("result of task %s dropped: its link is gone", msg.task_result.task_id)
+            return
+        if len(self._pending) == self._pending.maxlen:
+            log.warning("too many results waiting for a leader: dropped task %s's",
+                        self._pending[0].task_result.task_id)
+        self._pending.append(msg)
+
+    async def _broadcast(self, msg):
+        for link in self._links:
+            await link.send(msg)
 
     # ------------------------------------------------------------ labels
 
@@ -141,10 +245,14 @@ class Worker:
 
     # ------------------------------------------------------------ tasks
 
-    async def _run_task(self, send, rt):
+    async def _run_task(self, send, rt, link=None, deliver=None):
+        """send: label events; deliver(msg): the result (default send)."""
         result = pb.TaskResult(task_id=rt.task_id)
         try:
-            if self._state() == pb.WORKER_STATE_DRAINING:
+            if self._is_stale(rt.fencing_token, link, "task %s" % rt.task_id):
+                raise TaskFailed("stale_leader", "fencing token %d is older than the newest this worker "
+                                 "has seen" % rt.fencing_token)
+            if self._state(link) == pb.WORKER_STATE_DRAINING:
                 raise TaskFailed("draining", "worker is draining")
             if self._in_flight >= self.task_slots:
                 raise TaskFailed("no_slot", "every task slot is busy")
@@ -153,6 +261,7 @@ class Worker:
                 raise TaskFailed("unknown_task_type", "unknown task type: %s" % rt.task_type)
             fn, label_free, validate = entry
             self._in_flight += 1
+            self._running[rt.task_id] = None
             try:
                 try:
                     params = json.loads(rt.parameters_json or "null")
@@ -178,6 +287,7 @@ class Worker:
                 result.result_json = json.dumps(value)
             finally:
                 self._in_flight -= 1
+                self._running.pop(rt.task_id, None)
         except TaskFailed as err:
             result.error.CopyFrom(pb.TaskError(code=ERROR_CODES[err.code], message=str(err)))
         except Exception as err:  # a handler bug must still answer the task
@@ -185,7 +295,7 @@ class Worker:
             result.error.CopyFrom(pb.TaskError(code=pb.TASK_ERROR_CODE_INFERENCE_FAILED,
                                                message="%s: %s" % (type(err).__name__, err)))
         result.loaded_labels[:] = self.loaded_labels
-        await send(pb.WorkerMessage(task_result=result))
+        await (deliver or send)(pb.WorkerMessage(task_result=result))
 
     async def _label_order(self, send, order):
         async with self._label_lock:
@@ -207,27 +317,28 @@ class Worker:
 
     # ------------------------------------------------------------ links
 
-    def _hello(self):
+    def _hello(self, link=None):
         label_free = [t for t, (_, free, _) in self._handlers.items() if free]
         return pb.WorkerMessage(hello=pb.Hello(
             protocol_version=PROTOCOL_VERSION, worker_id=self.worker_id,
             label_capacity=self.label_capacity, task_slots=self.task_slots,
             loaded_labels=self.loaded_labels, task_types=list(self._handlers),
-            state=self._state(), label_free_task_types=label_free))
+            state=self._state(link), label_free_task_types=label_free))
 
-    def _heartbeat(self, ping_id=0):
+    def _heartbeat(self, ping_id=0, link=None):
         return pb.WorkerMessage(heartbeat=pb.Heartbeat(
-            in_flight=self._in_flight, state=self._state(), loaded_labels=self.loaded_labels,
-            ping_id=ping_id))
+            in_flight=self._in_flight, state=self._state(link), loaded_labels=self.loaded_labels,
+            ping_id=ping_id, running_task_ids=list(self._running)))
 
-    async def _link(self, on_welcome):
+    async def _link(self, link, on_welcome):
         headers = {"Worker-Id": self.worker_id}
         if self.token:
             headers["Authorization"] = "Bearer " + self.token
-        async with websockets.connect(self.url, extra_headers=headers, compression=None,
+        async with websockets.connect(link.url, extra_headers=headers, compression=None,
                                       max_size=None) as ws:
-            self._link_draining = False
-            self._ws = ws
+            link.draining = False
+            link.role, link.replica_id = pb.DISPATCHER_ROLE_UNSPECIFIED, ""
+            link.ws = ws
 
             async def send(msg):
                 try:
@@ -235,7 +346,17 @@ class Worker:
                 except websockets.ConnectionClosed:
                     pass  # the dispatcher retries the task elsewhere
 
-            await send(self._hello())
+            async def deliver(msg):
+                # The socket the task came on, not a later one of the same link.
+                if ws.open:
+                    try:
+                        await ws.send(msg.SerializeToString())
+                        return
+                    except websockets.ConnectionClosed:
+                        pass
+                await self._deliver(None, msg)
+
+            await send(self._hello(link))
             welcome = None
             while welcome is None:
                 msg = pb.DispatcherMessage.FromString(await ws.recv())
@@ -247,14 +368,21 @@ class Worker:
                 self.label_capacity = welcome.label_capacity
             if welcome.task_slots:
                 self.task_slots = welcome.task_slots
+            link.role, link.replica_id = welcome.role, welcome.replica_id
+            if welcome.role in (pb.DISPATCHER_ROLE_LEADER, pb.DISPATCHER_ROLE_STANDBY) or welcome.fencing_token:
+                self._replicated = True
+            if welcome.role == pb.DISPATCHER_ROLE_LEADER:
+                await self._announce(link, welcome.fencing_token)
+            elif welcome.role == pb.DISPATCHER_ROLE_STANDBY and self._leader is link:
+                self._leader = None  # that replica lost its lease
             on_welcome()
             interval = max(welcome.heartbeat_interval_ms, 10) / 1000.0
-            log.info("registered at %s as %s", self.url, self.worker_id)
+            log.info("registered at %s as %s", link.url, self.worker_id)
 
             async def beat():
                 while True:
                     await asyncio.sleep(interval)
-                    await send(self._heartbeat())
+                    await send(self._heartbeat(link=link))
 
             tasks = set()
             beater = asyncio.ensure_future(beat())
@@ -268,15 +396,21 @@ class Worker:
                     msg = pb.DispatcherMessage.FromString(frame)
                     kind = msg.WhichOneof("body")
                     if kind == "run_task":
-                        t = asyncio.ensure_future(self._run_task(send, msg.run_task))
+                        t = asyncio.ensure_future(self._run_task(self._broadcast, msg.run_task, link, deliver))
                     elif kind == "label_order":
-                        t = asyncio.ensure_future(self._label_order(send, msg.label_order))
+                        if self._is_stale(msg.label_order.fencing_token, link,
+                                          "label order for %s" % msg.label_order.label):
+                            continue
+                        t = asyncio.ensure_future(self._label_order(self._broadcast, msg.label_order))
+                    elif kind == "leadership":
+                        await self._announce(link, msg.leadership.fencing_token)
+                        continue
                     elif kind == "ping":
-                        await send(self._heartbeat(msg.ping.ping_id))
+                        await send(self._heartbeat(msg.ping.ping_id, link))
                         continue
                     elif kind == "drain":
-                        self._link_draining = True
-                        await send(self._heartbeat())
+                        link.draining = True
+                        await send(self._heartbeat(link=link))
                         continue
                     else:
                         continue
@@ -284,18 +418,12 @@ class Worker:
                     t.add_done_callback(tasks.discard)
             finally:
                 beater.cancel()
+                link.ws = None
                 if tasks:
                     await asyncio.wait(tasks)
 
-    async def run_async(self):
-        """Connects and serves until stop() (or SIGTERM); reconnects with backoff + jitter."""
-        self._stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        try:
-            loop.add_signal_handler(signal.SIGTERM, self.stop)
-            loop.add_signal_handler(signal.SIGINT, self.stop)
-        except (NotImplementedError, RuntimeError):
-            pass
+    async def _serve(self, link):
+        """One link's life: connect, serve, reconnect with backoff + jitter until stop()."""
         delay = 0.25
 
         def reset():
@@ -303,18 +431,18 @@ class Worker:
             delay = 0.25
 
         while not self._stop.is_set():
-            link = asyncio.ensure_future(self._link(reset))
+            run = asyncio.ensure_future(self._link(link, reset))
             stopper = asyncio.ensure_future(self._stop.wait())
-            await asyncio.wait({link, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({run, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if self._stop.is_set():
                 stopper.cancel()
-                await self._drain_and_close(link)
+                await self._drain_and_close(link, run)
                 return
             stopper.cancel()
             try:
-                link.result()
+                run.result()
             except Exception as err:
-                log.warning("link lost: %s", err)
+                log.warning("link to %s lost: %s", link.url, err)
             wait = random.uniform(delay / 2, delay)
             delay = min(delay * 2, 10.0)
             try:
@@ -322,19 +450,30 @@ class Worker:
             except asyncio.TimeoutError:
                 pass
 
-    async def _drain_and_close(self, link):
-        ws = getattr(self, "_ws", None)
-        if ws is not None and not link.done():
+    async def run_async(self):
+        """Connects to every dispatcher URL and serves until stop() (or SIGTERM)."""
+        self._stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGTERM, self.stop)
+            loop.add_signal_handler(signal.SIGINT, self.stop)
+        except (NotImplementedError, RuntimeError):
+            pass
+        await asyncio.gather(*(self._serve(link) for link in self._links))
+
+    async def _drain_and_close(self, link, run):
+        ws = link.ws
+        if ws is not None and not run.done():
             try:
-                await ws.send(self._heartbeat().SerializeToString())
+                await ws.send(self._heartbeat(link=link).SerializeToString())
                 while self._in_flight > 0:
                     await asyncio.sleep(0.01)
                 await ws.close(1000, "shutting down")
             except websockets.ConnectionClosed:
                 pass
-        link.cancel()
+        run.cancel()
         try:
-            await link
+            await run
         except BaseException:
             pass
 

@@ -250,6 +250,143 @@ class LabelOrderTest(unittest.TestCase):
         self.assertEqual(failed.kind, pb.LABEL_EVENT_KIND_LOAD_FAILED)
 
 
+class FakeWs:
+    """A socket as a link sees it: open or not, and the frames sent on it."""
+
+    def __init__(self, is_open=True):
+        self.open = is_open
+        self.frames = []
+
+    async def send(self, data):
+        self.frames.append(pb.WorkerMessage.FromString(data))
+
+    def results(self):
+        return [f.task_result.task_id for f in self.frames if f.WhichOneof("body") == "task_result"]
+
+
+def two_replicas(**kwargs):
+    """A worker with links to replicas a and b, both open."""
+    w = Worker("ws://a:1, http://b:2", "ha-1", **kwargs)
+    calls = []
+
+    @w.task("count", label_free=True)
+    def count(params, label):
+        calls.append(params)
+        return len(calls)
+
+    a, b = w._links
+    a.ws, b.ws = FakeWs(), FakeWs()
+    return w, a, b, calls
+
+
+def result_msg(task_id):
+    return pb.WorkerMessage(task_result=pb.TaskResult(task_id=task_id))
+
+
+class ReplicasTest(unittest.TestCase):
+    """Several dispatcher replicas (PROTOCOL.md "Several replicas")."""
+
+    def test_several_urls_give_one_link_each(self):
+        w = Worker("ws://a:1, http://b:2,", "x")
+        self.assertEqual(w.urls, ["ws://a:1/worker-listen", "ws://b:2/worker-listen"])
+        self.assertEqual(Worker(["https://a", "https://a"], "x").urls, ["wss://a/worker-listen"])
+        with self.assertRaisesRegex(ValueError, "names no URL"):
+            Worker(" , ", "x")
+
+    def test_a_task_with_an_old_token_is_answered_stale_leader_and_not_run(self):
+        w, a, b, calls = two_replicas()
+
+        async def go():
+            await w._announce(a, 1)
+            await w._announce(b, 2)  # b took over
+            t = run_task("old", "count", params={})
+            t.fencing_token = 1
+            await w._run_task(w._broadcast, t, a, a.send)
+            t2 = run_task("new", "count", params={})
+            t2.fencing_token = 2
+            await w._run_task(w._broadcast, t2, b, b.send)
+
+        asyncio.run(go())
+        (old,) = [f.task_result for f in a.ws.frames if f.WhichOneof("body") == "task_result"]
+        self.assertEqual(old.error.code, pb.TASK_ERROR_CODE_STALE_LEADER)
+        self.assertIn("fencing token 1 is older", old.error.message)
+        self.assertEqual(calls, [{}])  # only the new leader's task ran
+        self.assertEqual(b.ws.results(), ["new"])
+
+    def test_old_label_orders_are_refused_and_newer_tokens_name_the_leader(self):
+        w, a, b, _ = two_replicas()
+        self.assertFalse(w._is_stale(3, b, "order"))
+        self.assertIs(w._leader, b)
+        with self.assertLogs("smart_routing_worker", level="WARNING"):
+            self.assertTrue(w._is_stale(2, a, "label order for m1"))
+        self.assertFalse(w._is_stale(3, a, "order"))
+        self.assertIs(w._leader, b)
+
+    def test_a_result_goes_to_the_leader_when_its_link_is_gone(self):
+        w, a, b, _ = two_replicas()
+
+        async def go():
+            await w._announce(b, 2)
+            a.ws.open = False
+            await w._deliver(a, result_msg("t1"))
+
+        asyncio.run(go())
+        self.assertEqual((a.ws.results(), b.ws.results()), ([], ["t1"]))
+
+    def test_results_wait_for_a_leader_bounded_and_are_flushed_on_leadership(self):
+        w, a, b, _ = two_replicas(pending_results_max=1)
+
+        async def go():
+            await w._announce(a, 1)
+            a.ws.open = False
+            with self.assertLogs("smart_routing_worker", level="WARNING"):
+                for t in ("t1", "t2"):
+                    await w._deliver(a, result_msg(t))
+            self.assertEqual(b.ws.results(), [])  # b is a standby until it announces
+            await w._announce(b, 2)
+
+        asyncio.run(go())
+        self.assertEqual(b.ws.results(), ["t2"])  # t1, the oldest, was dropped
+        self.assertEqual(len(w._pending), 0)
+
+    def test_a_standalone_dispatcher_result_without_a_link_is_dropped(self):
+        w = Worker("ws://a:1", "solo")
+        (a,) = w._links
+        a.ws = FakeWs(is_open=False)
+        with self.assertLogs("smart_routing_worker", level="WARNING") as logs:
+            asyncio.run(w._deliver(a, result_msg("t1")))
+        self.assertIn("dropped", logs.output[0])
+        self.assertEqual(len(w._pending), 0)
+
+    def test_drain_is_per_link_and_heartbeats_list_running_tasks(self):
+        w, a, b, _ = two_replicas()
+        gate = None
+
+        @w.task("slow", label_free=True)
+        async def slow(params, label):
+            await gate.wait()
+            return 1
+
+        a.draining = True
+
+        async def go():
+            nonlocal gate
+            gate = asyncio.Event()
+            await w._run_task(w._broadcast, run_task("t1", "slow"), a, a.send)
+            running = asyncio.ensure_future(w._run_task(w._broadcast, run_task("t2", "slow"), b, b.send))
+            await asyncio.sleep(0)
+            self.assertEqual(list(w._heartbeat(link=b).heartbeat.running_task_ids), ["t2"])
+            self.assertEqual(w._heartbeat(link=a).heartbeat.state, pb.WORKER_STATE_DRAINING)
+            self.assertEqual(w._heartbeat(link=b).heartbeat.state, pb.WORKER_STATE_READY)
+            gate.set()
+            await running
+
+        asyncio.run(go())
+        (refused,) = [f.task_result for f in a.ws.frames if f.WhichOneof("body") == "task_result"]
+        self.assertEqual(refused.error.code, pb.TASK_ERROR_CODE_DRAINING)
+        self.assertEqual(b.ws.results(), ["t2"])
+
+
 class GeneratedCodeTest(unittest.TestCase):
     def test_the_generated_module_knows_the_newest_fields(self):
         # Fields added to the .proto after the SDK was first generated (see the stale-pb2 check).

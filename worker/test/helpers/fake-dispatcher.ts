@@ -6,6 +6,7 @@ import {
   encodeDispatcherMessage,
   PROTOCOL_VERSION,
   type DispatcherMessageInput,
+  type Welcome,
   type WorkerMessage,
 } from '@smart-routing/proto';
 import { pino, type Logger } from 'pino';
@@ -28,6 +29,11 @@ export class FakeDispatcher {
     pred: (m: Received) => boolean;
     resolve: (m: Received) => void;
   }[] = [];
+  /**
+   * Extra Welcome fields for the next connections (a replica's `role`, `replicaId`,
+   * `fencingToken`); change it to play a replica whose role changed.
+   */
+  welcome: Partial<Welcome>;
   private socket: WebSocket | undefined;
   private connections = 0;
   private readonly server: Server;
@@ -35,20 +41,35 @@ export class FakeDispatcher {
 
   private constructor(
     readonly port: number,
-    private readonly options: { token?: string; heartbeatIntervalMs: number; maxFrameBytes?: number },
+    private readonly options: {
+      token?: string;
+      heartbeatIntervalMs: number;
+      maxFrameBytes?: number;
+      host: string;
+    },
     server: Server,
+    welcome: Partial<Welcome>,
   ) {
     this.server = server;
+    this.welcome = welcome;
   }
 
-  /** Starts on `port` (0 = any free one). */
+  /** Starts on `host` (default 127.0.0.1) and `port` (0 = any free one). */
   static async start(
-    options: { port?: number; token?: string; heartbeatIntervalMs?: number; maxFrameBytes?: number } = {},
+    options: {
+      port?: number;
+      host?: string;
+      token?: string;
+      heartbeatIntervalMs?: number;
+      maxFrameBytes?: number;
+      welcome?: Partial<Welcome>;
+    } = {},
   ): Promise<FakeDispatcher> {
+    const host = options.host ?? '127.0.0.1';
     const server = createServer((_req, res) => res.writeHead(404).end());
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+      server.listen(options.port ?? 0, host, () => resolve());
     });
     const port = (server.address() as AddressInfo).port;
     const d = new FakeDispatcher(
@@ -57,8 +78,10 @@ export class FakeDispatcher {
         token: options.token,
         heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1000,
         maxFrameBytes: options.maxFrameBytes,
+        host,
       },
       server,
+      options.welcome ?? {},
     );
     server.on('upgrade', (req, socket, head) => d.onUpgrade(req, socket, head));
     return d;
@@ -66,7 +89,12 @@ export class FakeDispatcher {
 
   /** Base URL to give the worker. */
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.options.host}:${this.port}`;
+  }
+
+  /** True while a worker is connected. */
+  get connected(): boolean {
+    return this.socket?.readyState === WebSocket.OPEN;
   }
 
   /** Sends a frame to the connected worker. */
@@ -150,6 +178,7 @@ export class FakeDispatcher {
           welcome: {
             protocolVersion: PROTOCOL_VERSION,
             heartbeatIntervalMs: this.options.heartbeatIntervalMs,
+            ...this.welcome,
             ...(this.options.maxFrameBytes === undefined
               ? {}
               : { maxFrameBytes: this.options.maxFrameBytes }),
