@@ -25,6 +25,7 @@ describe('README', () => {
   });
 
   it('has no unfilled result placeholders', () => {
-    expect(readme).not.toMatch(/[A-Z]+_RESULTS/);
+    // A placeholder is a whole word such as `SIM_RESULTS`; a setting like `PENDING_RESULTS_MAX` is not one.
+    expect(readme).not.toMatch(/\b[A-Z]+_RESULTS\b/);
   });
 });
