@@ -161,6 +161,11 @@ export interface RoutingTuning {
   demandHalfLifeMs?: number;
   /** A label just loaded is kept this many of its load times unless idle [4]. */
   residencyLoadMultiple?: number;
+  /**
+   * Rent or buy: a load that must evict waits until its label's tasks have waited this many times
+   * its load time x the victims' expected loss; 0 loads at once [1].
+   */
+  rentLoadMultiple?: number;
   /** Target utilisation of a label's holders' slots when sizing replica targets, (0, 1] [0.6]. */
   replicaUtilisation?: number;
   /** Most holders of one label, as a fraction of the workers (at least one holder) (0, 1] [0.5]. */
@@ -254,6 +259,7 @@ const optionsSchema = z.object({
     .object({
       demandHalfLifeMs: ms(1).default(30_000),
       residencyLoadMultiple: z.number().min(0).finite().default(4),
+      rentLoadMultiple: z.number().min(0).finite().default(1),
       replicaUtilisation: z.number().positive().max(1).default(0.6),
       maxReplicaShare: z.number().positive().max(1).default(0.5),
       prewarm: z.boolean().default(true),
@@ -264,6 +270,7 @@ const optionsSchema = z.object({
     .default({
       demandHalfLifeMs: 30_000,
       residencyLoadMultiple: 4,
+      rentLoadMultiple: 1,
       replicaUtilisation: 0.6,
       maxReplicaShare: 0.5,
       prewarm: true,
@@ -402,6 +409,7 @@ export const ENV_VARS = [
   'TENANT_WEIGHTS',
   'DEMAND_HALF_LIFE_MS',
   'RESIDENCY_LOAD_MULTIPLE',
+  'RENT_LOAD_MULTIPLE',
   'REPLICA_UTILISATION',
   'MAX_REPLICA_SHARE',
   'PREWARM',
@@ -513,6 +521,7 @@ const envSchema = z.object({
     .optional(),
   DEMAND_HALF_LIFE_MS: int(1).optional(),
   RESIDENCY_LOAD_MULTIPLE: num.min(0).optional(),
+  RENT_LOAD_MULTIPLE: num.min(0).optional(),
   REPLICA_UTILISATION: num.positive().max(1).optional(),
   MAX_REPLICA_SHARE: num.positive().max(1).optional(),
   PREWARM: bool.optional(),
@@ -588,6 +597,7 @@ export function loadConfig(
     routing: withoutUndefined({
       demandHalfLifeMs: e.DEMAND_HALF_LIFE_MS,
       residencyLoadMultiple: e.RESIDENCY_LOAD_MULTIPLE,
+      rentLoadMultiple: e.RENT_LOAD_MULTIPLE,
       replicaUtilisation: e.REPLICA_UTILISATION,
       maxReplicaShare: e.MAX_REPLICA_SHARE,
       prewarm: e.PREWARM,

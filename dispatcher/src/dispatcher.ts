@@ -95,6 +95,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     costs: { defaultLoadMs: resolved.routing.defaultLoadMs },
     tuning: {
       residencyLoadMultiple: resolved.routing.residencyLoadMultiple,
+      rentLoadMultiple: resolved.routing.rentLoadMultiple,
       replicaUtilisation: resolved.routing.replicaUtilisation,
       maxReplicaShare: resolved.routing.maxReplicaShare,
       prewarm: resolved.routing.prewarm,

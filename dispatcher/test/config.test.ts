@@ -109,6 +109,7 @@ describe('tenants and routing tuning', () => {
     expect(d.routing).toEqual({
       demandHalfLifeMs: 30_000,
       residencyLoadMultiple: 4,
+      rentLoadMultiple: 1,
       replicaUtilisation: 0.6,
       maxReplicaShare: 0.5,
       prewarm: true,
@@ -120,6 +121,7 @@ describe('tenants and routing tuning', () => {
       NAMED_API_KEYS: 'alice:k1, bob:k:2',
       TENANT_WEIGHTS: 'alice:3,bob:0.5',
       DEMAND_HALF_LIFE_MS: '5000',
+      RENT_LOAD_MULTIPLE: '0',
       REPLICA_UTILISATION: '0.8',
       PREWARM: 'false',
       RELEASE_SURPLUS: 'no',
@@ -130,6 +132,7 @@ describe('tenants and routing tuning', () => {
     expect(c.tenantWeights).toEqual({ alice: 3, bob: 0.5 });
     expect(c.routing).toMatchObject({
       demandHalfLifeMs: 5000,
+      rentLoadMultiple: 0,
       replicaUtilisation: 0.8,
       maxReplicaShare: 0.5,
       prewarm: false,
