@@ -30,6 +30,10 @@ import type { TaskOutcome } from './task-runner.js';
  *           └ gone ─ the leader's link ─> sent
  *                   └ none ─ replicated? ─ yes: kept (bounded, oldest dropped) until a leader announces
  *                                          └ no: dropped, as a lone link always did
+ *   sent results of the last `recentResultsMs` (bounded) ─ a new leader announces ─> sent to it again
+ *       when they went on another link: a frame written to a leader that was dying is lost with it,
+ *       and the new leader, which adopted the task as running, would run it again (a result for a
+ *       task it already finished or never knew is ignored there)
  *
  * With one URL and a standalone dispatcher (tokens 0, role standalone) this is exactly one link.
  */
@@ -52,6 +56,23 @@ export interface DispatcherLinksOptions extends Omit<
   resolve?: HostResolver;
   /** Least time between two warnings about stale orders of one kind, ms. Default 5000. */
   staleLogIntervalMs?: number;
+  /**
+   * How long a sent result is kept to send again to a new leader, ms; longer than a failover
+   * (lease TTL plus detection). Default 10000; 0 keeps none.
+   */
+  recentResultsMs?: number;
+  /** Most sent results kept to send again (the newest are kept). Default 256. */
+  recentResultsMax?: number;
+  /** Most result bytes kept to send again (the newest are kept). Default 4 MiB. */
+  recentResultsBytes?: number;
+}
+
+/** A result sent on `link` at `at`, kept in case that replica died before it read it. */
+interface SentResult {
+  outcome: TaskOutcome;
+  link: WorkerConnection;
+  at: number;
+  bytes: number;
 }
 
 /** One configured URL and the links its host name gave. */
@@ -74,6 +95,9 @@ export class DispatcherLinks implements LinkOwner {
     pendingResultsMax: number;
     resolve: HostResolver;
     staleLogIntervalMs: number;
+    recentResultsMs: number;
+    recentResultsMax: number;
+    recentResultsBytes: number;
   };
   private readonly logger: Logger;
   private readonly sources: Source[];
@@ -83,6 +107,9 @@ export class DispatcherLinks implements LinkOwner {
   /** Seen a replica (role leader or standby, or a token): results are then worth keeping. */
   private replicated = false;
   private readonly pending: TaskOutcome[] = [];
+  /** Results sent lately, oldest first (see `recentResultsMs`). */
+  private readonly recent: SentResult[] = [];
+  private recentBytes = 0;
   private draining = false;
   private started = false;
   private closed = false;
@@ -98,6 +125,9 @@ export class DispatcherLinks implements LinkOwner {
       pendingResultsMax: 1000,
       resolve: defaultResolve,
       staleLogIntervalMs: 5000,
+      recentResultsMs: 10_000,
+      recentResultsMax: 256,
+      recentResultsBytes: 4 * 1024 * 1024,
       ...options,
     };
     this.logger = options.logger;
@@ -262,6 +292,9 @@ export class DispatcherLinks implements LinkOwner {
       pendingResultsMax: _p,
       resolve: _l,
       staleLogIntervalMs: _s,
+      recentResultsMs: _rm,
+      recentResultsMax: _rx,
+      recentResultsBytes: _rb,
       ...link
     } = this.o;
     return new WorkerConnection({
@@ -301,6 +334,7 @@ export class DispatcherLinks implements LinkOwner {
       { event: 'dispatcher_leader', url: link.url, replica_id: replicaId, fencing_token: token },
       'dispatcher leader',
     );
+    this.resendRecent(link);
     this.flushPending(link);
   }
 
@@ -327,10 +361,12 @@ export class DispatcherLinks implements LinkOwner {
   /** @internal */
   deliver(link: WorkerConnection, generation: number, outcome: TaskOutcome): boolean | TaskError {
     const own = link.sendResult(outcome, generation);
+    if (own === 'sent') this.remember(outcome, link);
     if (own !== 'no_link') return deliveredAs(own);
     const leader = this.leader;
     if (leader) {
       const rerouted = leader.sendResult(outcome);
+      if (rerouted === 'sent') this.remember(outcome, leader);
       if (rerouted !== 'no_link') {
         this.logger.info(
           { event: 'result_rerouted', task_id: outcome.taskId, from: link.url, to: leader.url },
@@ -365,7 +401,10 @@ export class DispatcherLinks implements LinkOwner {
   private flushPending(link: WorkerConnection): void {
     let sent = 0;
     while (this.pending.length > 0) {
-      if (link.sendResult(this.pending[0]!) === 'no_link') break;
+      const outcome = this.pending[0]!;
+      const sent1 = link.sendResult(outcome);
+      if (sent1 === 'no_link') break;
+      if (sent1 === 'sent') this.remember(outcome, link);
       this.pending.shift();
       sent++;
     }
@@ -373,6 +412,49 @@ export class DispatcherLinks implements LinkOwner {
       this.logger.info(
         { event: 'pending_results_sent', count: sent, left: this.pending.length, url: link.url },
         'results kept while no leader was known: sent to the new leader',
+      );
+  }
+
+  /** Keeps a sent result for `recentResultsMs`, within the count and byte bounds (newest kept). */
+  private remember(outcome: TaskOutcome, link: WorkerConnection): void {
+    // Only the old leader may hear a refusal of its stale order; a new one would step down on it.
+    if (!this.replicated || this.o.recentResultsMs <= 0 || outcome.error?.code === 'stale_leader') return;
+    const bytes = (outcome.resultJson?.length ?? 0) + (outcome.inferResponse?.byteLength ?? 0) + 256;
+    if (bytes > this.o.recentResultsBytes) return;
+    this.recent.push({ outcome, link, at: performance.now(), bytes });
+    this.recentBytes += bytes;
+    this.pruneRecent();
+  }
+
+  private pruneRecent(): void {
+    const oldest = performance.now() - this.o.recentResultsMs;
+    while (
+      this.recent.length > 0 &&
+      (this.recent.length > this.o.recentResultsMax ||
+        this.recentBytes > this.o.recentResultsBytes ||
+        this.recent[0]!.at < oldest)
+    )
+      this.recentBytes -= this.recent.shift()!.bytes;
+  }
+
+  /**
+   * A leader announced itself on `link`: the results sent lately on other links go to it again.
+   * The replica they went to may have died (SIGKILL, or stopped) before reading them, and the new
+   * leader adopted those tasks as running on this worker: without them it would run them again.
+   */
+  private resendRecent(link: WorkerConnection): void {
+    this.pruneRecent();
+    let sent = 0;
+    for (const r of this.recent) {
+      if (r.link === link) continue;
+      if (link.sendResult(r.outcome) !== 'sent') break;
+      r.link = link; // delivered to this leader now; sent again only if it goes too
+      sent++;
+    }
+    if (sent > 0)
+      this.logger.info(
+        { event: 'recent_results_resent', count: sent, url: link.url },
+        'results sent lately to other replicas: sent to the new leader too',
       );
   }
 

@@ -55,7 +55,13 @@ function holdHandler() {
 /** A worker's links to `replicas` (or to `urls` through `resolve`), with a `hold` task type. */
 function links(
   urls: string[],
-  options: { resolve?: HostResolver; pendingResultsMax?: number; slots?: number; resolveMs?: number } = {},
+  options: {
+    resolve?: HostResolver;
+    pendingResultsMax?: number;
+    recentResultsMax?: number;
+    slots?: number;
+    resolveMs?: number;
+  } = {},
 ) {
   const hold = holdHandler();
   const { logger, records } = memoryLogger();
@@ -83,6 +89,7 @@ function links(
     resolveMs: options.resolveMs ?? 0,
     ...(options.resolve ? { resolve: options.resolve } : {}),
     ...(options.pendingResultsMax !== undefined ? { pendingResultsMax: options.pendingResultsMax } : {}),
+    ...(options.recentResultsMax !== undefined ? { recentResultsMax: options.recentResultsMax } : {}),
   });
   cleanups.push(() => set.close());
   set.start();
@@ -238,6 +245,64 @@ describe('DispatcherLinks with two replicas', () => {
     b.send({ leadership: { fencingToken: 2, replicaId: 'b' } });
     expect((await b.result(t)).resultJson).toBe(JSON.stringify({ held: t }));
     expect(a.bodies('taskResult')).toEqual([]);
+  });
+
+  it('regression (failover chaos, reRun): sends a result it gave a dying leader to the next leader again', async () => {
+    // The chaos run's re-runs: a result written on the leader's socket just before its SIGKILL was
+    // lost with it; the new leader adopted the task as running, no heartbeat listed it, so it was
+    // queued and run again.
+    const a = await replica(LEADER_1);
+    const b = await replica(STANDBY);
+    const { release, calls, records } = links([a.url, b.url]);
+    await Promise.all([heartbeat(a), heartbeat(b)]);
+    const t = runTask(a, 1);
+    await expect.poll(() => calls).toEqual([t]);
+    release(t);
+    expect((await a.result(t)).resultJson).toBe(JSON.stringify({ held: t }));
+    await a.close(); // it dies before acting on the result
+    expect(b.bodies('taskResult')).toEqual([]);
+    const from = b.received.length;
+    b.send({ leadership: { fencingToken: 2, replicaId: 'b' } });
+    expect((await b.result(t, from)).resultJson).toBe(JSON.stringify({ held: t }));
+    expect(records.find((r) => r.event === 'recent_results_resent')).toMatchObject({ count: 1 });
+  });
+
+  it('sends again only recent results of other links, newest first kept, never a stale_leader refusal', async () => {
+    const a = await replica(LEADER_1);
+    const b = await replica(STANDBY);
+    const { set, release, calls } = links([a.url, b.url], { recentResultsMax: 2 });
+    await Promise.all([heartbeat(a), heartbeat(b)]);
+    const ids = [runTask(a, 1), runTask(a, 1), runTask(a, 1)];
+    await expect.poll(() => calls).toEqual(ids);
+    for (const id of ids) {
+      release(id);
+      await a.result(id);
+    }
+    // b leads (token 2); a, still up, sends an order with its old token: refused stale_leader.
+    b.send({ leadership: { fencingToken: 2, replicaId: 'b' } });
+    await expect.poll(() => set.newestToken).toBe(2);
+    const stale = runTask(a, 1);
+    expect((await a.result(stale)).error?.code).toBe('stale_leader');
+    const own = runTask(b, 2);
+    await expect.poll(() => calls).toContain(own);
+    release(own);
+    await b.result(own);
+    // Bounded to the newest 2 of a's three results, each sent to b once.
+    expect(b.bodies('taskResult').map((m) => m.taskResult.taskId)).toEqual([ids[1], ids[2], own]);
+    // A third replica takes over: b's own result and the two resent go to it, never the refusal.
+    const from = a.received.length;
+    a.send({ leadership: { fencingToken: 3, replicaId: 'a' } });
+    await a.result(ids[2]!, from);
+    await expect
+      .poll(() =>
+        a
+          .bodies('taskResult')
+          .map((m) => m.taskResult.taskId)
+          .slice(-2),
+      )
+      .toEqual([ids[2], own]);
+    expect(a.bodies('taskResult').filter((m) => m.taskResult.taskId === stale)).toHaveLength(1);
+    expect(a.bodies('taskResult').filter((m) => m.taskResult.taskId === ids[1])).toHaveLength(1);
   });
 
   it('drops a result whose link is gone with a standalone dispatcher (as one link always did)', async () => {

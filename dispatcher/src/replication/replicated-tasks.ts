@@ -48,6 +48,8 @@ export interface ReplicatedTasksDeps {
 export class ReplicatedTasks {
   private readonly writes = new Set<Promise<unknown>>();
   private readonly waits = new Set<() => void>();
+  /** Sync tasks that ended here whose outcome is being written: the store still says running. */
+  private readonly ending = new Set<string>();
   private closed = false;
 
   constructor(private readonly deps: ReplicatedTasksDeps) {}
@@ -104,6 +106,10 @@ export class ReplicatedTasks {
   /** The leader read `taskId` from the stream. */
   async onStreamEntry(taskId: string): Promise<void> {
     const { store, tracker, asyncTasks } = this.deps;
+    // Runs or ended here, before or during the read: a record read as unfinished may predate our own
+    // outcome write (regression: the failover test's sync task adopted again and run twice).
+    const here = () => tracker.has(taskId) || asyncTasks.has(taskId) || this.ending.has(taskId);
+    const before = here();
     const record = await store.get(taskId);
     this.deps.logger.debug(
       { event: 'forwarded_task_read', task_id: taskId, status: record?.status },
@@ -119,7 +125,7 @@ export class ReplicatedTasks {
       }
       return;
     }
-    if (tracker.has(taskId) || asyncTasks.has(taskId)) return;
+    if (before || here()) return;
     // Handed over by a replica that stopped leading: it may be running on its worker.
     await this.takeOver(record);
   }
@@ -273,8 +279,10 @@ export class ReplicatedTasks {
       if (!this.closed) this.track(this.deps.stream.forward(record.taskId));
       return;
     }
+    this.ending.add(record.taskId);
     const write = this.deps.store.finish(record.taskId, { ...endingOf(outcome), finishedAt: Date.now() });
     this.track(write);
+    void write.finally(() => this.ending.delete(record.taskId)).catch(() => undefined);
     write.then(
       () => {
         const origin = record.origin;

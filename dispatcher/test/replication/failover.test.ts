@@ -1,6 +1,9 @@
 // Several dispatcher replicas on one real redis-server (Debian's, started on a free port by
 // test/support), with a real worker (@smart-routing/worker) linked to every replica.
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
+import { startWorker, type TaskHandler } from '@smart-routing/worker';
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { redisMissing, startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
 import { Gate, ReplicaSet, replicaOf, runTask, sendTask, taskStatus, until } from './replicas.js';
@@ -24,6 +27,42 @@ afterAll(async () => {
 function fresh(): ReplicaSet {
   set = new ReplicaSet(server.url, `ha${++prefixes}:`);
   return set;
+}
+
+/**
+ * A TCP relay to `port` that can stop passing what the worker writes (`swallow`): bytes written to
+ * a process that dies before it reads them. Resolves its URL and the switch.
+ */
+async function relay(port: number): Promise<{ url: string; swallow: () => void; close: () => void }> {
+  let swallowing = false;
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    for (const sock of [client, upstream]) {
+      sockets.add(sock);
+      sock.on('error', () => undefined);
+      sock.on('close', () => {
+        sockets.delete(sock);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.on('data', (chunk) => {
+      if (!swallowing) upstream.write(chunk);
+    });
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    swallow: () => {
+      swallowing = true;
+    },
+    close: () => {
+      server.close();
+      for (const sock of sockets) sock.destroy();
+    },
+  };
 }
 
 /** /workers without the fields that legitimately differ between replicas in a moment (none expected). */
@@ -136,6 +175,52 @@ describe.skipIf(redisMissing !== undefined)('replicated dispatchers (real redis-
     await until(() => b.router.worker('w1')?.inFlight.size === 0, 'both slots freed on b', 5000);
     const metrics = await (await fetch(`${b.url}/metrics`)).text();
     expect(metrics).toMatch(/dispatcher_failovers_total 1/);
+  });
+
+  it('regression (failover chaos, reRun): a result the dying leader never read reaches the new leader, and the adopted task runs once', async () => {
+    const s = fresh();
+    const a = await s.replica('a');
+    await until(async () => (await replicaOf(a.url)).role === 'leader', 'a to lead');
+    const b = await s.replica('b');
+    const toA = await relay(a.port);
+    const gate = new Gate();
+    const lines: string[] = [];
+    const w = await startWorker({
+      dispatcherUrls: [toA.url, b.url],
+      workerId: 'w1',
+      tritonUrl: 'none',
+      taskHandlers: [gate.handler as TaskHandler],
+      logger: pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }),
+      reconnectInitialMs: 50,
+      reconnectMaxMs: 200,
+    });
+    s.workers.push(w);
+    try {
+      await until(() => a.router.workerCount === 1 && b.router.workerCount === 1, 'the worker on both');
+      expect((await sendTask(a.url, 'unread', { hold: true })).status).toBe(202);
+      await until(() => gate.isHeld('unread'), 'unread to run');
+      await until(async () => (await taskStatus(b.url, 'unread'))?.status === 'running', 'stored running');
+      // a stops reading (as a SIGKILLed or stopped process); the worker writes its result all the same.
+      toA.swallow();
+      gate.release('unread');
+      await until(
+        () => lines.some((l) => l.includes('"task_completed"') && l.includes('"unread"')),
+        'the worker to send the result',
+      );
+      await a.close();
+      await until(async () => (await replicaOf(b.url)).role === 'leader', 'b to lead');
+      // Without the result sent again, b re-queues the adopted task (no heartbeat lists it) and
+      // runs it a second time: that run is held, so the status never ends.
+      await until(
+        async () =>
+          (await taskStatus(b.url, 'unread'))?.status === 'completed' || (gate.runs.get('unread') ?? 0) > 1,
+        'unread to complete or run again',
+      );
+      expect(gate.runs.get('unread')).toBe(1);
+      expect(await taskStatus(b.url, 'unread')).toMatchObject({ status: 'completed', worker_id: 'w1' });
+    } finally {
+      toA.close();
+    }
   });
 
   it('a sync producer that goes away ends its stored task, so no later leader re-runs it', async () => {
