@@ -71,6 +71,8 @@ interface FailoverEvent {
   failoverMs?: number;
   /** SIGSTOP only: how long it was stopped. */
   stoppedMs?: number;
+  /** Just before the signal, every live standby's fleet picture equalled the leader's. */
+  picturesMatched?: boolean;
 }
 
 interface SyncTask {
@@ -134,6 +136,17 @@ async function roleOf(r: Replica): Promise<string | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** A replica's fleet picture: its /workers without the moving in-flight counts, sorted by id. */
+async function pictureOf(r: Replica): Promise<string> {
+  const list = (await (await fetch(`${r.url}/workers`, { signal: AbortSignal.timeout(1000) })).json()) as {
+    id: string;
+    in_flight?: number;
+  }[];
+  return JSON.stringify(
+    list.map(({ in_flight: _moving, ...rest }) => rest).sort((a, b) => a.id.localeCompare(b.id)),
+  );
 }
 
 async function workerCount(r: Replica): Promise<number> {
@@ -403,7 +416,12 @@ describe.skipIf(redisMissing !== undefined)('failover: 3 replicas, the leader ki
       for (const kind of ['SIGKILL', 'SIGKILL', 'SIGKILL', 'SIGSTOP'] as const) {
         const [leader] = await leaders();
         expect(leader, 'a leader before the event').toBeDefined();
-        const event: FailoverEvent = { kind, replica: leader!.id, at: Date.now() };
+        // The standby that takes over must already know the fleet as the leader does.
+        const standbys = replicas.filter((r) => r !== leader && r.downSince === undefined);
+        const pictures = await Promise.all([leader!, ...standbys].map(pictureOf));
+        const picturesMatched = pictures.every((p) => p === pictures[0]);
+        if (!picturesMatched) progress(`pictures differ: ${pictures.join(' | ')}`);
+        const event: FailoverEvent = { kind, replica: leader!.id, at: Date.now(), picturesMatched };
         leader!.downSince = event.at;
         leader!.downs++;
         leader!.child.kill(kind);
@@ -569,5 +587,7 @@ describe.skipIf(redisMissing !== undefined)('failover: 3 replicas, the leader ki
     expect(syncCounts.lostOnSurvivors, JSON.stringify(syncCounts)).toBe(0);
     expect(asyncCounts.lost, JSON.stringify(asyncCounts)).toBe(0);
     expect(leadersAfterWakeUp).toBe(1);
+    // Not asserted yet: measured (picturesMatched per event in the results file). Seen differing
+    // only on a phantom label 'none' that these label-free tasks carry (issue 13's note).
   }, 400_000);
 });
