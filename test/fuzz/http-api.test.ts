@@ -38,7 +38,12 @@ const LIMIT = 1024 * 1024;
 const REPO_LABELS = ['label-1', 'label-2', 'label-3'];
 const SERVED_TYPES = ['echo', 'embed_texts'];
 const WORKER_ID = 'echo-1';
-const ANSWER_TIMEOUT_MS = 8000;
+/**
+ * How long one request may take before it counts as unanswered: a stall (a slow body held for the
+ * server's 5-minute default, a hung route) is far longer; 8 s was hit by gzip-bomb cases on a machine
+ * at load 18 (the whole test 6x slower than quiet).
+ */
+const ANSWER_TIMEOUT_MS = 20_000;
 const CONCURRENCY = 12;
 const ROUTES: Record<string, string[]> = {
   '/run-task': ['POST'],
