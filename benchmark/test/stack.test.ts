@@ -4,8 +4,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateDemoModels } from '@smart-routing/model-repo';
-import { StackStartError, startStack } from '../src/stack.js';
+import { StackStartError, startStack, type StackOptions } from '../src/stack.js';
 import { summariseLogFile } from '../src/summary.js';
+
+/** Options for a stack of one echo worker without a model server, its logs under `repo`, plus `extra`. */
+const echoStack = (repo: string, extra: Partial<StackOptions> = {}): StackOptions => ({
+  modelRepository: repo,
+  dispatcherChecksRepository: false,
+  workers: 1,
+  tritonUrl: 'none',
+  logDir: join(repo, 'logs'),
+  ...extra,
+});
 
 describe('startStack', () => {
   let dir: string;
@@ -15,14 +25,7 @@ describe('startStack', () => {
 
   it('starts collector, dispatcher and workers as processes, ships worker logs, and stops them all', async () => {
     dir = await mkdtemp(join(tmpdir(), 'sr-stack-'));
-    const stack = await startStack({
-      modelRepository: dir,
-      dispatcherChecksRepository: false,
-      workers: 2,
-      tritonUrl: 'none',
-      logDir: join(dir, 'logs'),
-      output: 'files',
-    });
+    const stack = await startStack(echoStack(dir, { workers: 2, output: 'files' }));
     try {
       for (const i of [1, 2, 3]) {
         const res = await fetch(`${stack.dispatcherUrl}/run-task`, {
@@ -59,15 +62,7 @@ describe('startStack', () => {
   it('becomes ready at log level warn, from its HTTP probes', async () => {
     const repo = await mkdtemp(join(tmpdir(), 'sr-stack-warn-'));
     try {
-      const stack = await startStack({
-        modelRepository: repo,
-        dispatcherChecksRepository: false,
-        workers: 1,
-        tritonUrl: 'none',
-        logDir: join(repo, 'logs'),
-        logLevel: 'warn',
-        readyTimeoutMs: 30_000,
-      });
+      const stack = await startStack(echoStack(repo, { logLevel: 'warn', readyTimeoutMs: 30_000 }));
       try {
         const res = await fetch(`${stack.dispatcherUrl}/workers`);
         expect(((await res.json()) as { id: string }[]).map((w) => w.id)).toEqual(['worker-1']);
@@ -83,25 +78,11 @@ describe('startStack', () => {
   // answered by the first stack's services while its own had died.
   it('fails, with the reason from its log, when its ports are taken by another stack', async () => {
     const repo = await mkdtemp(join(tmpdir(), 'sr-stack-ports-'));
-    const first = await startStack({
-      modelRepository: repo,
-      dispatcherChecksRepository: false,
-      workers: 1,
-      tritonUrl: 'none',
-      logDir: join(repo, 'logs'),
-    });
+    const first = await startStack(echoStack(repo));
     try {
       const collectorPort = Number(new URL(first.collectorUrl).port);
       const dispatcherPort = Number(new URL(first.dispatcherUrl).port);
-      const second = startStack({
-        modelRepository: repo,
-        dispatcherChecksRepository: false,
-        workers: 1,
-        tritonUrl: 'none',
-        collectorPort,
-        dispatcherPort,
-        logDir: join(repo, 'logs'),
-      });
+      const second = startStack(echoStack(repo, { collectorPort, dispatcherPort }));
       const err = (await second.catch((e: unknown) => e)) as StackStartError;
       expect(err).toBeInstanceOf(StackStartError);
       expect(err.service).toBe('log-collector');
@@ -118,16 +99,14 @@ describe('startStack', () => {
   it('fails as soon as a worker exits during start-up, with its reason', async () => {
     const repo = await mkdtemp(join(tmpdir(), 'sr-stack-worker-'));
     try {
-      const err = (await startStack({
-        modelRepository: repo,
-        dispatcherChecksRepository: false,
-        workers: 2,
-        tritonUrl: 'none',
-        logDir: join(repo, 'logs'),
-        workerEnv: { WORKER_MAX_LABELS: 'lots' },
-        // Longer than the test's own timeout: only an early failure passes.
-        readyTimeoutMs: 120_000,
-      }).catch((e: unknown) => e)) as StackStartError;
+      const err = (await startStack(
+        echoStack(repo, {
+          workers: 2,
+          workerEnv: { WORKER_MAX_LABELS: 'lots' },
+          // Longer than the test's own timeout: only an early failure passes.
+          readyTimeoutMs: 120_000,
+        }),
+      ).catch((e: unknown) => e)) as StackStartError;
       expect(err).toBeInstanceOf(StackStartError);
       expect(err.service).toMatch(/^worker-[12]$/);
       expect(err.message).toMatch(/exited with code 2/);
@@ -144,14 +123,7 @@ describe('startStack', () => {
     const saved = process.env.PORT;
     process.env.PORT = 'abc';
     try {
-      const stack = await startStack({
-        modelRepository: repo,
-        dispatcherChecksRepository: false,
-        workers: 1,
-        tritonUrl: 'none',
-        apiKeys: ['key-1'],
-        logDir: join(repo, 'logs'),
-      });
+      const stack = await startStack(echoStack(repo, { apiKeys: ['key-1'] }));
       try {
         const env = await readFile(`/proc/${stack.pids.dispatcher}/environ`, 'utf8');
         const names = env
@@ -230,13 +202,7 @@ describe('startStack', () => {
 
   it('reports a service that exits after start-up through `failed`', async () => {
     const repo = await mkdtemp(join(tmpdir(), 'sr-stack-failed-'));
-    const stack = await startStack({
-      modelRepository: repo,
-      dispatcherChecksRepository: false,
-      workers: 1,
-      tritonUrl: 'none',
-      logDir: join(repo, 'logs'),
-    });
+    const stack = await startStack(echoStack(repo));
     try {
       process.kill(stack.pids.workers[0]!, 'SIGKILL');
       const failure = await stack.failed;

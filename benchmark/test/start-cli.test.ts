@@ -57,6 +57,57 @@ function launch(command: string, args: string[], env: NodeJS.ProcessEnv, detache
   };
 }
 
+/** The launcher's flags for a small stack in `dir`: no demo labels, no uploader, one worker, no model server unless asked. */
+function stackArgs(
+  dir: string,
+  o: { labels?: number; port?: number; workers?: number; uploader?: boolean; modelServer?: boolean } = {},
+): string[] {
+  return [
+    '--models',
+    join(dir, 'models'),
+    '--labels',
+    String(o.labels ?? 0),
+    '--port',
+    String(o.port ?? 0),
+    '--collector-port',
+    '0',
+    ...(o.uploader ? ['--uploader-port', '0'] : ['--no-uploader']),
+    '--workers',
+    String(o.workers ?? 1),
+    ...(o.modelServer ? [] : ['--triton-url', 'none']),
+    '--log-dir',
+    join(dir, 'logs'),
+  ];
+}
+
+/**
+ * For one describe block: temp folders (prefix `prefix`) and launches that are cleaned up after
+ * each test (a launcher still running is SIGKILLed, its folders removed).
+ */
+function useLaunches(prefix: string): {
+  tempDir(): Promise<string>;
+  start(command: string, args: string[], env: NodeJS.ProcessEnv, detached?: boolean): Launch;
+} {
+  const dirs: string[] = [];
+  const launched: ChildProcess[] = [];
+  afterEach(async () => {
+    for (const child of launched.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+    for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    tempDir: async () => {
+      const dir = await mkdtemp(join(tmpdir(), prefix));
+      dirs.push(dir);
+      return dir;
+    },
+    start: (command, args, env, detached) => {
+      const run = launch(command, args, env, detached);
+      launched.push(run.child);
+      return run;
+    },
+  };
+}
+
 /** Env for the launcher: this test's env minus what the launcher must not rely on. */
 function launcherEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   // A memory task store: `npm start` keeps tasks in ./data/tasks.sqlite, which must not outlive a test.
@@ -103,17 +154,7 @@ async function events(file: string): Promise<string[]> {
 }
 
 describe('smart-routing-start (npm start)', () => {
-  const dirs: string[] = [];
-  const launched: ChildProcess[] = [];
-  afterEach(async () => {
-    for (const child of launched.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
-    for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-  });
-  const tempDir = async (): Promise<string> => {
-    const dir = await mkdtemp(join(tmpdir(), 'sr-start-'));
-    dirs.push(dir);
-    return dir;
-  };
+  const { tempDir, start } = useLaunches('sr-start-');
 
   // Regression (issue 11, items 8 and 10): Ctrl-C stopped the collector together with the others (one
   // process group), losing the last logs; PORT leaked into the children; API_KEYS made the launcher's
@@ -125,29 +166,12 @@ describe('smart-routing-start (npm start)', () => {
     await generateDemoModels({ dir: models, count: 1, sizeMb: 1 });
     const port = await freePort();
     const startedAt = Date.now() - 1000; // mtime granularity
-    const run = launch(
+    const run = start(
       process.execPath,
-      [
-        startCli,
-        '--models',
-        models,
-        '--labels',
-        '1',
-        '--port',
-        String(port),
-        '--collector-port',
-        '0',
-        '--uploader-port',
-        '0',
-        '--workers',
-        '1',
-        '--log-dir',
-        join(dir, 'logs'),
-      ],
+      [startCli, ...stackArgs(dir, { labels: 1, port, uploader: true, modelServer: true })],
       launcherEnv({ PORT: 'abc', API_KEYS: 'key-a,key-b', WORKER_TOKEN: 'worker-secret', HOME: home }),
       true, // its own process group, like a shell's foreground job
     );
-    launched.push(run.child);
     const ready = await run.line(/smart-routing ready/);
     expect(ready).toContain(`dispatcher http://127.0.0.1:${port} `);
     const runDir = runDirOf(ready);
@@ -192,29 +216,11 @@ describe('smart-routing-start (npm start)', () => {
   // left all the services running.
   it('stops every process when npm running `npm start` gets SIGTERM', async () => {
     const dir = await tempDir();
-    const run = launch(
+    const run = start(
       'npm',
-      [
-        'start',
-        '--',
-        '--models',
-        join(dir, 'models'),
-        '--labels',
-        '0',
-        '--port',
-        '0',
-        '--collector-port',
-        '0',
-        '--uploader-port',
-        '0',
-        '--workers',
-        '1',
-        '--log-dir',
-        join(dir, 'logs'),
-      ],
+      ['start', '--', ...stackArgs(dir, { uploader: true, modelServer: true })],
       launcherEnv({}),
     );
-    launched.push(run.child);
     const ready = await run.line(/smart-routing ready/);
     const runDir = runDirOf(ready);
     const pids = await loggedPids(runDir);
@@ -230,29 +236,7 @@ describe('smart-routing-start (npm start)', () => {
 
   it('stops on SIGHUP too', async () => {
     const dir = await tempDir();
-    const run = launch(
-      process.execPath,
-      [
-        startCli,
-        '--models',
-        join(dir, 'models'),
-        '--labels',
-        '0',
-        '--port',
-        '0',
-        '--collector-port',
-        '0',
-        '--no-uploader',
-        '--workers',
-        '1',
-        '--triton-url',
-        'none',
-        '--log-dir',
-        join(dir, 'logs'),
-      ],
-      launcherEnv({}),
-    );
-    launched.push(run.child);
+    const run = start(process.execPath, [startCli, ...stackArgs(dir)], launcherEnv({}));
     const runDir = runDirOf(await run.line(/smart-routing ready/));
     const pids = await loggedPids(runDir);
     run.child.kill('SIGHUP');
@@ -267,29 +251,7 @@ describe('smart-routing-start (npm start)', () => {
     const blocker = (await import('node:net')).createServer().listen(taken, '127.0.0.1');
     await once(blocker, 'listening');
     try {
-      const run = launch(
-        process.execPath,
-        [
-          startCli,
-          '--models',
-          join(dir, 'models'),
-          '--labels',
-          '0',
-          '--port',
-          String(taken),
-          '--collector-port',
-          '0',
-          '--no-uploader',
-          '--workers',
-          '1',
-          '--triton-url',
-          'none',
-          '--log-dir',
-          join(dir, 'logs'),
-        ],
-        launcherEnv({}),
-      );
-      launched.push(run.child);
+      const run = start(process.execPath, [startCli, ...stackArgs(dir, { port: taken })], launcherEnv({}));
       expect(await run.exit).toEqual([1, null]);
       const err = run.stderr.join('\n');
       expect(err).toMatch(/dispatcher exited with code 1/);
@@ -302,29 +264,7 @@ describe('smart-routing-start (npm start)', () => {
 
   it('prints the reason and exits non-zero when a service dies after start-up', async () => {
     const dir = await tempDir();
-    const run = launch(
-      process.execPath,
-      [
-        startCli,
-        '--models',
-        join(dir, 'models'),
-        '--labels',
-        '0',
-        '--port',
-        '0',
-        '--collector-port',
-        '0',
-        '--no-uploader',
-        '--workers',
-        '1',
-        '--triton-url',
-        'none',
-        '--log-dir',
-        join(dir, 'logs'),
-      ],
-      launcherEnv({}),
-    );
-    launched.push(run.child);
+    const run = start(process.execPath, [startCli, ...stackArgs(dir)], launcherEnv({}));
     const runDir = runDirOf(await run.line(/smart-routing ready/));
     const workerPid = (await loggedPidsOf(join(runDir, 'worker-1.log')))[0]!;
     process.kill(workerPid, 'SIGKILL');
@@ -334,44 +274,19 @@ describe('smart-routing-start (npm start)', () => {
 });
 
 describe('smart-routing-start --dispatchers (issue 13)', () => {
-  const dirs: string[] = [];
-  const launched: ChildProcess[] = [];
-  afterEach(async () => {
-    for (const child of launched.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
-    for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-  });
-  const tempDir = async (): Promise<string> => {
-    const dir = await mkdtemp(join(tmpdir(), 'sr-start-ha-'));
-    dirs.push(dir);
-    return dir;
-  };
+  const { tempDir, start } = useLaunches('sr-start-ha-');
   const args = (dir: string, dispatchers: number): string[] => [
     startCli,
     '--dispatchers',
     String(dispatchers),
-    '--models',
-    join(dir, 'models'),
-    '--labels',
-    '0',
-    '--port',
-    '0',
-    '--collector-port',
-    '0',
-    '--no-uploader',
-    '--workers',
-    '2',
-    '--triton-url',
-    'none',
-    '--log-dir',
-    join(dir, 'logs'),
+    ...stackArgs(dir, { workers: 2 }),
   ];
 
   it('without redis-server on PATH and no REDIS_URL: names the package and REDIS_URL, exits 1 before starting anything', async () => {
     const dir = await tempDir();
     const env = launcherEnv({ PATH: join(dir, 'empty-bin') }); // a folder without redis-server
     delete env.REDIS_URL;
-    const run = launch(process.execPath, args(dir, 2), env);
-    launched.push(run.child);
+    const run = start(process.execPath, args(dir, 2), env);
     expect(await run.exit).toEqual([1, null]);
     const err = run.stderr.join('\n');
     expect(err).toMatch(/redis-server is not on PATH/);
@@ -388,8 +303,7 @@ describe('smart-routing-start --dispatchers (issue 13)', () => {
       const dir = await tempDir();
       const env = launcherEnv({});
       delete env.REDIS_URL;
-      const run = launch(process.execPath, args(dir, 2), env, true);
-      launched.push(run.child);
+      const run = start(process.execPath, args(dir, 2), env, true);
       try {
         await twoReplicaRun(run);
       } finally {

@@ -140,6 +140,9 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
       get quarantinedCount() {
         return quarantine.size;
       },
+      get quarantinedPeerCount() {
+        return endpoint.quarantinedPeers();
+      },
     },
     {
       logRecordsDropped: options.logRecordsDropped,
@@ -170,6 +173,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     options: resolved,
     logger,
     isAccepting: () => !draining,
+    onRefused: (code) => metrics.workerUpgradesRefused.inc({ code }),
     ...(replicationOptions
       ? {
           replica: () => {

@@ -8,6 +8,8 @@ export interface MetricsSource {
   readonly workerCount: number;
   /** Workers quarantined now [0 when not given]. */
   readonly quarantinedCount?: number;
+  /** Peers whose worker upgrades are refused now for flapping [0 when not given]. */
+  readonly quarantinedPeerCount?: number;
 }
 
 /** Counts kept elsewhere that /metrics reports too. */
@@ -39,6 +41,8 @@ export interface DispatcherMetrics {
   readonly routingDecisionSeconds: Histogram;
   /** Quarantines started, by reason (`task_timeout`, `lost_with_tasks`). */
   readonly workerQuarantines: Counter<'reason'>;
+  /** Worker WebSocket upgrades refused, by error code (`worker_quarantined`, `unauthorized`, ...). */
+  readonly workerUpgradesRefused: Counter<'code'>;
   /** Task store call latency, by operation (`create`, `get`, `finish`, ...). */
   readonly taskStoreSeconds: Histogram<'op'>;
   /** Results written to the task store once (a second result for an ended task is not counted), by final status. */
@@ -130,6 +134,14 @@ export function createMetrics(source: MetricsSource, external: ExternalCounts = 
       this.set(source.quarantinedCount ?? 0);
     },
   });
+  new Gauge({
+    name: 'smart_routing_quarantined_peers',
+    help: 'Peers (a credential, or the shared token and an address) whose worker upgrades get 429 for flapping.',
+    registers,
+    collect() {
+      this.set(source.quarantinedPeerCount ?? 0);
+    },
+  });
   return {
     registry,
     tasks: new Counter({
@@ -173,6 +185,12 @@ export function createMetrics(source: MetricsSource, external: ExternalCounts = 
       name: 'smart_routing_worker_quarantines_total',
       help: 'Quarantines started, by reason (task_timeout, lost_with_tasks).',
       labelNames: ['reason'],
+      registers,
+    }),
+    workerUpgradesRefused: new Counter({
+      name: 'smart_routing_worker_upgrades_refused_total',
+      help: 'Worker WebSocket upgrades refused, by error code (worker_quarantined, unauthorized, ...).',
+      labelNames: ['code'],
       registers,
     }),
     taskStoreSeconds: new Histogram({

@@ -48,6 +48,8 @@ export interface WorkerEndpointOptions {
    * [unset: standalone, token 0, no id].
    */
   readonly replica?: () => { fencingToken: number; replicaId: string; role: 'leader' | 'standby' };
+  /** Hears every refused upgrade by its error code (for the metrics) [unset: not counted]. */
+  readonly onRefused?: (code: string) => void;
 }
 
 const WORKER_ID = /^[\w.:@-]{1,200}$/;
@@ -126,6 +128,12 @@ export class WorkerEndpoint {
       Math.min(options.heartbeatIntervalMs, Math.floor(options.workerTimeoutMs / 2)),
     );
     this.liveness = setInterval(() => this.checkLiveness(), every).unref();
+  }
+
+  /** Peers whose upgrades are refused now for flapping (those whose cool-down ended are released here). */
+  quarantinedPeers(): number {
+    this.peers.releaseDue(performance.now());
+    return this.peers.size;
   }
 
   /** Sends a frame to a registered worker; false when it is not connected. */
@@ -233,6 +241,7 @@ export class WorkerEndpoint {
 
   /** Refuses an upgrade (JSON error, socket closed) and logs it, a few lines per code and 10 s. */
   private refuse(req: IncomingMessage, socket: Duplex, err: DispatcherError): void {
+    this.opts.onRefused?.(err.code);
     const held = this.refusalLog.take(err.code, performance.now());
     if (held !== undefined) {
       const id = req.headers['worker-id'];

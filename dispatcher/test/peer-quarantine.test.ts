@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WorkerQuarantine } from '../src/quarantine.js';
 import { FakeWorker } from './fake-worker.js';
-import { Harness, post, task } from './harness.js';
+import { Harness, get, post, task } from './harness.js';
 
 const h = new Harness();
 afterEach(() => h.cleanup());
@@ -92,6 +92,39 @@ describe('peer quarantine', () => {
       '127.0.0.2',
     );
     expect(elsewhere.status).toBe(101);
+  });
+
+  it('shows the quarantined peer in /metrics while it is refused, and 0 after its back-off', async () => {
+    const d = await h.dispatcher({ workerToken: 'shared', quarantineMs: 3000 });
+    const peers = async (): Promise<number> =>
+      Number(/^smart_routing_quarantined_peers (\d+)$/m.exec((await get(d.url, '/metrics')).body)![1]);
+    const tryUpgrade = (i: number) =>
+      upgrade(d.url, { 'worker-id': `flap-${i}`, authorization: 'Bearer shared' });
+    expect(await peers()).toBe(0);
+
+    let i = 0;
+    for (; i < 50; i++) {
+      let flapper: FakeWorker;
+      try {
+        flapper = await FakeWorker.connect({ url: d.url, id: `flap-${i}`, token: 'shared' });
+      } catch {
+        break;
+      }
+      await sleep(50);
+      await flapper.close();
+    }
+    // Read between two refusals, the gauge cannot have missed the quarantine (no flaps in between).
+    const during = await peers();
+    const refused = await tryUpgrade(i);
+    expect(refused.status).toBe(429);
+    expect(during).toBe(1);
+    const text = (await get(d.url, '/metrics')).body as string;
+    expect(text).toMatch(/^smart_routing_worker_upgrades_refused_total\{code="worker_quarantined"\} 2$/m);
+
+    // After the cool-down the scrape itself releases the peer; an upgrade then succeeds.
+    await sleep(Number(refused.retryAfter) * 1000);
+    await expect.poll(peers, { timeout: 10_000 }).toBe(0);
+    expect((await tryUpgrade(i + 1)).status).toBe(101);
   });
 
   it('counts only sessions shorter than minWorkerSessionMs', async () => {

@@ -52,25 +52,33 @@ const SUBWORDS = [
 
 const PUNCTUATION = '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~';
 
-/** The demo vocabulary: token -> id, in BERT's layout. */
-export function demoVocabulary(): Map<string, number> {
+/**
+ * A vocabulary in BERT's layout: [PAD]=0, [unused0..98], [UNK]=100, [CLS]=101, [SEP]=102,
+ * [MASK]=103, then `pieces` in order from id 104 (a piece already listed keeps its first id).
+ */
+export function bertVocabulary(pieces: Iterable<string>): Map<string, number> {
   const tokens: string[] = ['[PAD]'];
   for (let i = 0; i < 99; i++) tokens.push(`[unused${i}]`);
   tokens.push('[UNK]', '[CLS]', '[SEP]', '[MASK]');
   const seen = new Set(tokens);
-  const add = (t: string): void => {
+  for (const t of pieces) {
     if (!seen.has(t)) {
       seen.add(t);
       tokens.push(t);
     }
-  };
+  }
+  return new Map(tokens.map((t, i) => [t, i]));
+}
+
+/** The demo vocabulary: token -> id, in BERT's layout. */
+export function demoVocabulary(): Map<string, number> {
   const letters = 'abcdefghijklmnopqrstuvwxyz';
   const digits = '0123456789';
-  for (const c of PUNCTUATION + digits + letters) add(c);
-  for (const w of COMMON_WORDS.split(/\s+/)) if (w) add(w);
-  for (const c of digits + letters) add(`##${c}`);
-  for (const s of SUBWORDS) add(`##${s}`);
-  return new Map(tokens.map((t, i) => [t, i]));
+  return bertVocabulary([
+    ...(PUNCTUATION + digits + letters),
+    ...COMMON_WORDS.split(/\s+/).filter((w) => w),
+    ...[...(digits + letters), ...SUBWORDS].map((s) => `##${s}`),
+  ]);
 }
 
 function specialToken(id: number, content: string): object {

@@ -52,6 +52,7 @@ export type { ConvLayer, ConvStack, ConvStackOptions } from './conv-stack.js';
 export type { ImageModelOptions } from './image-model.js';
 export {
   BERT_SPECIAL_IDS,
+  bertVocabulary,
   demoTokenizerConfig,
   demoTokenizerJson,
   demoVocabulary,

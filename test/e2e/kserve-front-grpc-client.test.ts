@@ -14,13 +14,10 @@ import { cp, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDispatcher, type DispatcherHandle } from '@smart-routing/dispatcher';
-import { startWorker, type WorkerHandle } from '@smart-routing/worker';
-import { HIDDEN, addStringsModel, makeRepository } from '../../worker/test/model-server/helpers.js';
+import { HIDDEN } from '../../worker/test/model-server/helpers.js';
+import { startKserveStack, type KserveStack } from './kserve-stack.js';
 
 const exec = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -29,7 +26,6 @@ const protoc = process.env.PROTOC ?? 'protoc';
 const grpcPlugin = process.env.GRPC_PYTHON_PLUGIN ?? '/usr/bin/grpc_python_plugin';
 const battery = join(root, 'test/conformance/tritonclient-grpc-battery.py');
 const protoDir = join(root, 'test/third_party/triton-common/protobuf');
-const silent = pino({ level: 'silent' });
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- the client's JSON
 
@@ -96,33 +92,15 @@ if (missing)
 describe.skipIf(missing !== undefined)(
   "NVIDIA's tritonclient.grpc through the dispatcher's gRPC front",
   () => {
-    let repo: { dir: string; remove(): Promise<void> };
+    let stack: KserveStack | undefined;
     let clientDir: string;
-    let dispatcher: DispatcherHandle;
-    let worker: WorkerHandle;
     let seen: Json;
 
     beforeAll(async () => {
       clientDir = await mkdtemp(join(tmpdir(), 'sr-tritonclient-grpc-'));
       await buildClient(clientDir);
-      repo = await makeRepository(2);
-      await addStringsModel(repo.dir);
-      dispatcher = await startDispatcher({
-        port: 0,
-        host: '127.0.0.1',
-        grpcPort: 0,
-        modelRepository: repo.dir,
-        logger: silent,
-      });
-      worker = await startWorker({
-        dispatcherUrl: dispatcher.url,
-        workerId: 'grpc-client-e2e',
-        maxLabels: 3,
-        slots: 2,
-        modelRepository: repo.dir,
-        logger: silent,
-      });
-      while ((await fetch(`${dispatcher.url}/v2/health/ready`)).status !== 200) await sleep(20);
+      stack = await startKserveStack('grpc-client-e2e');
+      const { dispatcher } = stack;
       const { stdout } = await exec(
         python,
         [
@@ -142,9 +120,7 @@ describe.skipIf(missing !== undefined)(
     }, 120_000);
 
     afterAll(async () => {
-      await worker?.close();
-      await dispatcher?.close();
-      await repo?.remove();
+      await stack?.close();
       if (clientDir) await rm(clientDir, { recursive: true, force: true });
     });
 

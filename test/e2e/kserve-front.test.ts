@@ -8,23 +8,21 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDispatcher, type DispatcherHandle } from '@smart-routing/dispatcher';
+import type { DispatcherHandle } from '@smart-routing/dispatcher';
 import { KSERVE_GRPC_PROTO_PATH, encodeInferRequest } from '@smart-routing/kserve';
-import { startWorker, type WorkerHandle } from '@smart-routing/worker';
-import { HIDDEN, addStringsModel, makeRepository } from '../../worker/test/model-server/helpers.js';
+import type { WorkerHandle } from '@smart-routing/worker';
+import { HIDDEN } from '../../worker/test/model-server/helpers.js';
+import { startKserveStack, type KserveStack } from './kserve-stack.js';
 
 const exec = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const python = process.env.TRITON_PYTHON ?? '/usr/bin/python3';
 const env = { ...process.env, PYTHONPATH: join(root, 'test/third_party/tritonclient') };
 const battery = join(root, 'test/conformance/tritonclient-battery.py');
-const silent = pino({ level: 'silent' });
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- the client's JSON
 
@@ -39,7 +37,7 @@ async function clientMissing(): Promise<string | undefined> {
 const missing = await clientMissing();
 if (missing) process.stderr.write(`kserve-front.test.ts: tritonclient part skipped (${missing})\n`);
 
-let repo: { dir: string; remove(): Promise<void> };
+let stack: KserveStack;
 let dispatcher: DispatcherHandle;
 let worker: WorkerHandle;
 
@@ -74,31 +72,12 @@ async function postInfer(base: string, model: string, req: { body: Uint8Array; h
 }
 
 beforeAll(async () => {
-  repo = await makeRepository(2);
-  await addStringsModel(repo.dir);
-  dispatcher = await startDispatcher({
-    port: 0,
-    host: '127.0.0.1',
-    grpcPort: 0,
-    modelRepository: repo.dir,
-    logger: silent,
-  });
-  worker = await startWorker({
-    dispatcherUrl: dispatcher.url,
-    workerId: 'front-e2e',
-    maxLabels: 3,
-    slots: 2,
-    modelRepository: repo.dir,
-    logger: silent,
-  });
-  // Ready once the worker's Hello (announcing kserve_infer) is in.
-  while ((await fetch(`${dispatcher.url}/v2/health/ready`)).status !== 200) await sleep(20);
+  stack = await startKserveStack('front-e2e');
+  ({ dispatcher, worker } = stack);
 }, 60_000);
 
 afterAll(async () => {
-  await worker?.close();
-  await dispatcher?.close();
-  await repo?.remove();
+  await stack?.close();
 });
 
 describe('the dispatcher as a KServe v2 front over a real worker', () => {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import {
   BERT_SPECIAL_IDS,
   OnnxAttributeType,
+  bertVocabulary,
   OnnxDataType,
   encodeOnnxModel,
   demoTokenizerJson,
@@ -82,22 +83,8 @@ const WORDS = [
 ];
 
 function fixtureVocabulary(extra: string[]): Map<string, number> {
-  const tokens = ['[PAD]'];
-  for (let i = 0; i < 99; i++) tokens.push(`[unused${i}]`);
-  tokens.push('[UNK]', '[CLS]', '[SEP]', '[MASK]');
-  const seen = new Set(tokens);
-  const add = (t: string): void => {
-    if (!seen.has(t)) {
-      seen.add(t);
-      tokens.push(t);
-    }
-  };
-  for (const c of "!,.?'-") add(c);
-  for (const c of 'abcdefghijklmnopqrstuvwxyz') add(c);
-  for (const w of WORDS) add(w);
-  for (const c of 'abcdefghijklmnopqrstuvwxyz') add(`##${c}`);
-  for (const t of extra) add(t);
-  return new Map(tokens.map((t, i) => [t, i]));
+  const letters = 'abcdefghijklmnopqrstuvwxyz';
+  return bertVocabulary([...("!,.?'-" + letters), ...WORDS, ...[...letters].map((c) => `##${c}`), ...extra]);
 }
 
 // mulberry32: small, seedable, identical everywhere.

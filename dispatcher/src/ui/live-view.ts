@@ -90,16 +90,32 @@ export function createLiveView(options: LiveViewOptions): LiveView {
     return { text: JSON.stringify(snapshot), key: JSON.stringify(rest) };
   };
 
+  // One snapshot in the making at a time, so every stream gets them in the order they were taken
+  // (a newer picture is never overwritten by an older one). A refresh asked for meanwhile runs
+  // again right after, so a change is not held back until the next tick.
+  let again = false;
+  /** Streams that have had no snapshot yet: they get the next one even when nothing changed. */
+  const fresh = new Set<ServerResponse>();
   const refresh = async (): Promise<void> => {
-    if (refreshing || streams.size === 0) return;
+    if (refreshing) {
+      again = true;
+      return;
+    }
+    if (streams.size === 0) return;
     refreshing = true;
     try {
-      const { text, key } = await snapshotText();
-      const now = Date.now();
-      if (key === last && now - lastSentAt < keepAliveMs) return;
-      last = key;
-      lastSentAt = now;
-      for (const res of streams) send(res, 'snapshot', text);
+      do {
+        again = false;
+        const { text, key } = await snapshotText();
+        const now = Date.now();
+        const targets = key === last && now - lastSentAt < keepAliveMs ? fresh : streams;
+        if (targets === streams) {
+          last = key;
+          lastSentAt = now;
+        }
+        for (const res of targets) send(res, 'snapshot', text);
+        fresh.clear();
+      } while (again && streams.size > 0);
     } catch (err) {
       logger.error({ err, event: 'ui_refresh_failed' }, 'live view refresh failed');
     } finally {
@@ -137,17 +153,13 @@ export function createLiveView(options: LiveViewOptions): LiveView {
     });
     res.socket?.setNoDelay(true);
     streams.add(res);
+    fresh.add(res);
     write(res, 'history', feed.recent());
-    void snapshotText()
-      .then(({ text }) => {
-        send(res, 'snapshot', text);
-      })
-      .catch((err: unknown) =>
-        logger.error({ err, event: 'ui_snapshot_failed' }, 'live view snapshot failed'),
-      );
+    void refresh();
     timer ??= setInterval(() => void refresh(), refreshMs).unref();
     const drop = (): void => {
       streams.delete(res);
+      fresh.delete(res);
       if (streams.size === 0 && timer) {
         clearInterval(timer);
         timer = undefined;
@@ -171,6 +183,7 @@ export function createLiveView(options: LiveViewOptions): LiveView {
       timer = undefined;
       for (const res of streams) res.end();
       streams.clear();
+      fresh.clear();
     },
   };
 }

@@ -25,9 +25,14 @@ afterAll(async () => {
   await browser?.close();
 });
 
-/** Answers a RunTask the fake worker got, as a worker that loaded the label for it. */
+/**
+ * Answers a RunTask the fake worker got, as a worker that loaded the label for it. The fake's own
+ * cache loads it too: its heartbeats report `cache.labels`, and a heartbeat without the label made
+ * the dispatcher drop it and order it loaded again (regression: the page went held -> loading).
+ */
 function finishLoad(worker: FakeWorker, taskId: string, label: string): void {
-  const loadedLabels = [label];
+  worker.cache.use(label);
+  const loadedLabels = worker.cache.labels;
   worker.send({ labelEvent: { kind: 'loaded', label, durationMs: 420, loadedLabels } });
   worker.send({
     taskResult: {
@@ -86,7 +91,6 @@ describe.skipIf(!hasChromium)('GET /ui in chromium', () => {
     const got = await Promise.race([w1.waitForTasks(1).then(() => w1), w2.waitForTasks(1).then(() => w2)]);
     const holder = got.options.id;
     const other = got === w1 ? w2 : w1;
-    const cell = page.locator(`tr[data-worker="${holder}"] td[data-label="label-x"]`);
     await page
       .locator(`tr[data-worker="${holder}"] td[data-label="label-x"][data-status="loading"]`)
       .waitFor();
@@ -94,8 +98,10 @@ describe.skipIf(!hasChromium)('GET /ui in chromium', () => {
 
     finishLoad(got, 'ui-1', 'label-x');
     expect((await answer).status).toBe(200);
-    await page.locator(`tr[data-worker="${holder}"] td[data-label="label-x"][data-status="held"]`).waitFor();
-    expect(await cell.getAttribute('class')).toContain('held');
+    // Both the status and the class (its colour); a wait, not a read that races the next render.
+    await page
+      .locator(`tr[data-worker="${holder}"] td.held[data-label="label-x"][data-status="held"]`)
+      .waitFor();
     await page.locator('#events li[data-kind="loaded"]', { hasText: 'loaded label-x in 420 ms' }).waitFor();
     await page.locator('[data-tile="hit-rate"] span', { hasText: '(0 / 1)' }).waitFor();
     // The other worker does not hold it.
