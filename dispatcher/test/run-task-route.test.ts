@@ -99,6 +99,29 @@ describe('POST /run-task', () => {
     }
   });
 
+  it('checks a long parameters_json (a tensor as JSON) as strictly as a short one', async () => {
+    const d = await h.dispatcher();
+    await h.worker({ url: d.url, id: 'w', labels: ['a'] });
+    const numbers = Array.from({ length: 20_000 }, (_, i) => i / 7);
+    const long = JSON.stringify({ texts: ['hi'], data: numbers });
+    expect(long.length).toBeGreaterThan(64 * 1024);
+    const ok = await send(d.url, JSON.stringify({ ...task('a'), parameters_json: long }));
+    expect(ok.status).toBe(200);
+    // Cut short, and with a stray comma: refused with JSON.parse's own words, as a short text is.
+    for (const bad of [long.slice(0, -1), long.replace(']', ',]')]) {
+      const res = await send(d.url, JSON.stringify({ ...task('a'), parameters_json: bad }));
+      const err = JSON.parse(res.text).error;
+      expect([res.status, err.code]).toEqual([400, 'invalid_parameters_json']);
+      let message = '';
+      try {
+        JSON.parse(bad);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(err.message).toBe(`parameters_json: ${message}`);
+    }
+  });
+
   it('checks API keys and the body limit, also without a Content-Length and after inflating', async () => {
     const d = await h.dispatcher({ apiKeys: ['k1'], maxBodyBytes: 1024 });
     await h.worker({ url: d.url, id: 'w', labels: ['a'] });

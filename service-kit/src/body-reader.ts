@@ -87,7 +87,11 @@ export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promis
     const aborted = options.aborted ?? (() => new BodyAbortedError());
     // Node reports a client that left mid-body as an `aborted` error (ECONNRESET), or only as 'close'.
     req.once('error', (err) => finish(req.complete ? err : aborted()));
-    req.once('close', () => finish(aborted()));
+    // 'close' follows every request, a complete one too: build the error only when it is the outcome
+    // (an Error per request, with its stack, cost more than the rest of a small body's reading).
+    req.once('close', () => {
+      if (!done) finish(aborted());
+    });
   });
 }
 
