@@ -58,6 +58,7 @@ function links(
   options: {
     resolve?: HostResolver;
     pendingResultsMax?: number;
+    pendingResultsBytes?: number;
     recentResultsMax?: number;
     slots?: number;
     resolveMs?: number;
@@ -89,6 +90,9 @@ function links(
     resolveMs: options.resolveMs ?? 0,
     ...(options.resolve ? { resolve: options.resolve } : {}),
     ...(options.pendingResultsMax !== undefined ? { pendingResultsMax: options.pendingResultsMax } : {}),
+    ...(options.pendingResultsBytes !== undefined
+      ? { pendingResultsBytes: options.pendingResultsBytes }
+      : {}),
     ...(options.recentResultsMax !== undefined ? { recentResultsMax: options.recentResultsMax } : {}),
   });
   cleanups.push(() => set.close());
@@ -227,6 +231,30 @@ describe('DispatcherLinks with two replicas', () => {
     expect(result.resultJson).toBe(JSON.stringify({ held: t2 }));
     expect(set.pendingResults).toBe(0);
     expect(b.bodies('taskResult').map((m) => m.taskResult.taskId)).toEqual([t2]);
+  });
+
+  it('bounds the kept results by bytes too (PENDING_RESULTS_BYTES): the oldest go first', async () => {
+    const a = await replica(LEADER_1);
+    const b = await replica(STANDBY);
+    // Each `{"held":"haN"}` result counts its JSON plus 256: two fit in 600 bytes, three do not.
+    const { set, release, calls, records } = links([a.url, b.url], { pendingResultsBytes: 600 });
+    await Promise.all([heartbeat(a), heartbeat(b)]);
+    const ids = [runTask(a, 1), runTask(a, 1), runTask(a, 1)];
+    await expect.poll(() => calls).toEqual(ids);
+    await a.close();
+    await expect.poll(() => records.some((r) => r.event === 'dispatcher_disconnected')).toBe(true);
+    for (const id of ids) release(id);
+    await expect.poll(() => records.filter((r) => r.event === 'result_pending').length).toBe(3);
+    expect(set.pendingResults).toBe(2);
+    expect(records.find((r) => r.event === 'pending_result_dropped')).toMatchObject({
+      task_id: ids[0],
+      max_bytes: 600,
+    });
+    const from = b.received.length;
+    b.send({ leadership: { fencingToken: 2, replicaId: 'b' } });
+    await b.result(ids[2]!, from);
+    expect(b.bodies('taskResult').map((m) => m.taskResult.taskId)).toEqual([ids[1], ids[2]]);
+    expect(set.pendingResults).toBe(0);
   });
 
   it('regression: a leader that comes back as a standby gets no rerouted results; the next leader does', async () => {
