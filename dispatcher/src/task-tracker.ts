@@ -445,10 +445,11 @@ export class TaskTracker {
     if (this.adopted.size > 0) this.adopted.delete(result.taskId);
     const rule = code === undefined ? undefined : taskErrorRule(code);
     // Our own record of what was sent says whether the task went label-free (the worker's echo of
-    // the label is not trusted for counting).
+    // the label is not trusted for counting), and whether it is in flight there at all: a result
+    // for a task that already ended (a worker re-sends recent results to a new leader; a timed-out
+    // or re-routed attempt) was counted when the task ended, and is not counted again.
     const sent = router.inFlightTask(result.taskId);
-    const labelFree = sent !== undefined && sent.workerId === workerId && sent.task.label === NO_LABEL;
-    if (!labelFree) {
+    if (sent !== undefined && sent.workerId === workerId && sent.task.label !== NO_LABEL) {
       if (result.labelMiss) metrics.labelMisses.inc();
       else if (rule === undefined || rule.ran) metrics.labelHits.inc();
     }

@@ -282,6 +282,21 @@ describe('TaskTracker counting (one message per fact)', () => {
     expect(s.router.costs.loadMs('b')).toBe(40);
   });
 
+  it('regression (failover chaos, inflated labelHits): a result re-sent for a task that ended is not counted again', async () => {
+    // A worker re-sends its recent results to a new leader; the leader already finished the task
+    // (the first copy arrived): the outcome ignored the copy, but the hit counter counted it.
+    const s = setup();
+    s.join('w1', ['a']);
+    const t = s.submit('t1');
+    s.result('w1', 't1');
+    expect((await t).ok).toBe(true);
+    s.result('w1', 't1'); // the same result again
+    s.result('w1', 't1', { labelMiss: true });
+    s.result('w1', 'never-sent');
+    expect(await s.count(s.metrics.labelHits)).toBe(1);
+    expect(await s.count(s.metrics.labelMisses)).toBe(0);
+  });
+
   it('fails a task whose result is not JSON with 502 worker_error', async () => {
     const s = setup();
     s.join('w1', ['a']);
