@@ -82,6 +82,8 @@ export interface DispatcherLinksOptions extends Omit<
 interface SentResult {
   outcome: TaskOutcome;
   link: WorkerConnection;
+  /** The newest fencing token when it was sent on `link`. */
+  token: number;
   at: number;
   bytes: number;
 }
@@ -448,7 +450,7 @@ export class DispatcherLinks implements LinkOwner {
     if (!this.replicated || this.o.recentResultsMs <= 0 || outcome.error?.code === 'stale_leader') return;
     const bytes = resultBytes(outcome);
     if (bytes > this.o.recentResultsBytes) return;
-    this.recent.push({ outcome, link, at: performance.now(), bytes });
+    this.recent.push({ outcome, link, token: this.newest, at: performance.now(), bytes });
     this.recentBytes += bytes;
     this.pruneRecent();
   }
@@ -468,14 +470,18 @@ export class DispatcherLinks implements LinkOwner {
    * A leader announced itself on `link`: the results sent lately on other links go to it again.
    * The replica they went to may have died (SIGKILL, or stopped) before reading them, and the new
    * leader adopted those tasks as running on this worker: without them it would run them again.
+   * Results sent on `link` itself under an older token go again too: that replica stopped leading
+   * in between (a Redis outage) and may have dropped them, then adopted the tasks anew.
    */
   private resendRecent(link: WorkerConnection): void {
     this.pruneRecent();
     let sent = 0;
     for (const r of this.recent) {
-      if (r.link === link) continue;
+      if (r.link === link && r.token >= this.newest) continue;
       if (link.sendResult(r.outcome) !== 'sent') break;
-      r.link = link; // delivered to this leader now; sent again only if it goes too
+      // Delivered to this leader now; sent again only if it goes too, or leads again later.
+      r.link = link;
+      r.token = this.newest;
       sent++;
     }
     if (sent > 0)

@@ -295,6 +295,28 @@ describe('DispatcherLinks with two replicas', () => {
     expect(records.find((r) => r.event === 'recent_results_resent')).toMatchObject({ count: 1 });
   });
 
+  it('regression (Redis outage): sends a result again to the replica it went to when that replica leads anew', async () => {
+    // The leader stopped leading (its lease ran out while Redis was away) and dropped the result
+    // it could not store; re-elected with a newer token, it adopted the task as running again.
+    const a = await replica(LEADER_1);
+    const b = await replica(STANDBY);
+    const { release, calls } = links([a.url, b.url]);
+    await Promise.all([heartbeat(a), heartbeat(b)]);
+    const t = runTask(a, 1);
+    await expect.poll(() => calls).toEqual([t]);
+    release(t);
+    await a.result(t);
+    const from = a.received.length;
+    a.send({ leadership: { fencingToken: 2, replicaId: 'a' } });
+    expect((await a.result(t, from)).resultJson).toBe(JSON.stringify({ held: t }));
+    // The same token announced again sends nothing more.
+    a.send({ leadership: { fencingToken: 2, replicaId: 'a' } });
+    const own = runTask(a, 2, 'echo');
+    await a.result(own);
+    expect(a.bodies('taskResult').filter((m) => m.taskResult.taskId === t)).toHaveLength(2);
+    expect(b.bodies('taskResult')).toEqual([]);
+  });
+
   it('sends again only recent results of other links, newest first kept, never a stale_leader refusal', async () => {
     const a = await replica(LEADER_1);
     const b = await replica(STANDBY);
