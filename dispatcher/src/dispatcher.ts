@@ -318,6 +318,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
             await replicated!.adoptUnfinished();
             if (!replication?.role.mayOrder() || replication.lease.token !== token) return;
             endpoint.broadcast({ leadership: { fencingToken: token, replicaId } });
+            tracker.leadershipAnnounced();
             replication.stream.startConsuming((taskId) => replicated!.onStreamEntry(taskId));
             logger.info({ event: 'replica_leader', replica_id: replicaId, token }, 'replica leads');
           },

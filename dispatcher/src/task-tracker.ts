@@ -158,6 +158,12 @@ export class TaskTracker {
   private admitting = true;
   /** Tasks taken over at a failover, not yet confirmed by their worker: task id -> heartbeats that missed it. */
   private readonly adopted = new Map<string, number>();
+  /**
+   * Adopted tasks' misses count only once this replica told the workers it leads: a heartbeat a
+   * worker sent before it heard so cannot follow the results it re-sends on hearing it (regression:
+   * failover chaos, reRun: a busy new leader counted two such heartbeats and ran a finished task again).
+   */
+  private adoptionChecks = false;
   /** trackRunning: worker id -> the task ids its latest heartbeat listed. */
   private readonly runningOn = new Map<string, readonly string[]>();
 
@@ -239,6 +245,7 @@ export class TaskTracker {
    * unfinished in the task store for the new leader) and nothing of it is sent again from here.
    */
   handOver(): void {
+    this.adoptionChecks = false;
     for (const timer of this.reclaimTimers) clearTimeout(timer);
     this.reclaimTimers.clear();
     this.adopted.clear();
@@ -558,10 +565,18 @@ export class TaskTracker {
     );
   }
 
+  /**
+   * Failover: Leadership went out to every worker; from now on heartbeats that do not list an
+   * adopted task count as misses (see {@link adopt}).
+   */
+  leadershipAnnounced(): void {
+    this.adoptionChecks = true;
+  }
+
   /** A worker's Heartbeat. */
   onHeartbeat(workerId: string, beat: Heartbeat): void {
     if (this.deps.trackRunning) this.runningOn.set(workerId, beat.runningTaskIds ?? []);
-    if (this.adopted.size > 0) this.checkAdopted(workerId, beat.runningTaskIds ?? []);
+    if (this.adopted.size > 0 && this.adoptionChecks) this.checkAdopted(workerId, beat.runningTaskIds ?? []);
     const quarantined = this.deps.quarantine?.isQuarantined(workerId) === true;
     this.apply(
       this.deps.router.updateWorker(performance.now(), workerId, {

@@ -67,14 +67,14 @@ export class RedisHealth {
    * debug level (and marks the outage): one warning per outage, not one per command.
    */
   quiet(logger: Logger): Logger {
-    const health = this;
+    const failed = (err: unknown, source: string) => this.failed(err, source);
     const quieted = Object.create(logger) as Logger;
     for (const level of ['warn', 'error'] as const) {
       const write = logger[level];
       quieted[level] = function (this: Logger, ...args: unknown[]) {
         const first = args[0] as { err?: unknown } | undefined;
         if (typeof first === 'object' && first !== null && isConnectivityError(first.err)) {
-          health.failed(first.err, String((first as { event?: unknown }).event ?? level));
+          failed(first.err, String((first as { event?: unknown }).event ?? level));
           return (this.debug as (...a: unknown[]) => void)(...args);
         }
         return (write as (...a: unknown[]) => void).apply(this, args);
