@@ -312,7 +312,13 @@ describe('TaskTracker counting (one message per fact)', () => {
         ).toBe(true),
       );
     const beat = () =>
-      s.tracker.onHeartbeat('w1', { inFlight: 0, state: 'ready', loadedLabels: ['a'], runningTaskIds: [] });
+      s.tracker.onHeartbeat('w1', {
+        inFlight: 0,
+        state: 'ready',
+        loadedLabels: ['a'],
+        pingId: 0,
+        runningTaskIds: [],
+      });
     const first = adopt('ad1');
     // Sent before the worker heard of this leader: they list nothing, and say nothing of ad1.
     beat();
