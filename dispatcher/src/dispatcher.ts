@@ -24,6 +24,7 @@ import { Router } from './routing/router.js';
 import { createRunTaskHandler, isRunTaskRequest } from './run-task-route.js';
 import { WorkerQuarantine } from './quarantine.js';
 import { ReplicatedTasks } from './replication/replicated-tasks.js';
+import { RedisHealth } from './replication/redis-health.js';
 import { connectReplication, type ReplicationHandle } from './replication/replication.js';
 import type { ReplicaState } from './replication/replica-role.js';
 import { resolveReplicationOptions } from './replication/replication-options.js';
@@ -83,7 +84,10 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
   const resolved = resolveOptions(options);
   const asyncOptions = resolveAsyncTaskOptions(options.asyncTasks);
   checkWorkerTrust(resolved);
-  const logger = serviceLogger(options.logger);
+  const baseLogger = serviceLogger(options.logger);
+  // Replicated mode: a Redis outage is one warning; its connection errors become debug records.
+  const storeHealth = options.replication ? new RedisHealth(baseLogger) : undefined;
+  const logger = storeHealth ? storeHealth.quiet(baseLogger) : baseLogger;
   const router = new Router({
     policy: resolved.policy,
     random: options.random ?? Math.random,
@@ -148,6 +152,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
       logRecordsDropped: options.logRecordsDropped,
       storedTasks: () => rawStore.countByStatus(),
       ...(replicationOptions ? { replica: replicaState } : {}),
+      ...(storeHealth ? { sharedStoreUp: () => storeHealth.reachable } : {}),
     },
   );
   const store = timedStore(rawStore, metrics.taskStoreSeconds);
@@ -251,6 +256,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     retireLabel: (label) => tracker.retireLabel(label, RETIRE_TIMEOUT_MS),
     asyncTasks,
     ...(replicationOptions ? { replica: replicaState } : {}),
+    ...(storeHealth ? { sharedStoreUp: () => storeHealth.reachable } : {}),
   });
   const fleet = new KServeFleet({
     options: resolved,
@@ -305,24 +311,30 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
   try {
     if (replicationOptions) {
       const replicaId = replicationOptions.replicaId;
-      replication = await connectReplication(replicationOptions, logger, {
-        promote: async (token) => {
-          metrics.failovers.inc();
-          router.passive = false;
-          // (2) the store's unfinished tasks, (3) Leadership on every link, (4) the stream.
-          await replicated!.adoptUnfinished();
-          if (!replication?.role.mayOrder() || replication.lease.token !== token) return;
-          endpoint.broadcast({ leadership: { fencingToken: token, replicaId } });
-          replication.stream.startConsuming((taskId) => replicated!.onStreamEntry(taskId));
-          logger.info({ event: 'replica_leader', replica_id: replicaId, token }, 'replica leads');
+      replication = await connectReplication(
+        replicationOptions,
+        baseLogger,
+        {
+          promote: async (token) => {
+            metrics.failovers.inc();
+            router.passive = false;
+            // (2) the store's unfinished tasks, (3) Leadership on every link, (4) the stream.
+            await replicated!.adoptUnfinished();
+            if (!replication?.role.mayOrder() || replication.lease.token !== token) return;
+            endpoint.broadcast({ leadership: { fencingToken: token, replicaId } });
+            tracker.leadershipAnnounced();
+            replication.stream.startConsuming((taskId) => replicated!.onStreamEntry(taskId));
+            logger.info({ event: 'replica_leader', replica_id: replicaId, token }, 'replica leads');
+          },
+          demote: () => {
+            router.passive = true;
+            replication?.stream.stopConsuming();
+            tracker.handOver();
+            asyncTasks.handOver();
+          },
         },
-        demote: () => {
-          router.passive = true;
-          replication?.stream.stopConsuming();
-          tracker.handOver();
-          asyncTasks.handOver();
-        },
-      });
+        storeHealth,
+      );
       replicated = new ReplicatedTasks({
         replicaId,
         store,

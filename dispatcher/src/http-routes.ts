@@ -14,6 +14,7 @@ import { invalidRequest, sendError, toDispatcherError } from './http-json.js';
 import type { DispatcherMetrics } from './metrics.js';
 import type { RepositoryLabels } from './repository-labels.js';
 import type { Router } from './routing/router.js';
+import { REDIS_STORE_UNAVAILABLE } from './task-store/redis-store.js';
 import type { LiveView } from './ui/live-view.js';
 import { forwardUpload, listUploaderModels, uploaderAuth } from './uploader-client.js';
 
@@ -41,6 +42,8 @@ export interface HttpRoutesDeps {
   readonly asyncTasks?: AsyncTasks;
   /** Replicated mode: the replica's role and leader, on /ready and /workers [standalone]. */
   readonly replica?: () => ReplicaState;
+  /** Replicated mode: whether the shared Redis answers; /ready is 503 while it does not [always]. */
+  readonly sharedStoreUp?: () => boolean;
 }
 
 /** `/ready`'s `replica` when the dispatcher runs alone. */
@@ -127,13 +130,19 @@ export function createHttpApp(deps: HttpRoutesDeps): express.Express {
   });
 
   // Readiness: accepting producers (every replica does, a standby forwards), and which replica leads.
+  // A replica that cannot reach the shared Redis accepts nothing (every producer call is a 503).
   app.get('/ready', (_req, res) => {
     const draining = deps.isDraining();
-    res.status(draining ? 503 : 200).json({
-      status: draining ? 'draining' : 'ready',
+    const storeDown = deps.sharedStoreUp?.() === false;
+    const body = {
+      status: draining ? 'draining' : storeDown ? 'store_unreachable' : 'ready',
       workers: router.workerCount,
       replica: deps.replica?.() ?? STANDALONE,
-    });
+      ...(storeDown && !draining
+        ? { error: new DispatcherError('task_store_unavailable', REDIS_STORE_UNAVAILABLE).toBody().error }
+        : {}),
+    };
+    res.status(draining || storeDown ? 503 : 200).json(body);
   });
 
   app.get('/workers', requireKey, (_req, res) => {

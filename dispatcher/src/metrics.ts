@@ -20,6 +20,8 @@ export interface ExternalCounts {
   storedTasks?: () => Promise<Record<string, number>>;
   /** Replicated mode only: the replica's role and lease epoch [unset: the replica metrics are not exported]. */
   replica?: () => ReplicaState;
+  /** Replicated mode only: whether the shared Redis answers now [unset: not exported]. */
+  sharedStoreUp?: () => boolean;
 }
 
 /** The dispatcher's Prometheus metrics, on a registry of their own (several dispatchers may share a process). */
@@ -84,6 +86,17 @@ export function createMetrics(source: MetricsSource, external: ExternalCounts = 
       },
     });
   }
+  const sharedStoreUp = external.sharedStoreUp;
+  if (sharedStoreUp) {
+    new Gauge({
+      name: 'dispatcher_shared_store_up',
+      help: 'Replicated mode: 1 while the shared Redis answers, 0 during an outage (no replica leads then).',
+      registers,
+      collect() {
+        this.set(sharedStoreUp() ? 1 : 0);
+      },
+    });
+  }
   const logRecordsDropped = external.logRecordsDropped;
   if (logRecordsDropped) {
     new Gauge({
@@ -114,7 +127,13 @@ export function createMetrics(source: MetricsSource, external: ExternalCounts = 
       labelNames: ['status'],
       registers,
       async collect() {
-        for (const [status, n] of Object.entries(await storedTasks())) this.set({ status }, n);
+        let counts: Record<string, number>;
+        try {
+          counts = await storedTasks();
+        } catch {
+          return; // the store is away (a Redis outage): the last counts stay, /metrics still answers
+        }
+        for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
       },
     });
   }

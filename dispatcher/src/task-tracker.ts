@@ -158,6 +158,12 @@ export class TaskTracker {
   private admitting = true;
   /** Tasks taken over at a failover, not yet confirmed by their worker: task id -> heartbeats that missed it. */
   private readonly adopted = new Map<string, number>();
+  /**
+   * Adopted tasks' misses count only once this replica told the workers it leads: a heartbeat a
+   * worker sent before it heard so cannot follow the results it re-sends on hearing it (regression:
+   * failover chaos, reRun: a busy new leader counted two such heartbeats and ran a finished task again).
+   */
+  private adoptionChecks = false;
   /** trackRunning: worker id -> the task ids its latest heartbeat listed. */
   private readonly runningOn = new Map<string, readonly string[]>();
 
@@ -239,6 +245,7 @@ export class TaskTracker {
    * unfinished in the task store for the new leader) and nothing of it is sent again from here.
    */
   handOver(): void {
+    this.adoptionChecks = false;
     for (const timer of this.reclaimTimers) clearTimeout(timer);
     this.reclaimTimers.clear();
     this.adopted.clear();
@@ -445,10 +452,11 @@ export class TaskTracker {
     if (this.adopted.size > 0) this.adopted.delete(result.taskId);
     const rule = code === undefined ? undefined : taskErrorRule(code);
     // Our own record of what was sent says whether the task went label-free (the worker's echo of
-    // the label is not trusted for counting).
+    // the label is not trusted for counting), and whether it is in flight there at all: a result
+    // for a task that already ended (a worker re-sends recent results to a new leader; a timed-out
+    // or re-routed attempt) was counted when the task ended, and is not counted again.
     const sent = router.inFlightTask(result.taskId);
-    const labelFree = sent !== undefined && sent.workerId === workerId && sent.task.label === NO_LABEL;
-    if (!labelFree) {
+    if (sent !== undefined && sent.workerId === workerId && sent.task.label !== NO_LABEL) {
       if (result.labelMiss) metrics.labelMisses.inc();
       else if (rule === undefined || rule.ran) metrics.labelHits.inc();
     }
@@ -557,10 +565,18 @@ export class TaskTracker {
     );
   }
 
+  /**
+   * Failover: Leadership went out to every worker; from now on heartbeats that do not list an
+   * adopted task count as misses (see {@link adopt}).
+   */
+  leadershipAnnounced(): void {
+    this.adoptionChecks = true;
+  }
+
   /** A worker's Heartbeat. */
   onHeartbeat(workerId: string, beat: Heartbeat): void {
     if (this.deps.trackRunning) this.runningOn.set(workerId, beat.runningTaskIds ?? []);
-    if (this.adopted.size > 0) this.checkAdopted(workerId, beat.runningTaskIds ?? []);
+    if (this.adopted.size > 0 && this.adoptionChecks) this.checkAdopted(workerId, beat.runningTaskIds ?? []);
     const quarantined = this.deps.quarantine?.isQuarantined(workerId) === true;
     this.apply(
       this.deps.router.updateWorker(performance.now(), workerId, {

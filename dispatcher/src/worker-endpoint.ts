@@ -92,6 +92,10 @@ export class WorkerEndpoint {
   private readonly wss: WebSocketServer;
   private readonly connections = new Map<string, Connection>();
   private readonly liveness: NodeJS.Timeout;
+  private readonly livenessEveryMs: number;
+  /** When the last liveness check ran, and since when this process could read (after a pause). */
+  private lastLivenessCheck = Date.now();
+  private listeningSince = 0;
   private readonly tokenDigest: Buffer | undefined;
   private readonly perWorkerDigests: ReadonlyMap<string, Buffer>;
   private readonly onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -127,6 +131,7 @@ export class WorkerEndpoint {
       10,
       Math.min(options.heartbeatIntervalMs, Math.floor(options.workerTimeoutMs / 2)),
     );
+    this.livenessEveryMs = every;
     this.liveness = setInterval(() => this.checkLiveness(), every).unref();
   }
 
@@ -475,9 +480,16 @@ export class WorkerEndpoint {
   private checkLiveness(): void {
     const { options, logger } = this.opts;
     const now = Date.now();
+    // This check runs late: the process itself was paused (SIGSTOP, a long GC, a blocked loop) and
+    // the workers' frames of that time still wait unread in the sockets (timers run before I/O).
+    // Their silence counts from now, else every worker is dropped on waking (regression: failover
+    // chaos, worker_lost for tasks of a leader woken from SIGSTOP).
+    if (now - this.lastLivenessCheck > this.livenessEveryMs + options.workerTimeoutMs / 2)
+      this.listeningSince = now;
+    this.lastLivenessCheck = now;
     for (const conn of this.connections.values()) {
       if (!conn.registered || conn.closing) continue;
-      const silent = now - conn.lastSeen;
+      const silent = now - Math.max(conn.lastSeen, this.listeningSince);
       if (silent > options.workerTimeoutMs) {
         logger.warn(
           { event: 'worker_timeout', worker_id: conn.id, silent_ms: silent },

@@ -282,6 +282,62 @@ describe('TaskTracker counting (one message per fact)', () => {
     expect(s.router.costs.loadMs('b')).toBe(40);
   });
 
+  it('regression (failover chaos, inflated labelHits): a result re-sent for a task that ended is not counted again', async () => {
+    // A worker re-sends its recent results to a new leader; the leader already finished the task
+    // (the first copy arrived): the outcome ignored the copy, but the hit counter counted it.
+    const s = setup();
+    s.join('w1', ['a']);
+    const t = s.submit('t1');
+    s.result('w1', 't1');
+    expect((await t).ok).toBe(true);
+    s.result('w1', 't1'); // the same result again
+    s.result('w1', 't1', { labelMiss: true });
+    s.result('w1', 'never-sent');
+    expect(await s.count(s.metrics.labelHits)).toBe(1);
+    expect(await s.count(s.metrics.labelMisses)).toBe(0);
+  });
+
+  it('regression (failover chaos, reRun): heartbeats before the Leadership went out are no misses of an adopted task', async () => {
+    const s = setup();
+    s.join('w1', ['a']);
+    const adopt = (taskId: string) =>
+      new Promise<TaskOutcome>((resolve) =>
+        expect(
+          s.tracker.adopt(
+            { taskId, taskType: 'embed_texts', label: 'a', parametersJson: '{}' },
+            'w1',
+            1,
+            resolve,
+          ),
+        ).toBe(true),
+      );
+    const beat = () =>
+      s.tracker.onHeartbeat('w1', {
+        inFlight: 0,
+        state: 'ready',
+        loadedLabels: ['a'],
+        pingId: 0,
+        runningTaskIds: [],
+      });
+    const first = adopt('ad1');
+    // Sent before the worker heard of this leader: they list nothing, and say nothing of ad1.
+    beat();
+    beat();
+    beat();
+    expect(s.sent).toEqual([]);
+    s.tracker.leadershipAnnounced();
+    s.result('w1', 'ad1'); // the result the worker sends again on hearing it
+    expect((await first).ok).toBe(true);
+    expect(s.sent).toEqual([]);
+    // After the announcement, a task its worker's heartbeats keep leaving out is queued again.
+    const second = adopt('ad2');
+    beat();
+    beat();
+    expect(s.sent.map((x) => x.decision.taskId)).toEqual(['ad2']);
+    s.result('w1', 'ad2');
+    expect((await second).ok).toBe(true);
+  });
+
   it('fails a task whose result is not JSON with 502 worker_error', async () => {
     const s = setup();
     s.join('w1', ['a']);

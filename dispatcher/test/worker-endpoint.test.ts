@@ -147,6 +147,28 @@ describe('worker protocol', () => {
     await w.close();
   });
 
+  it('regression (failover chaos, worker_lost): does not drop its workers for the silence of its own pause', async () => {
+    // A leader woken from SIGSTOP ran its liveness check before reading the heartbeats queued in
+    // its sockets, dropped every worker and failed their tasks with worker_lost.
+    const d = await h.dispatcher({ heartbeatIntervalMs: 20, workerTimeoutMs: 200 });
+    const w = await FakeWorker.connect({ url: d.url, id: 'paused', hello: false });
+    w.send({
+      hello: { protocolVersion: PROTOCOL_VERSION, workerId: 'paused', labelCapacity: 1, taskSlots: 1 },
+    });
+    await eventually(() => d.router.worker('paused') !== undefined);
+    // This process stops for three worker timeouts (as a SIGSTOP would; the fake worker too).
+    const until = Date.now() + 600;
+    while (Date.now() < until) {
+      // busy: no timer, no socket read
+    }
+    let frames = 0;
+    w.ws.on('message', () => frames++);
+    await eventually(() => frames > 0 || w.closed !== undefined);
+    expect(w.closed).toBeUndefined();
+    expect(d.router.worker('paused')).toBeDefined();
+    await w.close();
+  });
+
   it('takes loaded labels from heartbeats as the truth', async () => {
     const d = await h.dispatcher();
     const w = await h.worker({ url: d.url, id: 'w1', labels: ['a'] });

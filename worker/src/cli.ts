@@ -28,6 +28,22 @@ const program = new Command()
     '--pending-results-max <n>',
     'results kept while no dispatcher replica leads (env PENDING_RESULTS_MAX, default 1000)',
   )
+  .option(
+    '--pending-results-bytes <n>',
+    'bytes of those results kept, oldest dropped first (env PENDING_RESULTS_BYTES, default 67108864)',
+  )
+  .option(
+    '--recent-results-ms <ms>',
+    'keep sent results this long to send again to a new leader, 0 = none (env RECENT_RESULTS_MS, default 10000)',
+  )
+  .option(
+    '--recent-results-max <n>',
+    'most sent results kept to send again to a new leader (env RECENT_RESULTS_MAX, default 256)',
+  )
+  .option(
+    '--recent-results-bytes <n>',
+    'most bytes of sent results kept to send again to a new leader (env RECENT_RESULTS_BYTES, default 4194304)',
+  )
   .option('--worker-id <id>', 'worker id (env WORKER_ID, default random)')
   .option('--max-labels <n>', 'labels held at once (env WORKER_MAX_LABELS, default 2)')
   .option('--slots <n>', 'tasks run at once (env WORKER_SLOTS, default 1)')
@@ -107,6 +123,10 @@ try {
     dispatcherUrls: config.dispatcherUrls,
     resolveMs: config.dispatcherResolveMs,
     pendingResultsMax: config.pendingResultsMax,
+    pendingResultsBytes: config.pendingResultsBytes,
+    recentResultsMs: config.recentResultsMs,
+    recentResultsMax: config.recentResultsMax,
+    recentResultsBytes: config.recentResultsBytes,
     workerId: config.workerId,
     maxLabels: config.maxLabels,
     slots: config.slots,

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ConfigError, LOG_LEVELS, loadSettings, logLevelSchema } from '@smart-routing/service-kit';
 import { z } from 'zod';
+import { DEFAULT_PENDING_RESULTS_BYTES } from './dispatcher-links.js';
 
 /** The worker's settings, from the environment (see contracts) and CLI flags. */
 export interface WorkerConfig {
@@ -22,6 +23,20 @@ export interface WorkerConfig {
    * replica announces leadership (oldest dropped first). Default 1000.
    */
   pendingResultsMax: number;
+  /**
+   * PENDING_RESULTS_BYTES: most result bytes kept that way (oldest dropped first); at least one
+   * result of the dispatcher's largest size (MAX_RESULT_BYTES, 16 MiB) fits. Default 64 MiB.
+   */
+  pendingResultsBytes: number;
+  /**
+   * RECENT_RESULTS_MS: how long a sent result is kept to send again to a new leader (the replica it
+   * went to may have died before reading it), ms; 0 keeps none. Default 10000.
+   */
+  recentResultsMs: number;
+  /** RECENT_RESULTS_MAX: most sent results kept to send again (the newest are kept). Default 256. */
+  recentResultsMax: number;
+  /** RECENT_RESULTS_BYTES: most bytes of sent results kept to send again (newest kept). Default 4 MiB. */
+  recentResultsBytes: number;
   /** WORKER_ID. Default `<hostname>-<6 random hex>`. */
   workerId: string;
   /** WORKER_MAX_LABELS: labels the model server holds at once. Default 2. */
@@ -140,6 +155,10 @@ const envSchema = z.object({
   DISPATCHER_URLS: urlList('DISPATCHER_URLS'),
   DISPATCHER_RESOLVE_MS: intInRange('DISPATCHER_RESOLVE_MS', 0, 86_400_000, 5000),
   PENDING_RESULTS_MAX: intInRange('PENDING_RESULTS_MAX', 0, 1_000_000, 1000),
+  PENDING_RESULTS_BYTES: intInRange('PENDING_RESULTS_BYTES', 0, 2 ** 40, DEFAULT_PENDING_RESULTS_BYTES),
+  RECENT_RESULTS_MS: intInRange('RECENT_RESULTS_MS', 0, 86_400_000, 10_000),
+  RECENT_RESULTS_MAX: intInRange('RECENT_RESULTS_MAX', 0, 1_000_000, 256),
+  RECENT_RESULTS_BYTES: intInRange('RECENT_RESULTS_BYTES', 0, 2 ** 40, 4 * 1024 * 1024),
   WORKER_ID: optionalString.pipe(
     z
       .string()
@@ -216,6 +235,10 @@ export const WORKER_ENV = {
   dispatcherUrls: 'DISPATCHER_URLS',
   dispatcherResolveMs: 'DISPATCHER_RESOLVE_MS',
   pendingResultsMax: 'PENDING_RESULTS_MAX',
+  pendingResultsBytes: 'PENDING_RESULTS_BYTES',
+  recentResultsMs: 'RECENT_RESULTS_MS',
+  recentResultsMax: 'RECENT_RESULTS_MAX',
+  recentResultsBytes: 'RECENT_RESULTS_BYTES',
   workerId: 'WORKER_ID',
   maxLabels: 'WORKER_MAX_LABELS',
   slots: 'WORKER_SLOTS',

@@ -38,6 +38,12 @@ import type { TaskOutcome } from './task-runner.js';
  * With one URL and a standalone dispatcher (tokens 0, role standalone) this is exactly one link.
  */
 
+/**
+ * {@link DispatcherLinksOptions.pendingResultsBytes} when unset: four results of the dispatcher's
+ * largest size (its MAX_RESULT_BYTES default, 16 MiB), so the bound never drops the one result kept.
+ */
+export const DEFAULT_PENDING_RESULTS_BYTES = 64 * 1024 * 1024;
+
 /** Resolves a host name to its addresses (the `dns.promises.lookup(host, { all: true })` shape). */
 export type HostResolver = (host: string) => Promise<ResolvedAddress[]>;
 
@@ -52,6 +58,11 @@ export interface DispatcherLinksOptions extends Omit<
   resolveMs?: number;
   /** Results kept while no link can take them (replicated mode only). Default 1000; 0 keeps none. */
   pendingResultsMax?: number;
+  /**
+   * Most result bytes kept while no link can take them (oldest dropped first; one result larger
+   * than this is kept alone). Default {@link DEFAULT_PENDING_RESULTS_BYTES} (64 MiB).
+   */
+  pendingResultsBytes?: number;
   /** Host name -> addresses. Default `dns.promises.lookup(host, { all: true })`. */
   resolve?: HostResolver;
   /** Least time between two warnings about stale orders of one kind, ms. Default 5000. */
@@ -71,6 +82,8 @@ export interface DispatcherLinksOptions extends Omit<
 interface SentResult {
   outcome: TaskOutcome;
   link: WorkerConnection;
+  /** The newest fencing token when it was sent on `link`. */
+  token: number;
   at: number;
   bytes: number;
 }
@@ -93,6 +106,7 @@ export class DispatcherLinks implements LinkOwner {
   private readonly o: DispatcherLinksOptions & {
     resolveMs: number;
     pendingResultsMax: number;
+    pendingResultsBytes: number;
     resolve: HostResolver;
     staleLogIntervalMs: number;
     recentResultsMs: number;
@@ -107,6 +121,7 @@ export class DispatcherLinks implements LinkOwner {
   /** Seen a replica (role leader or standby, or a token): results are then worth keeping. */
   private replicated = false;
   private readonly pending: TaskOutcome[] = [];
+  private pendingBytes = 0;
   /** Results sent lately, oldest first (see `recentResultsMs`). */
   private readonly recent: SentResult[] = [];
   private recentBytes = 0;
@@ -123,6 +138,7 @@ export class DispatcherLinks implements LinkOwner {
     this.o = {
       resolveMs: 5000,
       pendingResultsMax: 1000,
+      pendingResultsBytes: DEFAULT_PENDING_RESULTS_BYTES,
       resolve: defaultResolve,
       staleLogIntervalMs: 5000,
       recentResultsMs: 10_000,
@@ -290,6 +306,7 @@ export class DispatcherLinks implements LinkOwner {
       dispatcherUrls: _u,
       resolveMs: _r,
       pendingResultsMax: _p,
+      pendingResultsBytes: _pb,
       resolve: _l,
       staleLogIntervalMs: _s,
       recentResultsMs: _rm,
@@ -377,11 +394,22 @@ export class DispatcherLinks implements LinkOwner {
     }
     if (!this.replicated || this.o.pendingResultsMax === 0 || this.closed) return false;
     this.pending.push(outcome);
-    if (this.pending.length > this.o.pendingResultsMax) {
+    this.pendingBytes += resultBytes(outcome);
+    // The newest result stays even when it alone is over the byte bound.
+    while (
+      this.pending.length > 1 &&
+      (this.pending.length > this.o.pendingResultsMax || this.pendingBytes > this.o.pendingResultsBytes)
+    ) {
       const dropped = this.pending.shift()!;
+      this.pendingBytes -= resultBytes(dropped);
       this.logger.warn(
-        { event: 'pending_result_dropped', task_id: dropped.taskId, max: this.o.pendingResultsMax },
-        'too many results waiting for a leader: dropped the oldest',
+        {
+          event: 'pending_result_dropped',
+          task_id: dropped.taskId,
+          max: this.o.pendingResultsMax,
+          max_bytes: this.o.pendingResultsBytes,
+        },
+        'too many results (or bytes) waiting for a leader: dropped the oldest',
       );
     }
     this.logger.info(
@@ -406,6 +434,7 @@ export class DispatcherLinks implements LinkOwner {
       if (sent1 === 'no_link') break;
       if (sent1 === 'sent') this.remember(outcome, link);
       this.pending.shift();
+      this.pendingBytes -= resultBytes(outcome);
       sent++;
     }
     if (sent > 0)
@@ -419,9 +448,9 @@ export class DispatcherLinks implements LinkOwner {
   private remember(outcome: TaskOutcome, link: WorkerConnection): void {
     // Only the old leader may hear a refusal of its stale order; a new one would step down on it.
     if (!this.replicated || this.o.recentResultsMs <= 0 || outcome.error?.code === 'stale_leader') return;
-    const bytes = (outcome.resultJson?.length ?? 0) + (outcome.inferResponse?.byteLength ?? 0) + 256;
+    const bytes = resultBytes(outcome);
     if (bytes > this.o.recentResultsBytes) return;
-    this.recent.push({ outcome, link, at: performance.now(), bytes });
+    this.recent.push({ outcome, link, token: this.newest, at: performance.now(), bytes });
     this.recentBytes += bytes;
     this.pruneRecent();
   }
@@ -441,14 +470,18 @@ export class DispatcherLinks implements LinkOwner {
    * A leader announced itself on `link`: the results sent lately on other links go to it again.
    * The replica they went to may have died (SIGKILL, or stopped) before reading them, and the new
    * leader adopted those tasks as running on this worker: without them it would run them again.
+   * Results sent on `link` itself under an older token go again too: that replica stopped leading
+   * in between (a Redis outage) and may have dropped them, then adopted the tasks anew.
    */
   private resendRecent(link: WorkerConnection): void {
     this.pruneRecent();
     let sent = 0;
     for (const r of this.recent) {
-      if (r.link === link) continue;
+      if (r.link === link && r.token >= this.newest) continue;
       if (link.sendResult(r.outcome) !== 'sent') break;
-      r.link = link; // delivered to this leader now; sent again only if it goes too
+      // Delivered to this leader now; sent again only if it goes too, or leads again later.
+      r.link = link;
+      r.token = this.newest;
       sent++;
     }
     if (sent > 0)
@@ -480,6 +513,11 @@ export class DispatcherLinks implements LinkOwner {
         : 'order from a replica that no longer leads: ignored',
     );
   }
+}
+
+/** What a kept result costs: its payload (JSON length or binary bytes) plus the frame around it. */
+function resultBytes(outcome: TaskOutcome): number {
+  return (outcome.resultJson?.length ?? 0) + (outcome.inferResponse?.byteLength ?? 0) + 256;
 }
 
 /**

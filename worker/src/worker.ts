@@ -44,6 +44,14 @@ export interface WorkerOptions {
   resolveMs?: number;
   /** Results kept while no dispatcher link can take them (several replicas only). Default 1000. */
   pendingResultsMax?: number;
+  /** Most bytes of those results (oldest dropped first). Default 64 MiB. */
+  pendingResultsBytes?: number;
+  /** How long a sent result is kept to send again to a new leader, ms (0: none). Default 10000. */
+  recentResultsMs?: number;
+  /** Most sent results kept to send again to a new leader. Default 256. */
+  recentResultsMax?: number;
+  /** Most bytes of sent results kept to send again to a new leader. Default 4 MiB. */
+  recentResultsBytes?: number;
   /** Worker id. Default `<hostname>-<random>`. */
   workerId?: string;
   /** Labels the model server holds at once. Default 2. */
@@ -110,6 +118,10 @@ const optionsSchema = z.object({
   dispatcherUrls: z.array(z.string().min(1)).min(1, 'dispatcherUrls needs at least one URL').optional(),
   resolveMs: z.number().int().min(0, 'resolveMs must be >= 0').optional(),
   pendingResultsMax: z.number().int().min(0, 'pendingResultsMax must be >= 0').optional(),
+  pendingResultsBytes: z.number().int().min(0, 'pendingResultsBytes must be >= 0').optional(),
+  recentResultsMs: z.number().int().min(0, 'recentResultsMs must be >= 0').optional(),
+  recentResultsMax: z.number().int().min(0, 'recentResultsMax must be >= 0').optional(),
+  recentResultsBytes: z.number().int().min(0, 'recentResultsBytes must be >= 0').optional(),
   workerId: z
     .string()
     .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'workerId must be 1-128 letters, digits, ".", "_", ":" or "-"')
@@ -246,6 +258,10 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     dispatcherUrls,
     ...(o.resolveMs !== undefined ? { resolveMs: o.resolveMs } : {}),
     ...(o.pendingResultsMax !== undefined ? { pendingResultsMax: o.pendingResultsMax } : {}),
+    ...(o.pendingResultsBytes !== undefined ? { pendingResultsBytes: o.pendingResultsBytes } : {}),
+    ...(o.recentResultsMs !== undefined ? { recentResultsMs: o.recentResultsMs } : {}),
+    ...(o.recentResultsMax !== undefined ? { recentResultsMax: o.recentResultsMax } : {}),
+    ...(o.recentResultsBytes !== undefined ? { recentResultsBytes: o.recentResultsBytes } : {}),
     workerId: o.workerId,
     token: o.workerToken,
     runner,

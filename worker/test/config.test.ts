@@ -43,6 +43,10 @@ describe('loadWorkerConfig', () => {
       dispatcherUrls: ['http://d:8080'],
       dispatcherResolveMs: 5000,
       pendingResultsMax: 1000,
+      pendingResultsBytes: 64 * 1024 * 1024,
+      recentResultsMs: 10_000,
+      recentResultsMax: 256,
+      recentResultsBytes: 4 * 1024 * 1024,
       workerId: 'w-1',
       maxLabels: 3,
       slots: 4,
@@ -80,6 +84,24 @@ describe('loadWorkerConfig', () => {
     expect(loadWorkerConfig({}).dispatcherUrls).toEqual(['ws://127.0.0.1:8080']);
   });
 
+  it('reads the result bounds: pending (count and bytes) and recent (age, count, bytes), env and flags', () => {
+    const c = loadWorkerConfig(
+      {
+        PENDING_RESULTS_BYTES: '1048576',
+        RECENT_RESULTS_MS: '0',
+        RECENT_RESULTS_MAX: '16',
+        RECENT_RESULTS_BYTES: '65536',
+      },
+      { recentResultsMax: '32' },
+    );
+    expect(c).toMatchObject({
+      pendingResultsBytes: 1_048_576,
+      recentResultsMs: 0,
+      recentResultsMax: 32,
+      recentResultsBytes: 65_536,
+    });
+  });
+
   it('treats empty variables as unset', () => {
     expect(loadWorkerConfig({ TRITON_URL: '', WORKER_SLOTS: ' ' })).toMatchObject({
       tritonUrl: undefined,
@@ -101,6 +123,10 @@ describe('loadWorkerConfig', () => {
     ],
     [{ DISPATCHER_RESOLVE_MS: '-1' }, /DISPATCHER_RESOLVE_MS must be an integer from 0/],
     [{ PENDING_RESULTS_MAX: 'many' }, /PENDING_RESULTS_MAX must be an integer from 0/],
+    [{ PENDING_RESULTS_BYTES: '-1' }, /PENDING_RESULTS_BYTES must be an integer from 0/],
+    [{ RECENT_RESULTS_MS: '1.5' }, /RECENT_RESULTS_MS must be an integer from 0/],
+    [{ RECENT_RESULTS_MAX: 'x' }, /RECENT_RESULTS_MAX must be an integer from 0/],
+    [{ RECENT_RESULTS_BYTES: '-5' }, /RECENT_RESULTS_BYTES must be an integer from 0/],
     [{ TRITON_URL: 'triton:8000' }, /TRITON_URL must be an http\(s\):\/\/ URL or "none"/],
     [{ WORKER_ID: 'a b' }, /WORKER_ID must be/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],

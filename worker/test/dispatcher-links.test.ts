@@ -58,6 +58,7 @@ function links(
   options: {
     resolve?: HostResolver;
     pendingResultsMax?: number;
+    pendingResultsBytes?: number;
     recentResultsMax?: number;
     slots?: number;
     resolveMs?: number;
@@ -89,6 +90,9 @@ function links(
     resolveMs: options.resolveMs ?? 0,
     ...(options.resolve ? { resolve: options.resolve } : {}),
     ...(options.pendingResultsMax !== undefined ? { pendingResultsMax: options.pendingResultsMax } : {}),
+    ...(options.pendingResultsBytes !== undefined
+      ? { pendingResultsBytes: options.pendingResultsBytes }
+      : {}),
     ...(options.recentResultsMax !== undefined ? { recentResultsMax: options.recentResultsMax } : {}),
   });
   cleanups.push(() => set.close());
@@ -229,6 +233,30 @@ describe('DispatcherLinks with two replicas', () => {
     expect(b.bodies('taskResult').map((m) => m.taskResult.taskId)).toEqual([t2]);
   });
 
+  it('bounds the kept results by bytes too (PENDING_RESULTS_BYTES): the oldest go first', async () => {
+    const a = await replica(LEADER_1);
+    const b = await replica(STANDBY);
+    // Each `{"held":"haN"}` result counts its JSON plus 256: two fit in 600 bytes, three do not.
+    const { set, release, calls, records } = links([a.url, b.url], { pendingResultsBytes: 600 });
+    await Promise.all([heartbeat(a), heartbeat(b)]);
+    const ids = [runTask(a, 1), runTask(a, 1), runTask(a, 1)];
+    await expect.poll(() => calls).toEqual(ids);
+    await a.close();
+    await expect.poll(() => records.some((r) => r.event === 'dispatcher_disconnected')).toBe(true);
+    for (const id of ids) release(id);
+    await expect.poll(() => records.filter((r) => r.event === 'result_pending').length).toBe(3);
+    expect(set.pendingResults).toBe(2);
+    expect(records.find((r) => r.event === 'pending_result_dropped')).toMatchObject({
+      task_id: ids[0],
+      max_bytes: 600,
+    });
+    const from = b.received.length;
+    b.send({ leadership: { fencingToken: 2, replicaId: 'b' } });
+    await b.result(ids[2]!, from);
+    expect(b.bodies('taskResult').map((m) => m.taskResult.taskId)).toEqual([ids[1], ids[2]]);
+    expect(set.pendingResults).toBe(0);
+  });
+
   it('regression: a leader that comes back as a standby gets no rerouted results; the next leader does', async () => {
     const a = await replica(LEADER_1);
     const b = await replica(STANDBY);
@@ -265,6 +293,28 @@ describe('DispatcherLinks with two replicas', () => {
     b.send({ leadership: { fencingToken: 2, replicaId: 'b' } });
     expect((await b.result(t, from)).resultJson).toBe(JSON.stringify({ held: t }));
     expect(records.find((r) => r.event === 'recent_results_resent')).toMatchObject({ count: 1 });
+  });
+
+  it('regression (Redis outage): sends a result again to the replica it went to when that replica leads anew', async () => {
+    // The leader stopped leading (its lease ran out while Redis was away) and dropped the result
+    // it could not store; re-elected with a newer token, it adopted the task as running again.
+    const a = await replica(LEADER_1);
+    const b = await replica(STANDBY);
+    const { release, calls } = links([a.url, b.url]);
+    await Promise.all([heartbeat(a), heartbeat(b)]);
+    const t = runTask(a, 1);
+    await expect.poll(() => calls).toEqual([t]);
+    release(t);
+    await a.result(t);
+    const from = a.received.length;
+    a.send({ leadership: { fencingToken: 2, replicaId: 'a' } });
+    expect((await a.result(t, from)).resultJson).toBe(JSON.stringify({ held: t }));
+    // The same token announced again sends nothing more.
+    a.send({ leadership: { fencingToken: 2, replicaId: 'a' } });
+    const own = runTask(a, 2, 'echo');
+    await a.result(own);
+    expect(a.bodies('taskResult').filter((m) => m.taskResult.taskId === t)).toHaveLength(2);
+    expect(b.bodies('taskResult')).toEqual([]);
   });
 
   it('sends again only recent results of other links, newest first kept, never a stale_leader refusal', async () => {

@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { DispatcherError } from '../errors.js';
 import { invalidRequest, writeJson } from '../http-json.js';
 import { MAX_PRIORITY } from '../routing/queues.js';
-import type { TaskStatus } from '../task-store/task-store.js';
+import { TaskStoreUnavailableError, type TaskStatus } from '../task-store/task-store.js';
 import type { AsyncTasks } from './async-tasks.js';
 import { statusUrl, taskDocument } from './task-document.js';
 
@@ -79,7 +79,9 @@ export function mountTaskRoutes(app: express.Express, deps: TaskRoutesDeps): voi
       handler(req, res).catch((err: unknown) => {
         if (err instanceof DispatcherError) return next(err);
         deps.logger.error({ err, event: 'task_store_failed', path: req.path }, 'task store failed');
-        next(new DispatcherError('task_store_unavailable', undefined, 5));
+        // An unreachable store says which (the shared Redis); other failures keep the catalog text.
+        const detail = err instanceof TaskStoreUnavailableError ? err.message : undefined;
+        next(new DispatcherError('task_store_unavailable', detail, 5));
       });
     };
 

@@ -126,6 +126,16 @@ export class Lease {
     if (token !== 0) await this.scripts.release(this.key, this.epochKey, this.value(token));
   }
 
+  /**
+   * Deletes the key if it names this replica with `token` while this replica does not hold it: an
+   * acquire whose answer timed out (a frozen Redis ran it later) left a lease no one acts on; deleting
+   * it lets the next acquire go ahead now instead of after the TTL. Resolves whether it was deleted.
+   */
+  async releaseOrphan(token: number): Promise<boolean> {
+    if (token === this.heldToken) return false;
+    return (await this.scripts.release(this.key, this.epochKey, this.value(token))) === 1;
+  }
+
   /** Forgets the lease locally (no Redis call): after a worker said a newer leader exists. */
   drop(): void {
     this.heldToken = 0;

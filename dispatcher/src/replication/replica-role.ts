@@ -7,12 +7,16 @@
  *     └──────── renew refused / local guard ran out / stale_leader ──┘ (demote(reason))
  *
  * A standalone dispatcher (no REDIS_URL) has no ReplicaRole at all. Timers are unref'd; the loop
- * catches its own errors (a Redis outage: the leader's guard runs out and it steps down; standbys
- * keep polling).
+ * catches its own errors. A Redis outage: every lease call fails within the command timeout; the
+ * leader's guard timer fires when the last renew that succeeded runs out (at most the TTL after
+ * it was sent) and it steps down, so no replica leads while Redis is away; standbys keep polling,
+ * and the first acquire after Redis is back elects a leader. Each call's outcome feeds
+ * {@link RedisHealth} (one warning per outage, `/ready`).
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Lease } from './lease.js';
+import { isConnectivityError, type RedisHealth } from './redis-health.js';
 
 /** What `/ready`, `/workers` and Welcome say about the replica. */
 export type ReplicaRoleName = 'standalone' | 'leader' | 'standby';
@@ -40,6 +44,8 @@ export interface ReplicaRoleOptions {
   readonly promote: (token: number) => Promise<void>;
   /** Called once the replica stopped leading (its orders stop at once; `reason` is logged). */
   readonly demote: (reason: string) => void;
+  /** Told of every lease call's outcome [none]. */
+  readonly health?: RedisHealth;
 }
 
 /** The lease loop and the role it gives this replica. Events: `leader` (token), `standby` (reason). */
@@ -48,6 +54,8 @@ export class ReplicaRole extends EventEmitter<{ leader: [token: number]; standby
   private leaderId = '';
   private epoch = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Fires when the local lease guard runs out, in case no renew succeeded by then. */
+  private guardTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private started = false;
 
@@ -89,6 +97,7 @@ export class ReplicaRole extends EventEmitter<{ leader: [token: number]; standby
   stepDown(reason: string): void {
     if (this.current !== 'leader') return;
     this.current = 'standby';
+    clearTimeout(this.guardTimer);
     this.leaderId = ''; // unknown until the next poll reads the lease
     const lease = this.opts.lease;
     this.opts.logger.warn(
@@ -98,7 +107,7 @@ export class ReplicaRole extends EventEmitter<{ leader: [token: number]; standby
     lease
       .release()
       .catch((err: unknown) =>
-        this.opts.logger.warn({ err, event: 'lease_release_failed' }, 'could not release the lease'),
+        this.callFailed(err, { event: 'lease_release_failed' }, 'could not release the lease'),
       );
     try {
       this.opts.demote(reason);
@@ -115,6 +124,7 @@ export class ReplicaRole extends EventEmitter<{ leader: [token: number]; standby
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.guardTimer);
     const wasLeader = this.current === 'leader';
     this.current = 'standby';
     if (wasLeader) await this.opts.lease.release().catch(() => undefined);
@@ -131,20 +141,54 @@ export class ReplicaRole extends EventEmitter<{ leader: [token: number]; standby
   }
 
   private async poll(): Promise<void> {
-    const { lease, logger } = this.opts;
+    const { lease, replicaId } = this.opts;
     let wait = STANDBY_POLL_MAX_MS;
     try {
       const token = await lease.acquire();
+      this.opts.health?.succeeded();
       if (this.closed) return;
       if (token > 0) return await this.becomeLeader(token);
       const [holder, pttl] = await Promise.all([lease.holder(), lease.pttl()]);
       this.leaderId = holder?.replicaId ?? '';
       if (holder) this.epoch = Math.max(this.epoch, holder.token);
       wait = pttl > 0 ? Math.min(pttl + 1, STANDBY_POLL_MAX_MS) : 5;
+      if (holder?.replicaId === replicaId && this.current === 'standby' && lease.token !== holder.token) {
+        // Our own acquire, run by a Redis that answered too late (frozen): no one leads on it.
+        if (await lease.releaseOrphan(holder.token)) {
+          this.opts.logger.info(
+            { event: 'lease_orphan_released', token: holder.token },
+            'released a lease an unanswered acquire left behind',
+          );
+          wait = 0;
+        }
+      }
     } catch (err) {
-      logger.warn({ err, event: 'lease_poll_failed' }, 'could not reach Redis for the lease');
+      this.callFailed(err, { event: 'lease_poll_failed' }, 'could not reach Redis for the lease');
     }
     if (this.current === 'standby') this.schedule(() => this.poll(), wait);
+  }
+
+  /** A lease call failed: an unreachable Redis is the outage's one warning, anything else a warning of its own. */
+  private callFailed(err: unknown, fields: { event: string }, message: string): void {
+    if (isConnectivityError(err)) {
+      this.opts.health?.failed(err, 'lease');
+      this.opts.logger.debug({ err, ...fields }, message);
+    } else this.opts.logger.warn({ err, ...fields }, message);
+  }
+
+  /** (Re)arms the guard timer for the lease's current local expiry. */
+  private armGuard(): void {
+    clearTimeout(this.guardTimer);
+    const until = this.opts.lease.validUntil;
+    if (this.closed || until === 0) return;
+    this.guardTimer = setTimeout(
+      () => {
+        if (this.current === 'leader' && !this.opts.lease.isValid())
+          this.stepDown('the lease ran out locally before a renew succeeded');
+        else if (this.current === 'leader') this.armGuard();
+      },
+      Math.max(0, until - Date.now()) + 1,
+    ).unref();
   }
 
   private async becomeLeader(token: number): Promise<void> {
@@ -153,6 +197,7 @@ export class ReplicaRole extends EventEmitter<{ leader: [token: number]; standby
     this.leaderId = replicaId;
     this.epoch = Math.max(this.epoch, token);
     logger.info({ event: 'replica_leading', replica_id: replicaId, token }, 'replica took the lease');
+    this.armGuard();
     this.schedule(() => this.renew(), Math.floor(this.opts.ttlMs / 3));
     try {
       await this.opts.promote(token);
@@ -166,14 +211,18 @@ export class ReplicaRole extends EventEmitter<{ leader: [token: number]; standby
 
   private async renew(): Promise<void> {
     if (this.current !== 'leader') return;
-    const { lease, logger } = this.opts;
+    const { lease } = this.opts;
     if (!lease.isValid()) return this.stepDown('the lease ran out locally before a renew succeeded');
     let ok: boolean;
     try {
       ok = await lease.renew();
+      this.opts.health?.succeeded();
+      if (ok) this.armGuard();
     } catch (err) {
-      logger.warn({ err, event: 'lease_renew_failed' }, 'could not renew the lease');
+      this.callFailed(err, { event: 'lease_renew_failed' }, 'could not renew the lease');
       ok = lease.isValid();
+      if (!ok && this.current === 'leader')
+        return this.stepDown('the lease ran out locally before a renew succeeded');
     }
     if (this.current !== 'leader') return;
     if (!ok) return this.stepDown('the lease was lost (renew refused)');

@@ -14,6 +14,7 @@ import { DISPATCHER_ERRORS, DispatcherError, type DispatcherErrorCode } from '..
 import type { DispatcherMetrics } from '../metrics.js';
 import type { TaskResult } from '@smart-routing/proto';
 import { isJsonDocument, type TaskOutcome } from '../task-answer.js';
+import { REDIS_STORE_UNAVAILABLE } from '../task-store/redis-store.js';
 import { isFinalStatus, type TaskRecord, type TaskStore } from '../task-store/task-store.js';
 import {
   ENDED_ELSEWHERE,
@@ -89,7 +90,7 @@ export class ReplicatedTasks {
           logger.error({ err, event: 'task_store_failed', op: 'create' }, 'task store failed');
           reply({
             ok: false,
-            error: new DispatcherError('shutting_down', 'the shared task store cannot be reached', 1),
+            error: new DispatcherError('task_store_unavailable', REDIS_STORE_UNAVAILABLE, 1),
           });
         },
       );

@@ -2,11 +2,14 @@
  * Replicated mode's connections and lease loop, in one handle the dispatcher composes (issue 13):
  * one command connection (lease, XADD, PUBLISH), the stream's subscriber and consumer (opened by
  * TaskStream), the Lease and the ReplicaRole. The dispatcher supplies what promotion and
- * step-down do (adoption, Leadership, hand-over); this module only runs the loop.
+ * step-down do (adoption, Leadership, hand-over); this module only runs the loop. Every connection
+ * uses {@link redisClientOptions}: a Redis outage fails commands within a second, never hangs them.
  */
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Lease } from './lease.js';
+import { redisClientOptions } from '../task-store/redis-client.js';
+import { RedisHealth } from './redis-health.js';
 import { ReplicaRole } from './replica-role.js';
 import type { ResolvedReplicationOptions } from './replication-options.js';
 import { TaskStream } from './task-stream.js';
@@ -25,6 +28,8 @@ export interface ReplicationHandle {
   readonly role: ReplicaRole;
   readonly stream: TaskStream;
   readonly lease: Lease;
+  /** Whether the shared Redis can be reached (`/ready`, metrics). */
+  readonly health: RedisHealth;
   /** Starts the lease loop (after the dispatcher listens). */
   start(): void;
   /** Stops the loop, releases the lease if held and closes the connections. Safe twice. */
@@ -39,21 +44,20 @@ export async function connectReplication(
   options: ResolvedReplicationOptions,
   logger: Logger,
   hooks: ReplicationHooks,
+  health: RedisHealth = new RedisHealth(logger),
 ): Promise<ReplicationHandle> {
-  const redis = new Redis(options.redisUrl, {
-    lazyConnect: true,
-    connectionName: `smart-routing-replica-${options.replicaId}`,
-    // A lease call must fail fast rather than queue while Redis is away: the guard handles the rest.
-    maxRetriesPerRequest: 1,
-  });
+  // Connection errors of an outage are debug records after its one warning (RedisHealth.quiet).
+  const quiet = health.quiet(logger);
+  // A lease call fails fast rather than queue while Redis is away: the guard handles the rest.
+  const redis = new Redis(options.redisUrl, redisClientOptions(`smart-routing-replica-${options.replicaId}`));
   redis.on('error', (err: Error) =>
-    logger.warn({ err, event: 'redis_connection_error' }, 'replication connection error'),
+    quiet.warn({ err, event: 'redis_connection_error' }, 'replication connection error'),
   );
   const stream = new TaskStream({
     redis,
     keyPrefix: options.keyPrefix,
     replicaId: options.replicaId,
-    logger,
+    logger: quiet,
   });
   try {
     await redis.connect();
@@ -73,6 +77,7 @@ export async function connectReplication(
     replicaId: options.replicaId,
     ttlMs: options.leaseTtlMs,
     logger,
+    health,
     promote: (token) => hooks.promote(token),
     demote: (reason) => hooks.demote(reason),
   });
@@ -82,6 +87,7 @@ export async function connectReplication(
     role,
     stream,
     lease,
+    health,
     start: () => role.start(),
     close: () =>
       (closing ??= (async () => {

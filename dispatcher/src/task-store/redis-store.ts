@@ -15,14 +15,20 @@
  * replicas finishing one task at once store one result, and the indexes never disagree with the
  * hashes. Scripts name the task's other keys from the prefix; for Redis Cluster, give the prefix a
  * hash tag (`{sr}:`) so every key lives in one slot.
+ *
+ * An outage (redis-client.ts): every call rejects within a second with TaskStoreUnavailableError
+ * (the routes answer 503 task_store_unavailable); the connection retries on its own, and the log
+ * has one warning when the connection fails and one info line when it is back.
  */
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { serviceLogger } from '../logger.js';
 import { TASK_STATUSES, zeroCounts } from './memory-store.js';
+import { isConnectivityError, redisClientOptions } from './redis-client.js';
 import { decodeCursor, encodeCursor, pageLimit, type PagePosition } from './task-page.js';
 import {
   TaskStoreClosedError,
+  TaskStoreUnavailableError,
   type NewTaskRecord,
   type TaskEnding,
   type TaskPage,
@@ -46,6 +52,20 @@ export const DEFAULT_REDIS_KEY_PREFIX = 'smart-routing:';
 
 // Tasks are removed from the indexes in batches so one prune never blocks the server for long.
 const PRUNE_BATCH = 500;
+/** What producers are told when Redis cannot be reached. */
+export const REDIS_STORE_UNAVAILABLE = 'the shared task store (Redis) cannot be reached; retry later';
+/** The store's calls that talk to Redis (each wrapped so an outage rejects with TaskStoreUnavailableError). */
+const CALLS = [
+  'create',
+  'get',
+  'markRunning',
+  'markQueued',
+  'finish',
+  'unfinished',
+  'list',
+  'countByStatus',
+  'prune',
+] as const;
 const READ_BATCH = 500;
 
 const CREATE = `
@@ -140,11 +160,20 @@ export class RedisTaskStore implements TaskStore {
    */
   static async connect(options: RedisTaskStoreOptions): Promise<RedisTaskStore> {
     const logger = serviceLogger(options.logger);
-    const redis = new Redis(options.url, { lazyConnect: true, connectionName: 'smart-routing-task-store' });
+    const redis = new Redis(options.url, redisClientOptions('smart-routing-task-store'));
     // ioredis reconnects by itself; without a listener an 'error' event would crash the process.
-    redis.on('error', (error: Error) =>
-      logger.warn({ err: error, store: 'redis' }, 'task store connection error'),
-    );
+    // One warning per outage: each reconnect attempt fails again until Redis is back.
+    let down = false;
+    redis.on('error', (error: Error) => {
+      if (down) return logger.debug({ err: error, store: 'redis' }, 'task store connection error');
+      down = true;
+      logger.warn({ err: error, store: 'redis' }, 'task store connection error');
+    });
+    redis.on('ready', () => {
+      if (!down) return;
+      down = false;
+      logger.info({ event: 'task_store_reconnected', store: 'redis' }, 'task store connection is back');
+    });
     try {
       await redis.connect();
       await redis.ping();
@@ -170,6 +199,16 @@ export class RedisTaskStore implements TaskStore {
       finish: define('taskStoreFinish', 6, FINISH),
       prune: define('taskStorePrune', 2 + TASK_STATUSES.length, PRUNE),
     };
+    // Redis failures leave every call as one error class the routes know (a 503, not a 500).
+    const self = this as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    for (const name of CALLS) {
+      const call = self[name]!.bind(this);
+      self[name] = (...args) =>
+        call(...args).catch((err: unknown) => {
+          if (!isConnectivityError(err)) throw err;
+          throw new TaskStoreUnavailableError(REDIS_STORE_UNAVAILABLE, { cause: err });
+        });
+    }
   }
 
   async create(task: NewTaskRecord): Promise<{ created: true } | { created: false; existing: TaskRecord }> {

@@ -122,3 +122,15 @@ export class TaskStoreClosedError extends Error {
     this.name = 'TaskStoreClosedError';
   }
 }
+
+/**
+ * What a call rejects with when the store's server cannot be reached (the shared Redis: a lost
+ * connection, or no answer within the command timeout). The HTTP routes answer it with 503
+ * `task_store_unavailable` and its message; `cause` is the client's error.
+ */
+export class TaskStoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TaskStoreUnavailableError';
+  }
+}

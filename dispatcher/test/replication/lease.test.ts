@@ -116,6 +116,22 @@ describe.skipIf(redisMissing !== undefined)('Lease (real redis-server)', () => {
     expect((await b.holder())?.replicaId).toBe('b');
   });
 
+  it('releaseOrphan deletes a lease in its name it does not hold (an acquire a frozen Redis ran late), nothing else', async () => {
+    const { a, b, keyPrefix } = leases(5000);
+    const raw = client();
+    // a's acquire timed out on the client; Redis ran it afterwards: the key names a, a holds nothing.
+    await raw.set(`${keyPrefix}leader`, 'a:7', 'PX', 5000);
+    expect(a.token).toBe(0);
+    expect(await b.releaseOrphan(7)).toBe(false); // not b's
+    expect(await a.releaseOrphan(6)).toBe(false); // another token
+    expect(await a.releaseOrphan(7)).toBe(true);
+    expect(await a.holder()).toBeUndefined();
+    // The lease a does hold is never an orphan.
+    const token = await a.acquire();
+    expect(await a.releaseOrphan(token)).toBe(false);
+    expect((await a.holder())?.token).toBe(token);
+  });
+
   it('parseHolder refuses malformed values', () => {
     expect(parseHolder(null)).toBeUndefined();
     expect(parseHolder('x')).toBeUndefined();

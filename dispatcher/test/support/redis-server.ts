@@ -2,6 +2,9 @@
  * Starts a real redis-server (Debian's /usr/bin/redis-server) for one test file: a free loopback
  * port, a temp dir, no RDB snapshots, the append-only file on (so a restart keeps the data), and
  * resolves once it logs that it accepts connections. `stop()` ends it and removes the dir.
+ * Outages for tests: `pause()` / `resume()` (SIGSTOP / SIGCONT: a frozen server, its connections
+ * stay open) and `kill()` / `start()` (SIGKILL, then a new server on the same port and dir; every
+ * write is fsynced, so a kill loses nothing).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -28,6 +31,14 @@ export interface RedisServerHandle {
   readonly dir: string;
   /** Stops it gracefully (SIGTERM: it flushes the append-only file) and starts it again on the same port and dir. */
   restart(): Promise<void>;
+  /** Freezes it (SIGSTOP): connections stay open, nothing is answered. */
+  pause(): void;
+  /** Thaws it (SIGCONT). */
+  resume(): void;
+  /** Kills it (SIGKILL) and waits for the exit; connections are reset. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and dir after {@link kill}. */
+  start(): Promise<void>;
   /** Stops it and removes its dir; safe twice. */
   stop(): Promise<void>;
 }
@@ -56,6 +67,8 @@ async function launch(port: number, dir: string): Promise<ChildProcess> {
       '',
       '--appendonly',
       'yes',
+      '--appendfsync',
+      'always',
       '--daemonize',
       'no',
       '--protected-mode',
@@ -84,10 +97,11 @@ async function launch(port: number, dir: string): Promise<ChildProcess> {
   return child;
 }
 
-async function terminate(child: ChildProcess): Promise<void> {
+async function terminate(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, 'exit');
-  child.kill('SIGTERM');
+  child.kill('SIGCONT'); // a paused server would not act on SIGTERM
+  child.kill(signal);
   await exited;
 }
 
@@ -114,6 +128,19 @@ export async function startRedisServer(): Promise<RedisServerHandle> {
     dir,
     async restart() {
       await terminate(child!);
+      child = await launch(port, dir);
+    },
+    pause() {
+      child!.kill('SIGSTOP');
+    },
+    resume() {
+      child!.kill('SIGCONT');
+    },
+    async kill() {
+      await terminate(child!, 'SIGKILL');
+    },
+    async start() {
+      if (child!.exitCode === null && child!.signalCode === null) throw new Error('redis-server is running');
       child = await launch(port, dir);
     },
     async stop() {

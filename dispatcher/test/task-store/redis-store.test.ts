@@ -2,7 +2,8 @@
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisTaskStore } from '../../src/task-store/redis-store.js';
+import { REDIS_STORE_UNAVAILABLE, RedisTaskStore } from '../../src/task-store/redis-store.js';
+import { TaskStoreUnavailableError } from '../../src/task-store/task-store.js';
 import { redisMissing, startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
 import { describeTaskStoreContract, newTask } from './contract.js';
 import { expectAcknowledged, killWriterMidStream } from './durability.js';
@@ -30,6 +31,23 @@ describe.skipIf(redisMissing !== undefined)('RedisTaskStore (real redis-server)'
   describeTaskStoreContract('redis', async () => ({
     store: await RedisTaskStore.connect({ url: server.url, keyPrefix: nextPrefix(), logger }),
   }));
+
+  it('rejects with TaskStoreUnavailableError, not a hang, while Redis is frozen, and works again after', async () => {
+    // A SIGSTOPped server keeps its connections open: without a command timeout a call waits forever.
+    const store = await RedisTaskStore.connect({ url: server.url, keyPrefix: nextPrefix(), logger });
+    await store.create(newTask('frozen', 1000));
+    server.pause();
+    try {
+      const error = await store.get('frozen').catch((err: unknown) => err);
+      expect(error).toBeInstanceOf(TaskStoreUnavailableError);
+      expect((error as Error).message).toBe(REDIS_STORE_UNAVAILABLE);
+      await expect(store.list({})).rejects.toBeInstanceOf(TaskStoreUnavailableError);
+    } finally {
+      server.resume();
+    }
+    expect((await store.get('frozen'))?.status).toBe('queued');
+    await store.close();
+  });
 
   it('keeps one hash per task and sorted-set indexes, all under its prefix', async () => {
     const keyPrefix = nextPrefix();
