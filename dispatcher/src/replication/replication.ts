@@ -1,11 +1,12 @@
 /**
  * Replicated mode's connections and lease loop, in one handle the dispatcher composes (issue 13):
- * one command connection (lease, XADD, PUBLISH), the stream's subscriber and consumer (opened by
+ * one command connection (lease, XADD, PUBLISH, v2 bodies), the stream's subscriber and consumer (opened by
  * TaskStream), the Lease and the ReplicaRole. The dispatcher supplies what promotion and
  * step-down do (adoption, Leadership, hand-over); this module only runs the loop.
  */
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { InferBytes } from './infer-bytes.js';
 import { Lease } from './lease.js';
 import { ReplicaRole } from './replica-role.js';
 import type { ResolvedReplicationOptions } from './replication-options.js';
@@ -25,6 +26,8 @@ export interface ReplicationHandle {
   readonly role: ReplicaRole;
   readonly stream: TaskStream;
   readonly lease: Lease;
+  /** The bodies of forwarded v2 infers (on the command connection). */
+  readonly bytes: InferBytes;
   /** Starts the lease loop (after the dispatcher listens). */
   start(): void;
   /** Stops the loop, releases the lease if held and closes the connections. Safe twice. */
@@ -82,6 +85,7 @@ export async function connectReplication(
     role,
     stream,
     lease,
+    bytes: new InferBytes(redis, options.keyPrefix),
     start: () => role.start(),
     close: () =>
       (closing ??= (async () => {
