@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { startWorker } from '@smart-routing/worker';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DispatcherHandle } from '../../src/dispatcher.js';
 import { GRPC_INFERENCE_SERVICE } from '../../src/kserve-front/grpc-front.js';
@@ -158,8 +159,9 @@ afterAll(async () => {
 /** Replicas a (the leader) and b (a standby) and a real worker on both, with the stand-in model server. */
 async function twoReplicas(
   extra: Parameters<ReplicaSet['replica']>[1] = {},
-): Promise<{ a: DispatcherHandle; b: DispatcherHandle; model: ModelServerStandIn }> {
-  set = new ReplicaSet(server.url, `v2ha${++prefixes}:`);
+): Promise<{ a: DispatcherHandle; b: DispatcherHandle; model: ModelServerStandIn; prefix: string }> {
+  const prefix = `v2ha${++prefixes}:`;
+  set = new ReplicaSet(server.url, prefix);
   stand = new ModelServerStandIn();
   await stand.start();
   const a = await set.replica('a', extra);
@@ -180,7 +182,7 @@ async function twoReplicas(
   set.workers.push(w);
   await until(() => a.router.workerCount === 1 && b.router.workerCount === 1, 'the worker on both');
   expect((await replicaOf(b.url)).role).toBe('standby');
-  return { a, b, model: stand };
+  return { a, b, model: stand, prefix };
 }
 
 type Call = (req: object) => Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -207,7 +209,7 @@ describe.skipIf(redisMissing !== undefined)(
   'the v2 front on a standby (real redis-server, real worker)',
   () => {
     it("answers binary and JSON infers with the leader's bytes, the request reaching the model server untouched", async () => {
-      const { a, b, model } = await twoReplicas();
+      const { a, b, model, prefix } = await twoReplicas();
       const onLeader = await infer(a.url, 'm', REQUEST.body, REQUEST.headerLength);
       const onStandby = await infer(b.url, 'm', REQUEST.body, REQUEST.headerLength);
       expect(onLeader.status).toBe(200);
@@ -227,9 +229,16 @@ describe.skipIf(redisMissing !== undefined)(
         expect(model.infers[i]!.headerLength).toBe(String(REQUEST.headerLength));
       }
       expect(model.infers[2]!.body.equals(JSON_REQUEST.body)).toBe(true);
-      // The standby's forwarded task ended with its bytes read: nothing is left in Redis but the record.
       const metrics = await (await fetch(`${b.url}/metrics`)).text();
       expect(metrics).toMatch(/dispatcher_forwarded_tasks_total 2/);
+      // The standby read its answers: no body is left in Redis, only the two tasks' records.
+      const redis = new Redis(server.url);
+      try {
+        expect(await redis.keys(`${prefix}infer-*`)).toEqual([]);
+        expect(await redis.keys(`${prefix}task:v2-*`)).toHaveLength(2);
+      } finally {
+        redis.disconnect();
+      }
     });
 
     it('answers gRPC ModelInfer on the standby as the leader does', async () => {
