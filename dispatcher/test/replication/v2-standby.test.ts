@@ -80,8 +80,8 @@ class ModelServerStandIn {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const url = req.url ?? '';
-    const json = (status: number, value: unknown) =>
-      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value));
+    const json = (status: number, value: unknown): void =>
+      void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value));
     const model = /^\/v2\/(?:repository\/)?models\/([^/]+)/.exec(url)?.[1];
     if (url === '/v2/health/ready' || url === '/v2/health/live') return void res.writeHead(200).end();
     if (url === '/v2/repository/index') return json(200, [{ name: 'm', state: 'READY' }]);
