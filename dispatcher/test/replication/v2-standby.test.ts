@@ -293,6 +293,38 @@ describe.skipIf(redisMissing !== undefined)(
       expect(model.infers).toHaveLength(1);
     });
 
+    it("a standby's client that goes away ends the stored infer cancelled; the leader stops it on its worker", async () => {
+      const { a, b, model, prefix } = await twoReplicas();
+      model.hold = true;
+      const abort = new AbortController();
+      const answer = fetch(`${b.url}/v2/models/m/infer`, {
+        method: 'POST',
+        headers: { 'Inference-Header-Content-Length': String(REQUEST.headerLength) },
+        body: REQUEST.body,
+        signal: abort.signal,
+      }).catch((err: unknown) => err);
+      await until(() => model.heldCount === 1, 'the infer to run on the model server');
+      expect(a.router.worker('w1')?.inFlight.size).toBe(1);
+      abort.abort();
+      expect(await answer).toBeInstanceOf(Error);
+      const redis = new Redis(server.url);
+      try {
+        const [key] = await redis.keys(`${prefix}task:v2-*`);
+        await until(
+          async () => (await redis.hget(key!, 'status')) === 'cancelled',
+          'the record to end cancelled',
+        );
+        await until(
+          () => a.router.worker('w1')?.inFlight.size === 0,
+          "the slot freed on the leader's worker",
+        );
+        await until(async () => (await redis.keys(`${prefix}infer-*`)).length === 0, 'the body dropped');
+      } finally {
+        redis.disconnect();
+      }
+      expect(model.infers).toHaveLength(1);
+    });
+
     it('forwards a body at MAX_INFER_BODY_BYTES; one byte more gets the same 413 as on the leader', async () => {
       const limit = 4096;
       const { a, b, model } = await twoReplicas({ maxInferBodyBytes: limit });
