@@ -209,9 +209,20 @@ export class ReplicatedTasks {
     const { store, tracker, asyncTasks, logger } = this.deps;
     let queued = 0;
     let adopted = 0;
-    for (const record of await store.unfinished()) {
+    const records = await store.unfinished();
+    // Every forwarded infer's body at once (one pipelined round trip), not one GET per adoption:
+    // Leadership goes out after this loop, and until then an adopted task misses its worker's
+    // heartbeats (the worker re-sends recent results only once told; chaos: a v2 infer re-run).
+    const bodies = new Map(
+      await Promise.all(
+        records
+          .filter(isForwardedInfer)
+          .map(async (r) => [r.taskId, await this.deps.bytes.getRequest(r.taskId)] as const),
+      ),
+    );
+    for (const record of records) {
       if (tracker.has(record.taskId) || asyncTasks.has(record.taskId)) continue;
-      if (await this.takeOver(record)) adopted++;
+      if (await this.takeOver(record, bodies)) adopted++;
       else queued++;
     }
     logger.info({ event: 'tasks_adopted', queued, adopted }, 'unfinished tasks taken over');
@@ -219,11 +230,16 @@ export class ReplicatedTasks {
   }
 
   /** An unfinished task another replica had: adopted on its worker (true) or routed as queued. */
-  private async takeOver(record: TaskRecord): Promise<boolean> {
+  private async takeOver(
+    record: TaskRecord,
+    bodies?: ReadonlyMap<string, InferBody | undefined>,
+  ): Promise<boolean> {
     let infer: InferBody | undefined;
-    if (record.taskType === KSERVE_INFER_TASK && record.mode === 'sync') {
+    if (isForwardedInfer(record)) {
       // A forwarded v2 infer: its body from Redis (a /run-task of that type has none: JSON as ever).
-      infer = await this.deps.bytes.getRequest(record.taskId);
+      infer = bodies?.has(record.taskId)
+        ? bodies.get(record.taskId)
+        : await this.deps.bytes.getRequest(record.taskId);
       const { tracker, asyncTasks } = this.deps;
       if (tracker.has(record.taskId) || asyncTasks.has(record.taskId) || this.ending.has(record.taskId))
         return false;
@@ -500,6 +516,11 @@ export class ReplicatedTasks {
     this.writes.add(guarded);
     void guarded.finally(() => this.writes.delete(guarded));
   }
+}
+
+/** A `kserve_infer` sync task: a standby's forwarded v2 infer, whose body is in Redis. */
+function isForwardedInfer(record: TaskRecord): boolean {
+  return record.taskType === KSERVE_INFER_TASK && record.mode === 'sync';
 }
 
 /** The record `create` just wrote, without reading it back. */
