@@ -213,11 +213,13 @@ export class ReplicatedTasks {
     // Every forwarded infer's body at once (one pipelined round trip), not one GET per adoption:
     // Leadership goes out after this loop, and until then an adopted task misses its worker's
     // heartbeats (the worker re-sends recent results only once told; chaos: a v2 infer re-run).
-    const bodies = new Map(
-      await Promise.all(
-        records
-          .filter(isForwardedInfer)
-          .map(async (r) => [r.taskId, await this.deps.bytes.getRequest(r.taskId)] as const),
+    const bodies = new Map<string, InferBody | undefined>();
+    await Promise.all(
+      records.filter(isForwardedInfer).map((r) =>
+        this.deps.bytes.getRequest(r.taskId).then(
+          (body) => void bodies.set(r.taskId, body),
+          () => undefined, // read again in takeOver
+        ),
       ),
     );
     for (const record of records) {
