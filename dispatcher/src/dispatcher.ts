@@ -11,7 +11,6 @@ import {
   type DispatcherOptions,
   type ResolvedOptions,
 } from './config.js';
-import { DispatcherError } from './errors.js';
 import { installHttpEdges, isAnsweredSocket } from './http-edges.js';
 import { answerClientError, createHttpApp } from './http-routes.js';
 import { serviceLogger } from './logger.js';
@@ -267,14 +266,10 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
     isDraining: () => draining,
     ...(replicationOptions
       ? {
-          notLeader: () => {
-            const state = replicaState();
-            if (state.role === 'leader') return undefined;
-            return new DispatcherError(
-              'no_capable_worker',
-              `replica ${state.id} is a standby: send KServe v2 requests to the leader (${state.leader_id || 'unknown'})`,
-              1,
-            );
+          forwarding: {
+            forwards: () => replication?.role.mayOrder() !== true,
+            infer: (model, infer, tenant, reply) => replicated!.forwardInfer(model, infer, tenant, reply),
+            runTask: (req, reply) => replicated!.submitSync(req, reply),
           },
         }
       : {}),
@@ -339,6 +334,7 @@ export async function startDispatcher(options: DispatcherOptions = {}): Promise<
         replicaId,
         store,
         stream: replication.stream,
+        bytes: replication.bytes,
         tracker,
         asyncTasks,
         metrics,

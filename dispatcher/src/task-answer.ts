@@ -2,7 +2,8 @@
  * The producer's answer to POST /run-task: the JSON text for a completed task (the worker's
  * result spliced in as it came) or for a failed one (the catalog error body).
  */
-import type { DispatcherError } from './errors.js';
+import { DISPATCHER_ERRORS, DispatcherError, type DispatcherErrorCode } from './errors.js';
+import type { TaskRecord } from './task-store/task-store.js';
 
 /** A task a worker completed, as the producer hears of it. */
 export interface CompletedTask {
@@ -64,4 +65,32 @@ export function completedAnswer(c: CompletedTask): string {
     `"label_miss":${c.labelMiss ? 'true' : 'false'},"load_ms":${num(c.loadMs)},"run_ms":${num(c.runMs)},` +
     `"attempts":${num(c.attempts)},"result":${c.resultJson}}`
   );
+}
+
+/**
+ * The producer's answer for a task record that ended (as if the task had just finished here):
+ * `completed` gives its stored result, any other end its stored catalog error (an unknown code is
+ * `worker_error`). `messageOf` words the error's message [the stored message].
+ */
+export function storedOutcome(
+  record: TaskRecord,
+  messageOf: (record: TaskRecord) => string | undefined = (r) => r.error?.message,
+): TaskOutcome {
+  if (record.status === 'completed')
+    return {
+      ok: true,
+      completed: {
+        taskId: record.taskId,
+        workerId: record.workerId ?? '',
+        label: record.label,
+        labelMiss: record.labelMiss ?? false,
+        loadMs: 0,
+        runMs: 0,
+        attempts: Math.max(1, record.attempts),
+        resultJson: record.resultJson ?? 'null',
+      },
+    };
+  const code = record.error?.code ?? 'worker_error';
+  const known = code in DISPATCHER_ERRORS ? (code as DispatcherErrorCode) : 'worker_error';
+  return { ok: false, error: new DispatcherError(known, messageOf(record)) };
 }

@@ -202,8 +202,9 @@ export class TaskTracker {
       },
       label: req.label,
       parametersJson: req.parametersJson,
-      inferRequest: undefined,
-      inferHeaderLength: 0,
+      // A forwarded v2 infer's body: sent again if the adoption is not confirmed.
+      inferRequest: req.inferRequest,
+      inferHeaderLength: req.inferHeaderLength ?? 0,
       reply,
       receivedAt: performance.now(),
       deadlineUnixMs: Date.now() + timeoutMs,

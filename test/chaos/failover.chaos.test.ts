@@ -1,9 +1,10 @@
 /**
  * Failover chaos (issue 13, item 6): a real redis-server, 3 dispatcher replicas and 4 workers as
  * child processes; the workers link to every replica (DISPATCHER_URLS). Producers talk to every
- * replica, sync (POST /run-task) and async (POST /send-task), while the leader is SIGKILLed three
- * times (restarted each time as a new standby on its port) and once SIGSTOPped for longer than the
- * lease, then SIGCONTed.
+ * replica, sync (POST /run-task), async (POST /send-task) and KServe v2 (POST /v2/models/m/infer,
+ * forwarded through Redis by a standby; the workers' model server is a stand-in here), while the
+ * leader is SIGKILLed three times (restarted each time as a new standby on its port) and once
+ * SIGSTOPped for longer than the lease, then SIGCONTed.
  *
  *   leader dies ──> lease lapses (LEASE_TTL_MS) ──> a standby takes it (replica_leading, new token)
  *                ──> it routes its first task (task_routed)        = the failover time measured
@@ -19,6 +20,8 @@
  * (benchmark/results/failover-chaos.json).
  */
 import type { ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -86,6 +89,17 @@ interface SyncTask {
   code?: string;
 }
 
+interface V2Infer {
+  /** The request's `id` (echoed by the model server). */
+  id: string;
+  origin: string;
+  /** Its origin replica went down while the request was open, or was down. */
+  originDied: boolean;
+  attempts: number;
+  outcome?: 'completed' | 'failed' | 'lost';
+  code?: string;
+}
+
 interface Counts {
   replicas: number;
   workers: number;
@@ -111,6 +125,18 @@ interface Counts {
     lost: number;
     resubmitted: number;
   };
+  /** KServe v2 infers (no task_id: a request cut by its replica's death is sent again as a new infer). */
+  v2: {
+    accepted: number;
+    completed: number;
+    failed: number;
+    reasons: Record<string, number>;
+    lost: number;
+    /** Of those: infers whose origin replica survived the request. */
+    lostOnSurvivors: number;
+    /** Requests answered 503 or cut, sent again to another replica. */
+    retried: number;
+  };
   /** Tasks the workers ran more than once. */
   reRun: number;
   /** Runs refused by a worker as `stale_leader` (an order from a deposed leader). */
@@ -123,6 +149,45 @@ let dir: string;
 let redis: RedisServerHandle | undefined;
 const children = new Set<ChildProcess>();
 let result: Counts | undefined;
+let modelServer: Server | undefined;
+
+/**
+ * The workers' model server: a stand-in for Triton holding model `m`, whose infer answers the
+ * request's id and first input after TASK_MS (so infers are running at every kill).
+ */
+async function startModelServer(): Promise<string> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const url = req.url ?? '';
+      const json = (value: unknown): void =>
+        void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(value));
+      if (url === '/v2/repository/index') return json([{ name: 'm', state: 'READY' }]);
+      if (url === '/v2/models/m/infer') {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+          id: string;
+          inputs: { data: number[] }[];
+        };
+        setTimeout(
+          () =>
+            json({
+              model_name: 'm',
+              id: body.id,
+              outputs: [{ name: 'o', datatype: 'INT32', shape: [1], data: body.inputs[0]!.data }],
+            }),
+          TASK_MS,
+        );
+        return;
+      }
+      if (url === '/v2/models/m') return json({ name: 'm', inputs: [], outputs: [] });
+      res.writeHead(200).end(); // health, ready, load, unload
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  modelServer = server;
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
 
 interface ReadyBody {
   replica?: { id?: string; role?: string; leader_id?: string; epoch?: number };
@@ -187,6 +252,8 @@ describe.skipIf(redisMissing !== undefined)('failover: 3 replicas, the leader ki
 
   afterAll(async () => {
     await Promise.all([...children].map((c) => stopProcess(c)));
+    modelServer?.closeAllConnections();
+    modelServer?.close();
     await redis?.stop();
     const out = process.env.CHAOS_FAILOVER_OUT ?? 'benchmark/results/failover-chaos.json';
     if (result) {
@@ -241,6 +308,7 @@ describe.skipIf(redisMissing !== undefined)('failover: 3 replicas, the leader ki
       await until(`${id} up`, async () => (await fetch(`http://127.0.0.1:${ports[i]}/health`)).ok);
     }
     const workerLogs = Array.from({ length: WORKERS }, (_, i) => join(dir, `worker-${i + 1}.log`));
+    const tritonUrl = await startModelServer();
     for (let i = 0; i < WORKERS; i++)
       startService(
         'worker',
@@ -248,7 +316,7 @@ describe.skipIf(redisMissing !== undefined)('failover: 3 replicas, the leader ki
           DISPATCHER_URLS: replicas.map((r) => `ws://127.0.0.1:${r.port}`).join(','),
           WORKER_ID: `worker-${i + 1}`,
           WORKER_SLOTS: '2',
-          TRITON_URL: 'none',
+          TRITON_URL: tritonUrl,
           WORKER_HANDLERS: SLEEP_HANDLER,
         },
         { logFile: workerLogs[i]!, children },
@@ -271,6 +339,7 @@ describe.skipIf(redisMissing !== undefined)('failover: 3 replicas, the leader ki
     let seq = 0;
     let completedSinceEvent = 0;
     const syncTasks: SyncTask[] = [];
+    const v2Infers: V2Infer[] = [];
     const asyncAccepted = new Set<string>();
     const asyncResubmitted = new Set<string>();
     const body = (id: string, n: number): string =>
@@ -387,7 +456,63 @@ describe.skipIf(redisMissing !== undefined)('failover: 3 replicas, the leader ki
         }
       }
     };
+    const v2Producer = async (home: number): Promise<void> => {
+      while (!stopping) {
+        const n = seq++;
+        let at = home;
+        const infer: V2Infer = { id: `infer-${n}`, origin: replicas[at]!.id, originDied: false, attempts: 0 };
+        v2Infers.push(infer);
+        const origin = replicas[at]!;
+        const downsBefore = origin.downs;
+        const originWasDown = origin.downSince !== undefined;
+        const payload = JSON.stringify({
+          id: infer.id,
+          inputs: [{ name: 'x', datatype: 'INT32', shape: [1], data: [n] }],
+        });
+        for (;;) {
+          infer.attempts++;
+          try {
+            const res = await request(`${replicas[at]!.url}/v2/models/m/infer`, {
+              method: 'POST',
+              dispatcher: agent,
+              headers: { 'content-type': 'application/json' },
+              body: payload,
+            });
+            const text = await res.body.text();
+            if (res.statusCode === 200) {
+              const answer = JSON.parse(text) as { id?: string; outputs?: { data?: number[] }[] };
+              if (answer.id === infer.id && answer.outputs?.[0]?.data?.[0] === n) {
+                infer.outcome = 'completed';
+                completedSinceEvent++;
+              } else {
+                infer.outcome = 'failed';
+                infer.code = 'wrong_answer';
+              }
+            } else if (res.statusCode === 503 && infer.attempts < 30) {
+              // Shutting down, or a leader that stepped down: the client sends it again elsewhere.
+              at = nextUp(at);
+              await sleep(50);
+              continue;
+            } else {
+              infer.outcome = 'failed';
+              infer.code = `http_${res.statusCode}`;
+            }
+            break;
+          } catch {
+            if (infer.attempts >= 30) {
+              infer.outcome = 'lost';
+              infer.code = 'no_answer';
+              break;
+            }
+            at = nextUp(at);
+            await sleep(50);
+          }
+        }
+        infer.originDied = originWasDown || origin.downs !== downsBefore;
+      }
+    };
     const producing = replicas.flatMap((_, i) => [
+      ...Array.from({ length: PRODUCERS }, () => v2Producer(i)),
       ...Array.from({ length: PRODUCERS }, () => syncProducer(i)),
       ...Array.from({ length: PRODUCERS }, () => asyncProducer(i)),
     ]);
@@ -532,6 +657,27 @@ describe.skipIf(redisMissing !== undefined)('failover: 3 replicas, the leader ki
       }
     }
 
+    const v2Counts = {
+      accepted: v2Infers.length,
+      completed: 0,
+      failed: 0,
+      reasons: {} as Record<string, number>,
+      lost: 0,
+      lostOnSurvivors: 0,
+      retried: 0,
+    };
+    for (const t of v2Infers) {
+      if (t.attempts > 1) v2Counts.retried++;
+      if (t.outcome === 'completed') v2Counts.completed++;
+      else if (t.outcome === 'failed') {
+        v2Counts.failed++;
+        v2Counts.reasons[t.code!] = (v2Counts.reasons[t.code!] ?? 0) + 1;
+      } else {
+        v2Counts.lost++;
+        if (!t.originDied) v2Counts.lostOnSurvivors++;
+      }
+    }
+
     // Failover times from the replicas' logs.
     for (const e of events) {
       let best: { id: string; time: number } | undefined;
@@ -575,6 +721,7 @@ describe.skipIf(redisMissing !== undefined)('failover: 3 replicas, the leader ki
       },
       sync: syncCounts,
       async: asyncCounts,
+      v2: v2Counts,
       reRun: [...runs.values()].filter((n) => n > 1).length,
       staleLeaderRefusals,
       leadersAfterWakeUp,
@@ -591,7 +738,11 @@ describe.skipIf(redisMissing !== undefined)('failover: 3 replicas, the leader ki
       events.every((e) => e.newLeader !== undefined),
       JSON.stringify(events),
     ).toBe(true);
+    expect(v2Counts.completed + v2Counts.failed + v2Counts.lost).toBe(v2Counts.accepted);
+    expect(v2Counts.accepted).toBeGreaterThan(BETWEEN_EVENTS);
     expect(syncCounts.lostOnSurvivors, JSON.stringify(syncCounts)).toBe(0);
+    expect(v2Counts.lostOnSurvivors, JSON.stringify(v2Counts)).toBe(0);
+    expect(v2Counts.failed, JSON.stringify(v2Counts)).toBe(0);
     expect(asyncCounts.lost, JSON.stringify(asyncCounts)).toBe(0);
     expect(leadersAfterWakeUp).toBe(1);
     expect(

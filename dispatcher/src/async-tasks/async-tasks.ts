@@ -18,10 +18,10 @@
  * producer holds the connection, and a task re-run after a dispatcher crash would answer no one.
  */
 import type { Logger } from 'pino';
-import { DISPATCHER_ERRORS, DispatcherError, type DispatcherErrorCode } from '../errors.js';
+import { DispatcherError, type DispatcherErrorCode } from '../errors.js';
 import type { DispatcherMetrics } from '../metrics.js';
 import type { Router } from '../routing/router.js';
-import type { CompletedTask, TaskOutcome } from '../task-answer.js';
+import { storedOutcome, type CompletedTask, type TaskOutcome } from '../task-answer.js';
 import {
   ENDED_ELSEWHERE,
   HANDED_OVER,
@@ -275,7 +275,7 @@ export class AsyncTasks {
             );
           });
         }
-        reply(storedOutcome(record));
+        reply(knownTaskOutcome(record));
       },
       (err: unknown) => {
         // The store is down: run the task anyway (a sync producer waits), without idempotency.
@@ -533,21 +533,7 @@ export class AsyncTasks {
 }
 
 /** The /run-task answer for a task_id the store already has. */
-function storedOutcome(record: TaskRecord): TaskOutcome {
-  if (record.status === 'completed')
-    return {
-      ok: true,
-      completed: {
-        taskId: record.taskId,
-        workerId: record.workerId ?? '',
-        label: record.label,
-        labelMiss: record.labelMiss ?? false,
-        loadMs: 0,
-        runMs: 0,
-        attempts: record.attempts,
-        resultJson: record.resultJson ?? 'null',
-      },
-    };
+function knownTaskOutcome(record: TaskRecord): TaskOutcome {
   if (!isFinalStatus(record.status))
     return {
       ok: false,
@@ -556,12 +542,8 @@ function storedOutcome(record: TaskRecord): TaskOutcome {
         `task_id ${record.taskId} is already in flight (${record.status}; see /tasks/${encodeURIComponent(record.taskId)})`,
       ),
     };
-  const code = (record.error?.code ?? 'worker_error') as DispatcherErrorCode;
-  return {
-    ok: false,
-    error: new DispatcherError(
-      code in DISPATCHER_ERRORS ? code : 'worker_error',
-      `task_id ${record.taskId} already ended ${record.status}: ${record.error?.message ?? ''}`,
-    ),
-  };
+  return storedOutcome(
+    record,
+    (r) => `task_id ${r.taskId} already ended ${r.status}: ${r.error?.message ?? ''}`,
+  );
 }

@@ -4,8 +4,8 @@ import type { ResolvedOptions } from '../config.js';
 import { DispatcherError } from '../errors.js';
 import type { RepositoryLabels } from '../repository-labels.js';
 import type { Router } from '../routing/router.js';
-import type { CompletedInfer } from '../task-answer.js';
-import type { TaskTracker } from '../task-tracker.js';
+import type { CompletedInfer, TaskOutcome } from '../task-answer.js';
+import type { RunTaskRequest, TaskReply, TaskTracker } from '../task-tracker.js';
 import { repositoryMetadata } from './repository-metadata.js';
 
 /** The worker task type that carries a KServe v2 infer request to a holder's model server. */
@@ -35,11 +35,26 @@ export interface KServeFleetDeps {
   readonly logger: Logger;
   /** True once shutdown began. */
   readonly isDraining: () => boolean;
-  /**
-   * Replicated mode: the error a standby answers v2 calls with (503 naming the leader), undefined
-   * while this replica leads [unset: standalone, always served here].
-   */
-  readonly notLeader?: () => DispatcherError | undefined;
+  /** Replicated mode: how a standby hands its v2 calls to the leader [unset: standalone, all served here]. */
+  readonly forwarding?: V2Forwarding;
+}
+
+/**
+ * Replicated mode (issue 13): a standby's v2 calls go to the leader through Redis
+ * (replication/replicated-tasks.ts); readiness is answered from the standby's own fleet picture.
+ */
+export interface V2Forwarding {
+  /** True while this replica is a standby: infers and holder metadata go to the leader. */
+  forwards(): boolean;
+  /** Forwards one infer; `reply` is called exactly once. Returns the abandon (the client went away). */
+  infer(
+    model: string,
+    infer: { body: Uint8Array; headerLength: number },
+    tenant: string | undefined,
+    reply: TaskReply,
+  ): () => void;
+  /** Forwards a JSON task (`kserve_metadata`) like POST /run-task. */
+  runTask(req: RunTaskRequest, reply: TaskReply): void;
 }
 
 /** How an infer ended. */
@@ -56,6 +71,9 @@ export type InferOutcome =
  *   HTTP /v2/... ─┐                                      ┌─> RunTask.infer_request (bytes as sent)
  *                 ├─> KServeFleet.infer ─> TaskTracker ──┤
  *   gRPC ─────────┘    (grpc-infer: message <-> body)    └─< TaskResult.infer_response (bytes as sent)
+ *
+ * On a standby (replicated mode) infers and holder metadata are forwarded to the leader through
+ * Redis ({@link V2Forwarding}); the answer is the same.
  */
 export class KServeFleet {
   constructor(private readonly deps: KServeFleetDeps) {}
@@ -87,11 +105,17 @@ export class KServeFleet {
     reply: (outcome: InferOutcome) => void,
     tenant?: string,
   ): () => void {
-    const refused = this.deps.notLeader?.();
-    if (refused) {
-      reply({ ok: false, error: refused });
-      return () => {};
-    }
+    const answer = (outcome: TaskOutcome): void => {
+      if (!outcome.ok) reply(outcome);
+      else if ('inferred' in outcome) reply(outcome);
+      else
+        reply({
+          ok: false,
+          error: new DispatcherError('internal', 'the worker answered JSON to an infer'),
+        });
+    };
+    const { forwarding } = this.deps;
+    if (forwarding?.forwards()) return forwarding.infer(model, { body, headerLength }, tenant, answer);
     const taskId = `v2-${randomUUID()}`;
     this.deps.tracker.submit(
       {
@@ -103,15 +127,7 @@ export class KServeFleet {
         inferHeaderLength: headerLength,
         tenant,
       },
-      (outcome) => {
-        if (!outcome.ok) reply(outcome);
-        else if ('inferred' in outcome) reply(outcome);
-        else
-          reply({
-            ok: false,
-            error: new DispatcherError('internal', 'the worker answered JSON to an infer'),
-          });
-      },
+      answer,
     );
     return () => this.deps.tracker.abandon(taskId);
   }
@@ -128,10 +144,13 @@ export class KServeFleet {
       const fromRepo = await repositoryMetadata(repository.dir, model);
       if (fromRepo) return { ok: true, json: JSON.stringify(fromRepo) };
     }
-    const refused = this.deps.notLeader?.();
-    if (refused) return { ok: false, error: refused };
+    const { forwarding, tracker } = this.deps;
+    // A standby forwards it like /run-task: the leader routes it to a holder.
+    const submit = forwarding?.forwards()
+      ? (req: RunTaskRequest, reply: TaskReply) => forwarding.runTask(req, reply)
+      : (req: RunTaskRequest, reply: TaskReply) => tracker.submit(req, reply);
     return new Promise((resolve) => {
-      this.deps.tracker.submit(
+      submit(
         {
           taskId: `v2-meta-${randomUUID()}`,
           taskType: KSERVE_METADATA_TASK,
@@ -151,13 +170,12 @@ export class KServeFleet {
     });
   }
 
-  /** Ready to serve infers: not shutting down, and a connected worker runs `kserve_infer`. */
+  /**
+   * Ready to serve infers: not shutting down, and a connected worker runs `kserve_infer` (on a
+   * standby: its own picture of the fleet, since workers link to every replica).
+   */
   isServerReady(): boolean {
-    return (
-      !this.deps.isDraining() &&
-      !this.deps.notLeader?.() &&
-      this.deps.router.taskTypeStatus(KSERVE_INFER_TASK) === 'served'
-    );
+    return !this.deps.isDraining() && this.deps.router.taskTypeStatus(KSERVE_INFER_TASK) === 'served';
   }
 
   /**

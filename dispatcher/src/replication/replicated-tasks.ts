@@ -7,13 +7,23 @@
  *   a task_id the store knows: final -> the stored outcome; queued / running -> wait for its outcome
  *   stream entry (leader) ─> store.get: queued sync -> run; queued async -> backlog; ended -> cancel here
  *   failover (leader) ─> store.unfinished(): queued -> route; running on a connected worker -> adopt
+ *
+ * KServe v2 on a standby: an infer is a stored `kserve_infer` task like the above whose body bytes
+ * live in Redis keys of their own (infer-bytes.ts); metadata (`kserve_metadata`) is a JSON task.
+ *
+ *   standby: SET request bytes ─> store.create ─> XADD ─> wait for done:<self> ─> GET response bytes
+ *   leader:  GET request bytes ─> TaskTracker.submit (inferRequest) ─> SET response bytes ─> store.finish ─> PUBLISH
+ *
+ * The leader's own v2 calls are not stored (its producers' connections end with it anyway).
  */
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AsyncTasks } from '../async-tasks/async-tasks.js';
-import { DISPATCHER_ERRORS, DispatcherError, type DispatcherErrorCode } from '../errors.js';
+import { DispatcherError } from '../errors.js';
+import { KSERVE_INFER_TASK } from '../kserve-front/fleet.js';
 import type { DispatcherMetrics } from '../metrics.js';
 import type { TaskResult } from '@smart-routing/proto';
-import { isJsonDocument, type TaskOutcome } from '../task-answer.js';
+import { isJsonDocument, storedOutcome, type TaskOutcome } from '../task-answer.js';
 import { REDIS_STORE_UNAVAILABLE } from '../task-store/redis-store.js';
 import { isFinalStatus, type TaskRecord, type TaskStore } from '../task-store/task-store.js';
 import {
@@ -23,18 +33,25 @@ import {
   type TaskReply,
   type TaskTracker,
 } from '../task-tracker.js';
+import type { InferBody, InferBytes } from './infer-bytes.js';
 import type { TaskStream } from './task-stream.js';
 
 /** How often a waiting replica re-reads the store besides the done channel (ms). */
 const FALLBACK_POLL_MS = 1000;
 /** How long past its deadline a waiting replica still waits for the leader's own timeout answer (ms). */
 const DEADLINE_GRACE_MS = 1000;
+/** How long past its deadline a forwarded infer's request bytes are kept: a new leader may adopt it (ms). */
+const INFER_REQUEST_GRACE_MS = 30_000;
+/** How long a forwarded infer's response bytes wait for their standby to read them (ms). */
+const INFER_RESPONSE_TTL_MS = 60_000;
 
 /** What {@link ReplicatedTasks} needs. */
 export interface ReplicatedTasksDeps {
   readonly replicaId: string;
   readonly store: TaskStore;
   readonly stream: TaskStream;
+  /** The bodies of forwarded v2 infers. */
+  readonly bytes: InferBytes;
   readonly tracker: TaskTracker;
   readonly asyncTasks: AsyncTasks;
   readonly metrics: DispatcherMetrics;
@@ -104,6 +121,60 @@ export class ReplicatedTasks {
     return true;
   }
 
+  /**
+   * A KServe v2 infer on a standby (the v2 front's forwarding): its body goes to Redis, its task to
+   * the store and the stream; `reply` gets the leader's outcome, with the worker's bytes. Returns
+   * the abandon (the client went away): the stored task ends `cancelled`, the leader is told.
+   */
+  forwardInfer(model: string, infer: InferBody, tenant: string | undefined, reply: TaskReply): () => void {
+    const { store, bytes, logger, taskTimeoutMs, tracker, replicaId } = this.deps;
+    if (!tracker.isAdmitting || this.closed) {
+      reply({ ok: false, error: new DispatcherError('shutting_down', undefined, 1) });
+      return () => {};
+    }
+    const taskId = `v2-${randomUUID()}`;
+    const now = Date.now();
+    const deadlineAt = now + taskTimeoutMs;
+    let gone = false;
+    let stored = false;
+    // The bytes first: a leader that reads the record (stream or failover) finds its body.
+    const write = bytes.putRequest(taskId, infer, deadlineAt - now + INFER_REQUEST_GRACE_MS).then(() =>
+      store.create({
+        taskId,
+        taskType: KSERVE_INFER_TASK,
+        label: model,
+        parametersJson: '{}',
+        mode: 'sync',
+        priority: 0,
+        queuedAt: now,
+        origin: replicaId,
+        deadlineAt,
+        ...(tenant !== undefined ? { tenant } : {}),
+      }),
+    );
+    write.then(
+      () => {
+        stored = true;
+        if (gone) return this.abandonForwarded(taskId);
+        this.deps.metrics.forwardedTasks.inc();
+        this.waitFor(taskId, deadlineAt, reply, (record) => this.inferAnswerOf(record));
+        this.track(this.deps.stream.forward(taskId));
+      },
+      (err: unknown) => {
+        logger.error({ err, event: 'task_store_failed', op: 'create' }, 'task store failed');
+        reply({
+          ok: false,
+          error: new DispatcherError('shutting_down', 'the shared task store cannot be reached', 1),
+        });
+      },
+    );
+    return () => {
+      if (gone) return;
+      gone = true;
+      if (stored) this.abandonForwarded(taskId);
+    };
+  }
+
   /** The leader read `taskId` from the stream. */
   async onStreamEntry(taskId: string): Promise<void> {
     const { store, tracker, asyncTasks } = this.deps;
@@ -139,9 +210,22 @@ export class ReplicatedTasks {
     const { store, tracker, asyncTasks, logger } = this.deps;
     let queued = 0;
     let adopted = 0;
-    for (const record of await store.unfinished()) {
+    const records = await store.unfinished();
+    // Every forwarded infer's body at once (one pipelined round trip), not one GET per adoption:
+    // Leadership goes out after this loop, and until then an adopted task misses its worker's
+    // heartbeats (the worker re-sends recent results only once told; chaos: a v2 infer re-run).
+    const bodies = new Map<string, InferBody | undefined>();
+    await Promise.all(
+      records.filter(isForwardedInfer).map((r) =>
+        this.deps.bytes.getRequest(r.taskId).then(
+          (body) => void bodies.set(r.taskId, body),
+          () => undefined, // read again in takeOver
+        ),
+      ),
+    );
+    for (const record of records) {
       if (tracker.has(record.taskId) || asyncTasks.has(record.taskId)) continue;
-      if (await this.takeOver(record)) adopted++;
+      if (await this.takeOver(record, bodies)) adopted++;
       else queued++;
     }
     logger.info({ event: 'tasks_adopted', queued, adopted }, 'unfinished tasks taken over');
@@ -149,7 +233,20 @@ export class ReplicatedTasks {
   }
 
   /** An unfinished task another replica had: adopted on its worker (true) or routed as queued. */
-  private async takeOver(record: TaskRecord): Promise<boolean> {
+  private async takeOver(
+    record: TaskRecord,
+    bodies?: ReadonlyMap<string, InferBody | undefined>,
+  ): Promise<boolean> {
+    let infer: InferBody | undefined;
+    if (isForwardedInfer(record)) {
+      // A forwarded v2 infer: its body from Redis (a /run-task of that type has none: JSON as ever).
+      infer = bodies?.has(record.taskId)
+        ? bodies.get(record.taskId)
+        : await this.deps.bytes.getRequest(record.taskId);
+      const { tracker, asyncTasks } = this.deps;
+      if (tracker.has(record.taskId) || asyncTasks.has(record.taskId) || this.ending.has(record.taskId))
+        return false;
+    }
     // A queued one may be running all the same: the old leader died between its RunTask and the
     // store write; the workers' heartbeats (sent to every replica) say where.
     const workerId =
@@ -158,7 +255,7 @@ export class ReplicatedTasks {
       const took =
         record.mode === 'async'
           ? this.deps.asyncTasks.adoptRunning(record, workerId)
-          : this.adoptSync(record, workerId);
+          : this.adoptSync(record, workerId, infer);
       this.deps.logger.info(
         { event: 'task_adoption', task_id: record.taskId, worker_id: workerId, adopted: took },
         took ? 'running task adopted on its worker' : 'running task could not be adopted; queued again',
@@ -167,7 +264,7 @@ export class ReplicatedTasks {
       await this.deps.store.markQueued(record.taskId);
     }
     if (record.mode === 'async') this.deps.asyncTasks.enqueue(record);
-    else this.run(record, undefined);
+    else this.run(record, undefined, infer);
     return false;
   }
 
@@ -186,12 +283,17 @@ export class ReplicatedTasks {
         if (!record || isFinalStatus(record.status)) return;
         const code = result.error?.code;
         // stale_leader and other refusals did not run it: the leader routes it.
-        if (code !== undefined || (result.resultJson !== undefined && !isJsonDocument(result.resultJson)))
-          return;
+        if (code !== undefined) return;
+        const infer = result.inferResponse;
+        if (infer !== undefined) {
+          const headerLength = result.inferHeaderLength ?? 0;
+          if (record.taskType !== KSERVE_INFER_TASK || headerLength > infer.byteLength) return;
+          await this.deps.bytes.putResponse(taskId, { body: infer, headerLength }, INFER_RESPONSE_TTL_MS);
+        } else if (result.resultJson !== undefined && !isJsonDocument(result.resultJson)) return;
         const changed = await store.finish(taskId, {
           status: 'completed',
           finishedAt: Date.now(),
-          resultJson: result.resultJson ?? 'null',
+          ...(infer === undefined ? { resultJson: result.resultJson ?? 'null' } : {}),
           workerId,
           labelMiss: result.labelMiss,
         });
@@ -217,6 +319,22 @@ export class ReplicatedTasks {
     );
   }
 
+  /** A standby's v2 client went away: its stored task ends `cancelled` and the leader stops it. */
+  private abandonForwarded(taskId: string): void {
+    this.track(
+      (async () => {
+        const changed = await this.deps.store.finish(taskId, {
+          status: 'cancelled',
+          finishedAt: Date.now(),
+          error: { code: 'task_cancelled', message: 'the producer went away before the task finished' },
+        });
+        if (!changed) return;
+        this.deps.stream.notifyLocal(taskId);
+        await this.deps.stream.forward(taskId);
+      })(),
+    );
+  }
+
   /** Stops waiting (the answers already given stand) and waits for store writes under way. Safe twice. */
   async close(): Promise<void> {
     this.closed = true;
@@ -228,33 +346,37 @@ export class ReplicatedTasks {
 
   /** A task_id the store already has: its stored outcome, or wait for it. */
   private answerKnown(record: TaskRecord, reply: TaskReply): void {
-    if (isFinalStatus(record.status)) return reply(outcomeOf(record));
+    if (isFinalStatus(record.status)) return reply(storedOutcome(record));
     const deadlineAt = record.deadlineAt ?? Date.now() + this.deps.taskTimeoutMs;
     this.waitFor(record.taskId, deadlineAt, reply);
   }
 
   /** Runs a stored sync task on this replica (the leader); `reply`: the producer, when it waits here. */
-  private run(record: TaskRecord, reply: TaskReply | undefined): void {
+  private run(record: TaskRecord, reply: TaskReply | undefined, infer?: InferBody): void {
     const deadlineAt = record.deadlineAt ?? Date.now() + this.deps.taskTimeoutMs;
-    this.deps.tracker.submit(this.request(record, deadlineAt), (outcome) =>
+    this.deps.tracker.submit(this.request(record, deadlineAt, infer), (outcome) =>
       this.settle(record, deadlineAt, outcome, reply),
     );
   }
 
-  private adoptSync(record: TaskRecord, workerId: string): boolean {
+  private adoptSync(record: TaskRecord, workerId: string, infer: InferBody | undefined): boolean {
     const deadlineAt = record.deadlineAt ?? Date.now() + this.deps.taskTimeoutMs;
-    return this.deps.tracker.adopt(this.request(record, deadlineAt), workerId, record.attempts, (outcome) =>
-      this.settle(record, deadlineAt, outcome, undefined),
+    return this.deps.tracker.adopt(
+      this.request(record, deadlineAt, infer),
+      workerId,
+      record.attempts,
+      (outcome) => this.settle(record, deadlineAt, outcome, undefined),
     );
   }
 
-  private request(record: TaskRecord, deadlineAt: number): RunTaskRequest {
+  private request(record: TaskRecord, deadlineAt: number, infer: InferBody | undefined): RunTaskRequest {
     const taskId = record.taskId;
     return {
       taskId,
       taskType: record.taskType,
       label: record.label,
       parametersJson: record.parametersJson,
+      ...(infer ? { inferRequest: infer.body, inferHeaderLength: infer.headerLength } : {}),
       priority: record.priority,
       ...(record.tenant !== undefined ? { tenant: record.tenant } : {}),
       timeoutMs: Math.max(1, Math.min(2 ** 31 - 1, deadlineAt - Date.now())),
@@ -281,7 +403,12 @@ export class ReplicatedTasks {
       return;
     }
     this.ending.add(record.taskId);
-    const write = this.deps.store.finish(record.taskId, { ...endingOf(outcome), finishedAt: Date.now() });
+    // A forwarded infer's bytes before its record ends: the origin reads them once told.
+    const write = (
+      outcome.ok && 'inferred' in outcome
+        ? this.deps.bytes.putResponse(record.taskId, outcome.inferred, INFER_RESPONSE_TTL_MS)
+        : Promise.resolve()
+    ).then(() => this.deps.store.finish(record.taskId, { ...endingOf(outcome), finishedAt: Date.now() }));
     this.track(write);
     void write.finally(() => this.ending.delete(record.taskId)).catch(() => undefined);
     write.then(
@@ -293,13 +420,38 @@ export class ReplicatedTasks {
       () => undefined,
     );
     if (reply) {
-      // Answer after the write, so a retry with the same task_id finds the outcome stored.
-      void write.finally(() => reply(outcome)).catch(() => undefined);
+      // Answer after the write, so a retry with the same task_id finds the outcome stored. When the
+      // store already held an ending (written on another replica meanwhile), that one is the answer,
+      // the same a retry gets.
+      write.then(
+        (changed) =>
+          changed || record.taskType === KSERVE_INFER_TASK // an infer's bytes are not in its record
+            ? reply(outcome)
+            : this.answerStored(record.taskId, outcome, reply),
+        () => reply(outcome),
+      );
     }
   }
 
-  /** Waits for a task another replica runs: done channel, a re-read after subscribing, a slow poll, the deadline. */
-  private waitFor(taskId: string, deadlineAt: number, reply: TaskReply): void {
+  /** Answers the stored ending of `taskId`; `fallback` when the store has none (or cannot be read). */
+  private answerStored(taskId: string, fallback: TaskOutcome, reply: TaskReply): void {
+    this.deps.store.get(taskId).then(
+      (stored) => reply(stored && isFinalStatus(stored.status) ? storedOutcome(stored) : fallback),
+      () => reply(fallback),
+    );
+  }
+
+  /**
+   * Waits for a task another replica runs: done channel, a re-read after subscribing, a slow poll,
+   * the deadline. `answerOf` turns the ended record into the answer [its stored outcome].
+   */
+  private waitFor(
+    taskId: string,
+    deadlineAt: number,
+    reply: TaskReply,
+    answerOf: (record: TaskRecord) => Promise<TaskOutcome> = (record) =>
+      Promise.resolve(storedOutcome(record)),
+  ): void {
     const { stream, store, logger } = this.deps;
     let answered = false;
     let reading = false;
@@ -315,16 +467,18 @@ export class ReplicatedTasks {
     const check = () => {
       if (answered || reading) return;
       reading = true;
-      store.get(taskId).then(
-        (record) => {
-          reading = false;
-          if (record && isFinalStatus(record.status)) finish(outcomeOf(record));
-        },
-        (err: unknown) => {
-          reading = false;
-          logger.warn({ err, event: 'task_store_failed', op: 'get' }, 'task store failed');
-        },
-      );
+      store
+        .get(taskId)
+        .then(async (record) => {
+          if (record && isFinalStatus(record.status)) finish(await answerOf(record));
+        })
+        .then(
+          () => (reading = false),
+          (err: unknown) => {
+            reading = false;
+            logger.warn({ err, event: 'task_store_failed', op: 'get' }, 'task store failed');
+          },
+        );
     };
     const stop = () =>
       finish({
@@ -349,6 +503,31 @@ export class ReplicatedTasks {
     check();
   }
 
+  /** A forwarded infer's answer: the worker's bytes from Redis (both keys dropped), or its stored error. */
+  private async inferAnswerOf(record: TaskRecord): Promise<TaskOutcome> {
+    const infer = await this.deps.bytes.takeResponse(record.taskId);
+    if (record.status !== 'completed') return storedOutcome(record);
+    if (!infer)
+      return {
+        ok: false,
+        error: new DispatcherError('internal', `the answer of ${record.taskId} is missing in Redis`),
+      };
+    return {
+      ok: true,
+      inferred: {
+        taskId: record.taskId,
+        workerId: record.workerId ?? '',
+        label: record.label,
+        labelMiss: record.labelMiss ?? false,
+        loadMs: 0,
+        runMs: 0,
+        attempts: Math.max(1, record.attempts),
+        body: infer.body,
+        headerLength: infer.headerLength,
+      },
+    };
+  }
+
   private track(p: Promise<unknown>): void {
     const guarded = p.catch((err: unknown) =>
       this.deps.logger.error({ err, event: 'task_store_failed' }, 'replicated task write failed'),
@@ -356,6 +535,11 @@ export class ReplicatedTasks {
     this.writes.add(guarded);
     void guarded.finally(() => this.writes.delete(guarded));
   }
+}
+
+/** A `kserve_infer` sync task: a standby's forwarded v2 infer, whose body is in Redis. */
+function isForwardedInfer(record: TaskRecord): boolean {
+  return record.taskType === KSERVE_INFER_TASK && record.mode === 'sync';
 }
 
 /** The record `create` just wrote, without reading it back. */
@@ -388,32 +572,16 @@ function endingOf(outcome: TaskOutcome): {
     const c = outcome.completed;
     return { status: 'completed', resultJson: c.resultJson, workerId: c.workerId, labelMiss: c.labelMiss };
   }
+  // A forwarded infer: its bytes are in their own key (written first).
   if (outcome.ok)
-    return { status: 'failed', error: { code: 'worker_error', message: 'binary answer to a JSON task' } };
+    return {
+      status: 'completed',
+      workerId: outcome.inferred.workerId,
+      labelMiss: outcome.inferred.labelMiss,
+    };
   const e = outcome.error;
   return {
     status: e.code === 'task_cancelled' ? 'cancelled' : 'failed',
     error: { code: e.code, message: e.message },
   };
-}
-
-/** The producer's answer for an ended record (as if this replica had run the task). */
-export function outcomeOf(record: TaskRecord): TaskOutcome {
-  if (record.status === 'completed')
-    return {
-      ok: true,
-      completed: {
-        taskId: record.taskId,
-        workerId: record.workerId ?? '',
-        label: record.label,
-        labelMiss: record.labelMiss ?? false,
-        loadMs: 0,
-        runMs: 0,
-        attempts: Math.max(1, record.attempts),
-        resultJson: record.resultJson ?? 'null',
-      },
-    };
-  const code = record.error?.code ?? 'worker_error';
-  const known = code in DISPATCHER_ERRORS ? (code as DispatcherErrorCode) : 'worker_error';
-  return { ok: false, error: new DispatcherError(known, record.error?.message) };
 }

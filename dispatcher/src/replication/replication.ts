@@ -1,12 +1,13 @@
 /**
  * Replicated mode's connections and lease loop, in one handle the dispatcher composes (issue 13):
- * one command connection (lease, XADD, PUBLISH), the stream's subscriber and consumer (opened by
+ * one command connection (lease, XADD, PUBLISH, v2 bodies), the stream's subscriber and consumer (opened by
  * TaskStream), the Lease and the ReplicaRole. The dispatcher supplies what promotion and
  * step-down do (adoption, Leadership, hand-over); this module only runs the loop. Every connection
  * uses {@link redisClientOptions}: a Redis outage fails commands within a second, never hangs them.
  */
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { InferBytes } from './infer-bytes.js';
 import { Lease } from './lease.js';
 import { redisClientOptions } from '../task-store/redis-client.js';
 import { RedisHealth } from './redis-health.js';
@@ -30,6 +31,8 @@ export interface ReplicationHandle {
   readonly lease: Lease;
   /** Whether the shared Redis can be reached (`/ready`, metrics). */
   readonly health: RedisHealth;
+  /** The bodies of forwarded v2 infers (on the command connection). */
+  readonly bytes: InferBytes;
   /** Starts the lease loop (after the dispatcher listens). */
   start(): void;
   /** Stops the loop, releases the lease if held and closes the connections. Safe twice. */
@@ -88,6 +91,7 @@ export async function connectReplication(
     stream,
     lease,
     health,
+    bytes: new InferBytes(redis, options.keyPrefix),
     start: () => role.start(),
     close: () =>
       (closing ??= (async () => {
