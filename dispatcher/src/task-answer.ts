@@ -68,6 +68,22 @@ export function completedAnswer(c: CompletedTask): string {
 }
 
 /**
+ * What a stored record says of the run that ended it, for an answer built from the store (its load
+ * and run times are not stored: 0).
+ */
+export function storedRun(record: TaskRecord): Omit<CompletedTask, 'resultJson'> {
+  return {
+    taskId: record.taskId,
+    workerId: record.workerId ?? '',
+    label: record.label,
+    labelMiss: record.labelMiss ?? false,
+    loadMs: 0,
+    runMs: 0,
+    attempts: Math.max(1, record.attempts),
+  };
+}
+
+/**
  * The producer's answer for a task record that ended (as if the task had just finished here):
  * `completed` gives its stored result, any other end its stored catalog error (an unknown code is
  * `worker_error`). `messageOf` words the error's message [the stored message].
@@ -77,19 +93,7 @@ export function storedOutcome(
   messageOf: (record: TaskRecord) => string | undefined = (r) => r.error?.message,
 ): TaskOutcome {
   if (record.status === 'completed')
-    return {
-      ok: true,
-      completed: {
-        taskId: record.taskId,
-        workerId: record.workerId ?? '',
-        label: record.label,
-        labelMiss: record.labelMiss ?? false,
-        loadMs: 0,
-        runMs: 0,
-        attempts: Math.max(1, record.attempts),
-        resultJson: record.resultJson ?? 'null',
-      },
-    };
+    return { ok: true, completed: { ...storedRun(record), resultJson: record.resultJson ?? 'null' } };
   const code = record.error?.code ?? 'worker_error';
   const known = code in DISPATCHER_ERRORS ? (code as DispatcherErrorCode) : 'worker_error';
   return { ok: false, error: new DispatcherError(known, messageOf(record)) };

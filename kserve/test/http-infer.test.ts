@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   KServeProtocolError,
@@ -12,28 +11,13 @@ import {
   type InferRequest,
   type Tensor,
 } from '../src/index.js';
+import {
+  tritonclientFixture as fixture,
+  tritonclientVector as vector,
+} from './fixtures/tritonclient-vectors.js';
 
-/**
- * Bodies written by NVIDIA's Triton Python client (tritonclient.http, generate_request_body and
- * parse_response_body), regenerated with fixtures/tritonclient-vectors.py; the JSON names the
- * client commit. The first and last follow the example of Triton's binary data extension document.
- */
-interface Vector {
-  name: string;
-  body_hex: string;
-  header_length: number | null;
-  client_decoded?: Record<string, unknown>;
-}
-const fixture = JSON.parse(
-  readFileSync(new URL('./fixtures/tritonclient-vectors.json', import.meta.url), 'utf8'),
-) as {
-  commit: string;
-  vectors: Vector[];
-};
-const vector = (name: string): { body: Buffer; headerLength: number | undefined; v: Vector } => {
-  const v = fixture.vectors.find((x) => x.name === name)!;
-  return { body: Buffer.from(v.body_hex, 'hex'), headerLength: v.header_length ?? undefined, v };
-};
+// Bodies written by NVIDIA's Triton Python client (fixtures/tritonclient-vectors.ts); the first and
+// last follow the example of Triton's binary data extension document.
 const concat = (chunks: Buffer[]): Buffer => Buffer.concat(chunks);
 
 const docsRequest: InferRequest = {

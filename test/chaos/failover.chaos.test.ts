@@ -100,6 +100,31 @@ interface V2Infer {
   code?: string;
 }
 
+/** How the producers' requests ended (sync /run-task or v2 infers): the report's counts. */
+function countRequests(requests: readonly (SyncTask | V2Infer)[]) {
+  const counts = {
+    accepted: requests.length,
+    completed: 0,
+    failed: 0,
+    reasons: {} as Record<string, number>,
+    lost: 0,
+    lostOnSurvivors: 0,
+    retried: 0,
+  };
+  for (const t of requests) {
+    if (t.attempts > 1) counts.retried++;
+    if (t.outcome === 'completed') counts.completed++;
+    else if (t.outcome === 'failed') {
+      counts.failed++;
+      counts.reasons[t.code!] = (counts.reasons[t.code!] ?? 0) + 1;
+    } else {
+      counts.lost++;
+      if (!t.originDied) counts.lostOnSurvivors++;
+    }
+  }
+  return counts;
+}
+
 interface Counts {
   replicas: number;
   workers: number;
@@ -636,47 +661,17 @@ describe.skipIf(redisMissing !== undefined)('failover: 3 replicas, the leader ki
         asyncCounts.reasons[doc.error.code] = (asyncCounts.reasons[doc.error.code] ?? 0) + 1;
       } else asyncCounts.lost++;
     }
+    const sync = countRequests(syncTasks);
     const syncCounts = {
-      accepted: syncTasks.length,
-      completed: 0,
-      failedWithReason: 0,
-      reasons: {} as Record<string, number>,
-      lost: 0,
-      lostOnSurvivors: 0,
-      retried: 0,
+      accepted: sync.accepted,
+      completed: sync.completed,
+      failedWithReason: sync.failed,
+      reasons: sync.reasons,
+      lost: sync.lost,
+      lostOnSurvivors: sync.lostOnSurvivors,
+      retried: sync.retried,
     };
-    for (const t of syncTasks) {
-      if (t.attempts > 1) syncCounts.retried++;
-      if (t.outcome === 'completed') syncCounts.completed++;
-      else if (t.outcome === 'failed') {
-        syncCounts.failedWithReason++;
-        syncCounts.reasons[t.code!] = (syncCounts.reasons[t.code!] ?? 0) + 1;
-      } else {
-        syncCounts.lost++;
-        if (!t.originDied) syncCounts.lostOnSurvivors++;
-      }
-    }
-
-    const v2Counts = {
-      accepted: v2Infers.length,
-      completed: 0,
-      failed: 0,
-      reasons: {} as Record<string, number>,
-      lost: 0,
-      lostOnSurvivors: 0,
-      retried: 0,
-    };
-    for (const t of v2Infers) {
-      if (t.attempts > 1) v2Counts.retried++;
-      if (t.outcome === 'completed') v2Counts.completed++;
-      else if (t.outcome === 'failed') {
-        v2Counts.failed++;
-        v2Counts.reasons[t.code!] = (v2Counts.reasons[t.code!] ?? 0) + 1;
-      } else {
-        v2Counts.lost++;
-        if (!t.originDied) v2Counts.lostOnSurvivors++;
-      }
-    }
+    const v2Counts = countRequests(v2Infers);
 
     // Failover times from the replicas' logs.
     for (const e of events) {

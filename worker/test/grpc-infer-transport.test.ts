@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { decodeInferRequest, decodeInferResponse, rawOfTensor } from '@smart-routing/kserve';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +8,7 @@ import {
   toModelInferRequest,
 } from '../src/grpc-infer-transport.js';
 import { ModelServerUnreachableError } from '../src/triton-client.js';
+import { tritonclientVector as vector } from '../../kserve/test/fixtures/tritonclient-vectors.js';
 
 /**
  * The HTTP body <-> ModelInfer conversion of the gRPC transport, fed with bodies written by
@@ -16,19 +16,6 @@ import { ModelServerUnreachableError } from '../src/triton-client.js';
  * extension document's example), from kserve/test/fixtures/tritonclient-vectors.json (the JSON
  * names the client commit). The round trip against a real server is in infer-protocols.test.ts.
  */
-
-interface Vector {
-  name: string;
-  body_hex: string;
-  header_length: number | null;
-}
-const fixture = JSON.parse(
-  readFileSync(new URL('../../kserve/test/fixtures/tritonclient-vectors.json', import.meta.url), 'utf8'),
-) as { vectors: Vector[] };
-function vector(name: string): { body: Buffer; headerLength: number | undefined } {
-  const v = fixture.vectors.find((x) => x.name === name)!;
-  return { body: Buffer.from(v.body_hex, 'hex'), headerLength: v.header_length ?? undefined };
-}
 
 describe('toModelInferRequest', () => {
   it("puts tritonclient's binary tensors into raw_input_contents byte for byte", () => {

@@ -4,21 +4,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Histogram } from 'prom-client';
-import type { TaskStore } from '../task-store/task-store.js';
+import { TASK_STORE_CALLS, type TaskStore } from '../task-store/task-store.js';
 
-type Op = Exclude<keyof TaskStore, 'kind'>;
-const OPS: readonly Op[] = [
-  'create',
-  'get',
-  'markRunning',
-  'markQueued',
-  'finish',
-  'unfinished',
-  'list',
-  'countByStatus',
-  'prune',
-  'close',
-];
+const OPS = [...TASK_STORE_CALLS, 'close'] as const;
 
 /** Wraps `store`; the wrapper's `close()` closes `store`. */
 export function timedStore(store: TaskStore, seconds: Histogram<'op'>): TaskStore {

@@ -23,7 +23,7 @@ import { DispatcherError } from '../errors.js';
 import { KSERVE_INFER_TASK } from '../kserve-front/fleet.js';
 import type { DispatcherMetrics } from '../metrics.js';
 import type { TaskResult } from '@smart-routing/proto';
-import { isJsonDocument, storedOutcome, type TaskOutcome } from '../task-answer.js';
+import { isJsonDocument, storedOutcome, storedRun, type TaskOutcome } from '../task-answer.js';
 import { REDIS_STORE_UNAVAILABLE } from '../task-store/redis-store.js';
 import { isFinalStatus, type TaskRecord, type TaskStore } from '../task-store/task-store.js';
 import {
@@ -514,17 +514,7 @@ export class ReplicatedTasks {
       };
     return {
       ok: true,
-      inferred: {
-        taskId: record.taskId,
-        workerId: record.workerId ?? '',
-        label: record.label,
-        labelMiss: record.labelMiss ?? false,
-        loadMs: 0,
-        runMs: 0,
-        attempts: Math.max(1, record.attempts),
-        body: infer.body,
-        headerLength: infer.headerLength,
-      },
+      inferred: { ...storedRun(record), body: infer.body, headerLength: infer.headerLength },
     };
   }
 

@@ -27,6 +27,7 @@ import { TASK_STATUSES, zeroCounts } from './memory-store.js';
 import { isConnectivityError, redisClientOptions } from './redis-client.js';
 import { decodeCursor, encodeCursor, pageLimit, type PagePosition } from './task-page.js';
 import {
+  TASK_STORE_CALLS,
   TaskStoreClosedError,
   TaskStoreUnavailableError,
   type NewTaskRecord,
@@ -54,18 +55,6 @@ export const DEFAULT_REDIS_KEY_PREFIX = 'smart-routing:';
 const PRUNE_BATCH = 500;
 /** What producers are told when Redis cannot be reached. */
 export const REDIS_STORE_UNAVAILABLE = 'the shared task store (Redis) cannot be reached; retry later';
-/** The store's calls that talk to Redis (each wrapped so an outage rejects with TaskStoreUnavailableError). */
-const CALLS = [
-  'create',
-  'get',
-  'markRunning',
-  'markQueued',
-  'finish',
-  'unfinished',
-  'list',
-  'countByStatus',
-  'prune',
-] as const;
 const READ_BATCH = 500;
 
 const CREATE = `
@@ -201,7 +190,7 @@ export class RedisTaskStore implements TaskStore {
     };
     // Redis failures leave every call as one error class the routes know (a 503, not a 500).
     const self = this as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
-    for (const name of CALLS) {
+    for (const name of TASK_STORE_CALLS) {
       const call = self[name]!.bind(this);
       self[name] = (...args) =>
         call(...args).catch((err: unknown) => {

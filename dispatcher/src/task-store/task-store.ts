@@ -83,6 +83,19 @@ export interface TaskPage {
   readonly nextCursor?: string;
 }
 
+/** The {@link TaskStore} calls that read or write tasks (all but `kind` and `close`), for wrappers. */
+export const TASK_STORE_CALLS = [
+  'create',
+  'get',
+  'markRunning',
+  'markQueued',
+  'finish',
+  'unfinished',
+  'list',
+  'countByStatus',
+  'prune',
+] as const satisfies readonly Exclude<keyof TaskStore, 'kind' | 'close'>[];
+
 /** The durable store behind async tasks and idempotent retries. */
 export interface TaskStore {
   /** `memory`, `sqlite` or `redis`, for logs and metrics labels. */

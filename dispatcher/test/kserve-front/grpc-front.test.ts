@@ -4,7 +4,6 @@
  * server response example as tritonclient.http parses it (github.com/triton-inference-server/client,
  * recorded in kserve/test/fixtures/tritonclient-vectors.json).
  */
-import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GRPC_INFERENCE_SERVICE } from '../../src/kserve-front/grpc-front.js';
@@ -12,13 +11,10 @@ import type { DispatcherHandle } from '../../src/dispatcher.js';
 import type { DispatcherOptions } from '../../src/config.js';
 import type { FakeWorkerOptions } from '../fake-worker.js';
 import { Harness } from '../harness.js';
+import { tritonclientVector } from '../../../kserve/test/fixtures/tritonclient-vectors.js';
 
-const fixture = JSON.parse(
-  readFileSync(new URL('../../../kserve/test/fixtures/tritonclient-vectors.json', import.meta.url), 'utf8'),
-) as { vectors: { name: string; body_hex: string; header_length: number | null }[] };
-const responseVector = fixture.vectors.find((v) => v.name === 'docs-example-response')!;
-const RESPONSE = Buffer.from(responseVector.body_hex, 'hex');
-const RESPONSE_HEADER = responseVector.header_length!;
+const { body: RESPONSE, headerLength } = tritonclientVector('docs-example-response');
+const RESPONSE_HEADER = headerLength!;
 
 const KSERVE_TYPES = ['kserve_infer', 'kserve_metadata'];
 

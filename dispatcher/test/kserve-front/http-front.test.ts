@@ -5,7 +5,7 @@
  * kserve/test/fixtures/tritonclient-vectors.json by tritonclient-vectors.py), so the binary
  * extension's framing is tested against bytes this project did not write.
  */
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -14,19 +14,7 @@ import { encodeInferRequest } from '@smart-routing/kserve';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Harness } from '../harness.js';
 import type { FakeWorkerOptions } from '../fake-worker.js';
-
-interface Vector {
-  name: string;
-  body_hex: string;
-  header_length: number | null;
-}
-const fixture = JSON.parse(
-  readFileSync(new URL('../../../kserve/test/fixtures/tritonclient-vectors.json', import.meta.url), 'utf8'),
-) as { vectors: Vector[] };
-const vector = (name: string): { body: Buffer; headerLength: number | undefined } => {
-  const v = fixture.vectors.find((x) => x.name === name)!;
-  return { body: Buffer.from(v.body_hex, 'hex'), headerLength: v.header_length ?? undefined };
-};
+import { tritonclientVector as vector } from '../../../kserve/test/fixtures/tritonclient-vectors.js';
 
 const KSERVE_TYPES = ['kserve_infer', 'kserve_metadata', 'embed_texts'];
 

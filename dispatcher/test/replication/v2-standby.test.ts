@@ -4,7 +4,6 @@
 // (tritonclient.http, github.com/triton-inference-server/client, recorded in
 // kserve/test/fixtures/tritonclient-vectors.json), so what the standby forwards through Redis is
 // checked against bytes this project did not write.
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,19 +17,13 @@ import type { DispatcherHandle } from '../../src/dispatcher.js';
 import { GRPC_INFERENCE_SERVICE } from '../../src/kserve-front/grpc-front.js';
 import { redisMissing, startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
 import { ReplicaSet, replicaOf, silent, until } from './replicas.js';
+import { tritonclientVector } from '../../../kserve/test/fixtures/tritonclient-vectors.js';
 
-interface Vector {
-  name: string;
-  body_hex: string;
-  header_length: number | null;
-}
-const fixture = JSON.parse(
-  readFileSync(new URL('../../../kserve/test/fixtures/tritonclient-vectors.json', import.meta.url), 'utf8'),
-) as { vectors: Vector[] };
 const vector = (name: string): { body: Buffer; headerLength: number } => {
-  const v = fixture.vectors.find((x) => x.name === name)!;
-  return { body: Buffer.from(v.body_hex, 'hex'), headerLength: v.header_length ?? 0 };
+  const { body, headerLength } = tritonclientVector(name);
+  return { body, headerLength: headerLength ?? 0 };
 };
+
 const REQUEST = vector('docs-example-request');
 const JSON_REQUEST = vector('json-only-request');
 const RESPONSE = vector('docs-example-response');
